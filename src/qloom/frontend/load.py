@@ -1,0 +1,202 @@
+"""Load an ONNX file (QONNX as Brevitas exports it, old `onnx.brevitas` domain, FINN-ONNX),
+run qonnx's cleanup on it, check every op is one qloom supports, and import it into a Graph.
+
+qonnx stays at this frontier: after `load` nothing in qloom touches ModelWrapper.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+from onnx import numpy_helper
+
+from qloom.errors import ModelLoadError, UnsupportedModelError
+from qloom.ir import Graph, Node, TensorInfo
+
+# op -> one-line description shown when something else is found
+SUPPORTED_OPS: dict[str, str] = {
+    "Quant": "QONNX integer quantizer (IntQuant)",
+    "IntQuant": "QONNX integer quantizer",
+    "BipolarQuant": "1-bit {-s,+s} quantizer",
+    "Trunc": "QONNX truncation (after average pooling)",
+    "MultiThreshold": "FINN-ONNX thresholding",
+    "XnorPopcountMatMul": "FINN-ONNX binary matrix multiply",
+    "Gemm": "fully connected layer",
+    "MatMul": "fully connected layer",
+    "Conv": "2-D convolution (groups=1 or depthwise)",
+    "BatchNormalization": "batch norm (folded into thresholds)",
+    "Relu": "ReLU",
+    "Clip": "clip / HardTanh",
+    "HardTanh": "clip to [-1, 1]",
+    "MaxPool": "2-D max pooling",
+    "AveragePool": "2-D average pooling",
+    "GlobalAveragePool": "global average pooling",
+    "Add": "add a constant, or two quantized tensors (skip connection)",
+    "Sub": "subtract a constant",
+    "Mul": "multiply by a constant",
+    "Div": "divide by a constant",
+    "Reshape": "reshape",
+    "Flatten": "flatten",
+    "Transpose": "transpose",
+    "Squeeze": "squeeze",
+    "Unsqueeze": "unsqueeze",
+    "Identity": "identity",
+    "TopK": "top-k labels",
+    "ArgMax": "arg-max label",
+}
+
+_FINN_DOMAINS = ("finn.custom_op.general", "qonnx.custom_op.general", "onnx.brevitas", "finn")
+
+
+def _supported_list() -> str:
+    return ", ".join(sorted(SUPPORTED_OPS))
+
+
+def _read(path: Path) -> onnx.ModelProto:
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf raises several types for truncated/garbled files
+        raise ModelLoadError(
+            f"{path}: not a readable ONNX file ({type(e).__name__}: {e}); "
+            "is it truncated or not an .onnx model?"
+        ) from None
+    if not model.graph.node:
+        raise ModelLoadError(f"{path}: the ONNX graph has no nodes (empty or truncated file?)")
+    return model
+
+
+def _check_static_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fix a symbolic batch dimension to 1; any other symbolic dimension is an error."""
+    init_names = {i.name for i in model.graph.initializer}
+    for inp in model.graph.input:
+        if inp.name in init_names:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        for axis, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            if axis == 0:
+                d.Clear()
+                d.dim_value = 1
+                continue
+            label = d.dim_param or "?"
+            raise UnsupportedModelError(
+                f"graph input '{inp.name}' has a dynamic dimension '{label}' at axis {axis}: "
+                "qloom compiles fixed-size hardware; export the model with a fixed input shape "
+                "(e.g. torch.onnx.export with a concrete example input and no dynamic_axes)",
+                node=inp.name,
+            )
+    return model
+
+
+def _check_ops(model: onnx.ModelProto) -> None:
+    for node in model.graph.node:
+        if node.op_type not in SUPPORTED_OPS:
+            where = f" (domain {node.domain})" if node.domain else ""
+            raise UnsupportedModelError(
+                f"node '{node.name or node.output[0]}': op {node.op_type}{where} is not supported. "
+                f"Supported ops: {_supported_list()}",
+                node=node.name,
+                op=node.op_type,
+            )
+
+
+def _qonnx_cleanup(model: onnx.ModelProto) -> onnx.ModelProto:
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            wrapped = cleanup_model(ModelWrapper(model))
+        except Exception as e:
+            raise ModelLoadError(
+                f"qonnx could not clean up the model ({type(e).__name__}: {e}); "
+                "is it a valid QONNX/FINN-ONNX export?"
+            ) from None
+    return wrapped.model
+
+
+def _attr_value(a: onnx.AttributeProto):
+    v = onnx.helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, onnx.TensorProto):
+        return numpy_helper.to_array(v)
+    if isinstance(v, list):
+        return tuple(x.decode() if isinstance(x, bytes) else x for x in v)
+    return v
+
+
+def _shape_of(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    dims = vi.type.tensor_type.shape.dim
+    if not all(d.HasField("dim_value") for d in dims):
+        return None
+    return tuple(int(d.dim_value) for d in dims)
+
+
+def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
+    """Import a cleaned-up ONNX model into a Graph (reference float + quantizer semantics)."""
+    constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    tensors: dict[str, TensorInfo] = {}
+    value_infos = list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output)
+    for vi in value_infos:
+        shape = _shape_of(vi)
+        if vi.name in constants or shape is None or len(shape) == 0:
+            continue
+        tensors[vi.name] = TensorInfo(shape=tuple(shape[1:]) or (1,))
+    inputs = tuple(i.name for i in model.graph.input if i.name not in constants)
+    if len(inputs) != 1:
+        raise UnsupportedModelError(
+            f"the model has {len(inputs)} graph inputs ({', '.join(inputs)}); qloom compiles "
+            "single-input networks"
+        )
+    nodes = []
+    for i, n in enumerate(model.graph.node):
+        attrs = {a.name: _attr_value(a) for a in n.attribute}
+        nodes.append(
+            Node(
+                op=n.op_type,
+                name=n.name or f"{n.op_type}_{i}",
+                inputs=tuple(n.input),
+                outputs=tuple(n.output),
+                attrs=attrs,
+            )
+        )
+    outputs = tuple(o.name for o in model.graph.output)
+    return Graph(
+        nodes=tuple(nodes),
+        inputs=inputs,
+        outputs=outputs,
+        tensors=tensors,
+        constants=constants,
+        name=name,
+    )
+
+
+def load(path: str | Path) -> Graph:
+    """Read, validate and import an ONNX file. Raises QloomError subclasses with clear messages."""
+    path = Path(path)
+    model = _read(path)
+    model = _check_static_shapes(model)
+    try:
+        model = _qonnx_cleanup(model)
+    except ModelLoadError:
+        _check_ops(model)  # an unsupported op is the likelier cause: name it
+        raise
+    _check_ops(model)  # after cleanup: shape computations and constant math are folded away
+    graph = import_model(model, name=path.stem)
+    for t in graph.inputs:
+        if t not in graph.tensors:
+            raise UnsupportedModelError(f"graph input '{t}' has no static shape after cleanup")
+    return graph
+
+
+def cleaned_model(path: str | Path) -> onnx.ModelProto:
+    """The cleaned-up ONNX model, for callers that need qonnx's reference executor."""
+    return _qonnx_cleanup(_check_static_shapes(_read(Path(path))))
+

@@ -1,0 +1,664 @@
+"""The central streamlining pass: imported graph (floats + quantizers) -> integer graph.
+
+Requires: an imported Graph (qloom.frontend.load) with one input whose real value is an integer
+tensor divided by `InputSpec.divisor` (raw uint8 pixels / 255 for the shared image models).
+Guarantees: every op of the result is an integer op of qloom.execute.integer; each quantizer
+became a MultiThreshold whose integer thresholds absorb everything between the previous linear
+op and it (scales, biases, batch norm, ReLU/clip, negative scales via per-channel `negate`);
+conv/pool tensors are channels-last; the float tail after the last linear op stays exact as a
+FloatTail; its outputs carry the imported output names and layouts.
+
+How: abstract interpretation. Each imported tensor is a `Value`: an integer tensor plus the
+float32 steps the imported graph applies to it. A quantizer meeting a Value is resolved by a
+vectorized binary search over the (bounded) integer accumulator range, evaluating those very
+float32 steps and qonnx's own quantizer, so thresholds reproduce the reference bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from qloom.datatype import BIPOLAR, DataType
+from qloom.errors import UnsupportedModelError
+from qloom.execute.integer import apply_steps
+from qloom.execute.kernels import onnx_pads
+from qloom.execute.reference import REFERENCE_OPS
+from qloom.ir import Graph, Node, TensorInfo
+from qloom.streamline.values import AFFINE, Pool, Value, canonical_idx
+
+SHAPE_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The graph input is `dtype` integers divided by `divisor` (uint8 / 255 for images)."""
+
+    dtype: DataType = DataType("UINT8")
+    divisor: float = 255.0
+
+
+@dataclass(frozen=True)
+class QConst:
+    """A quantized constant (weights): real = scale * (q - zero)."""
+
+    q: np.ndarray
+    scale: np.ndarray
+    zero: np.ndarray
+
+
+def to_integer_graph(graph: Graph, input_spec: InputSpec = InputSpec()) -> Graph:
+    return _Lowering(graph, input_spec).run()
+
+
+class _Lowering:
+    def __init__(self, graph: Graph, spec: InputSpec):
+        self.g = graph
+        self.spec = spec
+        self.nodes: list[Node] = []
+        self.tensors: dict[str, TensorInfo] = {}
+        self.env: dict[str, Value | np.ndarray] = dict(graph.constants)
+        self.qconst: dict[str, QConst] = {}
+
+    # -- driver -----------------------------------------------------------------------------
+    def run(self) -> Graph:
+        (inp,) = self.g.inputs
+        self.env[inp] = self._input_value(inp)
+        for node in self.g.nodes:
+            try:
+                self._lower(node)
+            except UnsupportedModelError:
+                raise
+            except ValueError as e:
+                raise UnsupportedModelError(f"node '{node.name}' ({node.op}): {e}", node.name,
+                                            node.op) from None
+        outputs = []
+        for out in self.g.outputs:
+            v = self.env[out]
+            if isinstance(v, Value):
+                self._float_tail(v, out)
+            elif not isinstance(v, str):
+                raise UnsupportedModelError(f"graph output '{out}' does not depend on the input")
+            outputs.append(out)
+        return Graph(
+            nodes=tuple(self.nodes),
+            inputs=(inp,),
+            outputs=tuple(outputs),
+            tensors=self.tensors,
+            name=self.g.name,
+            kind="integer",
+        )
+
+    def _input_value(self, name: str) -> Value:
+        shape = self.g.tensors[name].shape
+        if len(shape) == 3:
+            c, h, w = shape
+            int_shape, idx, layout = (h, w, c), canonical_idx(shape), "NHWC"
+        else:
+            int_shape = (int(np.prod(shape)),)
+            idx, layout = np.arange(int_shape[0]).reshape(shape), "NC"
+        dt = self.spec.dtype
+        self.tensors[name] = TensorInfo(int_shape, dt, layout)
+        c = int_shape[-1]
+        steps = (("div", np.float32(self.spec.divisor)),) if self.spec.divisor != 1 else ()
+        return Value(name, int_shape, idx, np.full(c, dt.min), np.full(c, dt.max), dt, steps)
+
+    def _emit(self, op: str, name: str, inputs, output: str, shape, dtype, **attrs) -> str:
+        self.nodes.append(Node(op, name, tuple(inputs), (output,), attrs))
+        layout = "NHWC" if len(shape) == 3 else "NC"
+        self.tensors[output] = TensorInfo(tuple(int(s) for s in shape), dtype, layout)
+        return output
+
+    def _int_name(self, base: str) -> str:
+        name = base if base not in self.g.outputs else f"{base}_int"
+        while name in self.tensors:
+            name += "_"
+        return name
+
+    def _lower(self, node: Node) -> None:
+        args = [self.env.get(t) if t else None for t in node.inputs]
+        if all(a is None or isinstance(a, np.ndarray) for a in args):
+            self._fold_constant(node, args)
+            return
+        handler = getattr(self, f"_op_{node.op}", None)
+        if handler is None:
+            raise UnsupportedModelError(
+                f"node '{node.name}': op {node.op} cannot be lowered to integers here", node.name,
+                node.op)
+        handler(node, args)
+
+    def _fold_constant(self, node: Node, args) -> None:
+        results = REFERENCE_OPS[node.op](node, args)
+        for name, r in zip(node.outputs, results, strict=False):
+            self.env[name] = r
+        src = self.qconst.get(node.inputs[0])
+        if node.op in ("Quant", "IntQuant", "BipolarQuant"):
+            scale = np.asarray(args[1], np.float64)
+            zero = np.asarray(args[2], np.float64) if node.op != "BipolarQuant" else np.zeros(1)
+            q = np.rint(results[0] / scale + zero).astype(np.int64)
+            self.qconst[node.outputs[0]] = QConst(q, np.broadcast_to(scale, q.shape), zero)
+        elif src is not None and node.op in SHAPE_OPS:
+            fn = REFERENCE_OPS[node.op]
+            q = fn(node, [src.q[None]] + args[1:])[0][0] if node.op != "Transpose" else None
+            if node.op == "Transpose":
+                q = np.transpose(src.q, node.attrs.get("perm"))
+                s = np.transpose(src.scale, node.attrs.get("perm"))
+            else:
+                s = np.broadcast_to(src.scale, src.q.shape).reshape(q.shape)
+            self.qconst[node.outputs[0]] = QConst(q, s, src.zero)
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _value(self, node: Node, x) -> Value:
+        if not isinstance(x, Value):
+            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): expected a tensor "
+                                        "computed from the input", node.name, node.op)
+        return x
+
+    def _append(self, node: Node, v: Value, kind: str, param=None) -> None:
+        if v.pool is not None and kind in ("mul", "div") and np.any(np.asarray(param) < 0):
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}): a negative scale after max pooling is not "
+                "supported (max pooling commutes only with nondecreasing functions)",
+                node.name, node.op)
+        self.env[node.outputs[0]] = v.with_step(kind, param)
+
+    def _materialize_pool(self, v: Value, name: str) -> Value:
+        if v.pool is None:
+            return v
+        p = v.pool
+        signs = _step_signs(v.steps[: p.at], v.channels)
+        if np.any(signs < 0):
+            raise UnsupportedModelError(
+                f"max pool before '{name}' acts on a decreasing function of the accumulator and "
+                "no quantizer follows it; add an activation quantizer after the pool")
+        out = self._int_name(f"{v.tensor}_pool")
+        self._emit("MaxPool", f"{name}_maxpool", [v.tensor], out, p.out_shape, v.dtype,
+                   kernel=p.kernel, stride=p.stride, pads=p.pads)
+        return dataclasses.replace(v, tensor=out, shape=p.out_shape, pool=None)
+
+    def _quantized(self, node: Node, x) -> tuple[Value, float, np.ndarray]:
+        """Input of a linear op: an integer tensor with real = a * (q - z), a > 0 uniform."""
+        v = self._value(node, x)
+        hint = ("insert an activation quantizer (e.g. Brevitas QuantIdentity/QuantReLU) "
+                "before it")
+        if not v.is_affine:
+            kinds = [k for k, _ in v.steps if k not in AFFINE]
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}): its input is not quantized (it passes through "
+                f"{', '.join(kinds)} after the last quantizer); {hint}", node.name, node.op)
+        a, b = v.affine()
+        if not np.allclose(a, a[0], rtol=1e-6) or a[0] <= 0:
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}): its input has per-channel or negative scales "
+                f"({a[:4]}...); qloom needs one positive scale per tensor feeding {node.op}",
+                node.name, node.op)
+        z = -b / a
+        if not np.allclose(z, np.rint(z), atol=1e-4):
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}): its input is not on an integer grid "
+                f"(zero point {z[:4]}...); {hint}", node.name, node.op)
+        v = self._materialize_pool(v, node.name)
+        return v, float(a[0]), np.rint(z).astype(np.int64)
+
+    def _weights(self, node: Node, name: str) -> QConst:
+        if name in self.qconst:
+            w = self.qconst[name]
+            if np.any(w.zero != 0):
+                raise UnsupportedModelError(
+                    f"node '{node.name}' ({node.op}): weights '{name}' have a nonzero zero point;"
+                    " use symmetric weight quantization", node.name, node.op)
+            return w
+        w = self.env.get(name)
+        if isinstance(w, np.ndarray) and np.all(w == np.rint(w)):
+            q = np.rint(w).astype(np.int64)
+            return QConst(q, np.ones(q.shape), np.zeros(1))
+        raise UnsupportedModelError(
+            f"node '{node.name}' ({node.op}): weights '{name}' are floating point; quantize them "
+            "(e.g. Brevitas QuantLinear/QuantConv2d with a weight quantizer) or give integer "
+            "weights", node.name, node.op)
+
+    @staticmethod
+    def _acc_range(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+        """w: (K, M) integer weights; lo/hi: (K,) input ranges -> per-output acc range."""
+        a, b = w * lo[:, None], w * hi[:, None]
+        return np.minimum(a, b).sum(0), np.maximum(a, b).sum(0)
+
+    def _acc_value(self, tensor, shape, idx, lo, hi, steps) -> Value:
+        dt = DataType.for_range(int(lo.min()), int(hi.max()))
+        self.tensors[tensor] = dataclasses.replace(self.tensors[tensor], dtype=dt)
+        return Value(tensor, shape, idx, lo, hi, dt, tuple(steps))
+
+    # -- linear ops -----------------------------------------------------------------------------
+    def _linear_steps(self, zcorr, scale, extra=()) -> list:
+        steps = []
+        if np.any(zcorr != 0):
+            steps.append(("sub", zcorr.astype(np.float32)))
+        if np.any(scale != 1):
+            steps.append(("mul", scale.astype(np.float32)))
+        return steps + list(extra)
+
+    def _matmul(self, node: Node, x, w: QConst, extra_steps=()) -> None:
+        v, a, z = self._quantized(node, x)
+        if v.idx.ndim != 1:
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}): input of rank {v.idx.ndim + 1}; flatten it "
+                "first", node.name, node.op)
+        k, m = w.q.shape
+        s_full = np.broadcast_to(w.scale, w.q.shape)
+        if not np.allclose(s_full, s_full[:1]):
+            raise UnsupportedModelError(f"node '{node.name}': weight scale varies along the "
+                                        "input axis", node.name, node.op)
+        k_int = int(np.prod(v.shape))
+        wq = np.zeros((k_int, m), np.int64)
+        wq[v.idx] = w.q
+        ch = np.arange(k_int) % v.channels
+        lo, hi = self._acc_range(wq, v.lo[ch], v.hi[ch])
+        zcorr = (wq * z[ch][:, None]).sum(0)
+        out = self._int_name(node.outputs[0])
+        self._emit("MatMul", node.name, [v.tensor], out, (m,), DataType("INT32"), weights=wq)
+        steps = self._linear_steps(zcorr, a * s_full[0], extra_steps)
+        self.env[node.outputs[0]] = self._acc_value(out, (m,), np.arange(m), lo, hi, steps)
+
+    def _op_MatMul(self, node, args):
+        self._matmul(node, args[0], self._weights(node, node.inputs[1]))
+
+    def _op_Gemm(self, node, args):
+        at = node.attrs
+        if at.get("transA", 0):
+            raise UnsupportedModelError(f"node '{node.name}' (Gemm): transA is not supported",
+                                        node.name, node.op)
+        w = self._weights(node, node.inputs[1])
+        if at.get("transB", 0):
+            w = QConst(w.q.T, np.broadcast_to(w.scale, w.q.shape).T, w.zero)
+        extra = []
+        if at.get("alpha", 1.0) != 1.0:
+            extra.append(("mul", np.float32(at["alpha"])))
+        if len(args) > 2 and args[2] is not None:
+            extra.append(("add", (np.float32(at.get("beta", 1.0)) * args[2]).astype(np.float32)))
+        self._matmul(node, args[0], w, extra)
+
+    def _op_Conv(self, node, args):
+        v, a, z = self._quantized(node, args[0])
+        at = node.attrs
+        c, h, wd = v.out_shape[2], v.out_shape[0], v.out_shape[1]
+        if not np.array_equal(v.idx, canonical_idx((c, h, wd))):
+            raise UnsupportedModelError(f"node '{node.name}' (Conv): input layout was permuted "
+                                        "(Transpose/Reshape before Conv)", node.name, node.op)
+        if any(d != 1 for d in at.get("dilations", (1, 1))):
+            raise UnsupportedModelError(f"node '{node.name}' (Conv): dilation is not supported",
+                                        node.name, node.op)
+        w = self._weights(node, node.inputs[1])
+        o, cin_g, kh, kw = w.q.shape
+        s_full = np.broadcast_to(w.scale, w.q.shape)
+        s_o = s_full[:, 0, 0, 0]
+        if not np.allclose(s_full, s_o[:, None, None, None]):
+            raise UnsupportedModelError(f"node '{node.name}': weight scale varies inside a "
+                                        "filter", node.name, node.op)
+        groups = at.get("group", 1)
+        if groups not in (1, c) or (groups == c and cin_g != 1):
+            raise UnsupportedModelError(f"node '{node.name}' (Conv): group={groups} is not "
+                                        "supported (use 1 or depthwise)", node.name, node.op)
+        stride = tuple(at.get("strides", (1, 1)))
+        pads = onnx_pads(at, (kh, kw))
+        if any(pads) and not np.all(z == z[0]):
+            raise UnsupportedModelError(f"node '{node.name}': padding needs one zero point",
+                                        node.name, node.op)
+        wq = np.transpose(w.q, (2, 3, 1, 0))  # KH, KW, Cin/g, O
+        oh = (h + pads[0] + pads[2] - kh) // stride[0] + 1
+        ow = (wd + pads[1] + pads[3] - kw) // stride[1] + 1
+        # per output channel range and zero-point correction (padding uses q = z: real zero)
+        if groups == 1:
+            flat = wq.reshape(-1, o)
+            ch = np.arange(flat.shape[0]) % c
+            lo, hi = self._acc_range(flat, v.lo[ch], v.hi[ch])
+            zcorr = (flat * z[ch][:, None]).sum(0)
+        else:
+            flat = wq.reshape(-1, o)  # (KH*KW, O), input channel o for output o
+            lo = np.minimum(flat * v.lo, flat * v.hi).sum(0)
+            hi = np.maximum(flat * v.lo, flat * v.hi).sum(0)
+            zcorr = flat.sum(0) * z
+        out = self._int_name(node.outputs[0])
+        extra = []
+        if len(args) > 2 and args[2] is not None:
+            extra.append(("add", np.asarray(args[2], np.float32)))
+        self._emit("Conv", node.name, [v.tensor], out, (oh, ow, o), DataType("INT32"),
+                   weights=wq, stride=stride, pads=pads, groups=groups, pad_value=int(z[0]))
+        steps = self._linear_steps(zcorr, a * s_o, extra)
+        self.env[node.outputs[0]] = self._acc_value(
+            out, (oh, ow, o), canonical_idx((o, oh, ow)), lo, hi, steps)
+
+    def _pool_geometry(self, node: Node, v: Value, kernel) -> tuple:
+        at = node.attrs
+        if at.get("ceil_mode", 0):
+            raise UnsupportedModelError(f"node '{node.name}': ceil_mode pooling is not supported",
+                                        node.name, node.op)
+        h, w, c = v.out_shape
+        if not np.array_equal(v.idx, canonical_idx((c, h, w))):
+            raise UnsupportedModelError(f"node '{node.name}': input layout was permuted",
+                                        node.name, node.op)
+        stride = tuple(at.get("strides", kernel))
+        pads = onnx_pads(at, kernel)
+        oh = (h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
+        ow = (w + pads[1] + pads[3] - kernel[1]) // stride[1] + 1
+        return stride, pads, (oh, ow, c)
+
+    def _op_MaxPool(self, node, args):
+        v = self._value(node, args[0])
+        if v.pool is not None:
+            v = self._materialize_pool(v, node.name)
+        kernel = tuple(node.attrs["kernel_shape"])
+        stride, pads, out_shape = self._pool_geometry(node, v, kernel)
+        pool = Pool(len(v.steps), kernel, stride, pads, out_shape)
+        c = out_shape[2]
+        self.env[node.outputs[0]] = dataclasses.replace(
+            v, pool=pool, idx=canonical_idx((c, out_shape[0], out_shape[1])))
+
+    def _sum_pool(self, node, args, kernel) -> None:
+        v, a, z = self._quantized(node, args[0])
+        stride, pads, out_shape = self._pool_geometry(node, v, kernel)
+        if any(pads):
+            raise UnsupportedModelError(f"node '{node.name}': padded average pooling is not "
+                                        "supported", node.name, node.op)
+        kk = kernel[0] * kernel[1]
+        out = self._int_name(node.outputs[0])
+        self._emit("SumPool", node.name, [v.tensor], out, out_shape, DataType("INT32"),
+                   kernel=kernel, stride=stride, pads=pads)
+        steps = self._linear_steps(z * kk, np.full(v.channels, a), [("div", np.float32(kk))])
+        c = out_shape[2]
+        self.env[node.outputs[0]] = self._acc_value(
+            out, out_shape, canonical_idx((c, out_shape[0], out_shape[1])), v.lo * kk,
+            v.hi * kk, steps)
+
+    def _op_AveragePool(self, node, args):
+        self._sum_pool(node, args, tuple(node.attrs["kernel_shape"]))
+
+    def _op_GlobalAveragePool(self, node, args):
+        v = self._value(node, args[0])
+        self._sum_pool(node, args, tuple(v.out_shape[:2]))
+
+    # -- elementwise ------------------------------------------------------------------------
+    def _const_value_pair(self, node, args) -> tuple[Value, np.ndarray, bool]:
+        a, b = args
+        if isinstance(a, Value) and isinstance(b, np.ndarray):
+            return a, b, False
+        if isinstance(b, Value) and isinstance(a, np.ndarray):
+            return b, a, True
+        raise AssertionError
+
+    def _per_channel(self, node: Node, v: Value, const) -> np.ndarray | np.float32:
+        try:
+            return v.per_channel(const, f"the constant of {node.op}")
+        except ValueError as e:
+            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): {e}", node.name,
+                                        node.op) from None
+
+    def _op_Add(self, node, args):
+        if isinstance(args[0], Value) and isinstance(args[1], Value):
+            self._add_values(node, args[0], args[1])
+            return
+        v, c, _ = self._const_value_pair(node, args)
+        self._append(node, v, "add", self._per_channel(node, v, c))
+
+    def _op_Sub(self, node, args):
+        v, c, swapped = self._const_value_pair(node, args)
+        p = self._per_channel(node, v, c)
+        if swapped:  # c - v
+            v = v.with_step("mul", np.float32(-1))
+            self._append(node, v, "add", p)
+        else:
+            self._append(node, v, "sub", p)
+
+    def _op_Mul(self, node, args):
+        v, c, _ = self._const_value_pair(node, args)
+        self._append(node, v, "mul", self._per_channel(node, v, c))
+
+    def _op_Div(self, node, args):
+        v, c, swapped = self._const_value_pair(node, args)
+        if swapped:
+            raise UnsupportedModelError(f"node '{node.name}' (Div): division by a tensor",
+                                        node.name, node.op)
+        self._append(node, v, "div", self._per_channel(node, v, c))
+
+    def _op_Relu(self, node, args):
+        self._append(node, self._value(node, args[0]), "relu")
+
+    def _op_Clip(self, node, args):
+        lo = args[1] if len(args) > 1 and args[1] is not None else node.attrs.get("min", -np.inf)
+        hi = args[2] if len(args) > 2 and args[2] is not None else node.attrs.get("max", np.inf)
+        self._append(node, self._value(node, args[0]), "clip",
+                     (np.float32(lo), np.float32(hi)))
+
+    def _op_HardTanh(self, node, args):
+        self._append(node, self._value(node, args[0]), "clip", (np.float32(-1), np.float32(1)))
+
+    def _op_BatchNormalization(self, node, args):
+        v = self._value(node, args[0])
+        gamma, beta, mean, var = (np.asarray(a, np.float32) for a in args[1:5])
+        eps = np.float32(node.attrs.get("epsilon", 1e-5))
+        shape = (-1,) + (1,) * (v.idx.ndim - 1)
+        pc = lambda t: self._per_channel(node, v, t.reshape(shape))  # noqa: E731
+        v = v.with_step("sub", pc(mean)).with_step("sqrtdiv", pc(np.sqrt(var + eps)))
+        v = v.with_step("mul", pc(gamma))
+        self._append(node, v, "add", pc(beta))
+
+    def _add_values(self, node: Node, x: Value, y: Value) -> None:
+        vx, ax, zx = self._quantized(node, x)
+        vy, ay, zy = self._quantized(node, y)
+        if vx.shape != vy.shape or not np.array_equal(vx.idx, vy.idx):
+            raise UnsupportedModelError(f"node '{node.name}' (Add): operands have different "
+                                        "shapes or layouts", node.name, node.op)
+        a = min(ax, ay)
+        mx, my = ax / a, ay / a
+        if not (np.isclose(mx, round(mx)) and np.isclose(my, round(my))):
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Add): the operands' scales {ax:g} and {ay:g} are not "
+                "integer multiples of each other; share the quantizer scale of both branches "
+                "(e.g. Brevitas return_quant_tensor with a shared QuantIdentity)",
+                node.name, node.op)
+        mx, my = int(round(mx)), int(round(my))
+        out = self._int_name(node.outputs[0])
+        self._emit("Add", node.name, [vx.tensor, vy.tensor], out, vx.shape, DataType("INT32"),
+                   a_mul=mx, b_mul=my)
+        lo, hi = mx * vx.lo + my * vy.lo, mx * vx.hi + my * vy.hi
+        steps = self._linear_steps(mx * zx + my * zy, np.full(vx.channels, a))
+        self.env[node.outputs[0]] = self._acc_value(out, vx.shape, vx.idx, lo, hi, steps)
+
+    # -- shape ops ------------------------------------------------------------------------------
+    def _reshape_idx(self, node: Node, v: Value, fn) -> None:
+        self.env[node.outputs[0]] = dataclasses.replace(v, idx=fn(v.idx))
+
+    def _op_Reshape(self, node, args):
+        shape = [int(s) for s in args[1]]
+        self._reshape_idx(node, self._value(node, args[0]), lambda i: i.reshape(shape[1:]))
+
+    def _op_Flatten(self, node, args):
+        if node.attrs.get("axis", 1) != 1:
+            raise UnsupportedModelError(f"node '{node.name}': Flatten axis must be 1", node.name)
+        self._reshape_idx(node, self._value(node, args[0]), lambda i: i.reshape(-1))
+
+    def _op_Transpose(self, node, args):
+        perm = node.attrs.get("perm")
+        if perm is None or perm[0] != 0:
+            raise UnsupportedModelError(f"node '{node.name}': Transpose must keep the batch axis "
+                                        "first", node.name, node.op)
+        self._reshape_idx(node, self._value(node, args[0]),
+                          lambda i: np.transpose(i, [p - 1 for p in perm[1:]]))
+
+    def _op_Squeeze(self, node, args):
+        axes = [int(a) - 1 for a in (args[1] if len(args) > 1 else node.attrs["axes"])]
+        self._reshape_idx(node, self._value(node, args[0]), lambda i: np.squeeze(i, tuple(axes)))
+
+    def _op_Unsqueeze(self, node, args):
+        axes = [int(a) - 1 for a in (args[1] if len(args) > 1 else node.attrs["axes"])]
+        self._reshape_idx(node, self._value(node, args[0]),
+                          lambda i: np.expand_dims(i, tuple(axes)))
+
+    def _op_Identity(self, node, args):
+        self.env[node.outputs[0]] = args[0]
+
+    # -- outputs ----------------------------------------------------------------------------
+    def _float_tail(self, v: Value, name: str) -> str:
+        v = self._materialize_pool(v, name)
+        self.nodes.append(Node("FloatTail", f"{name}_tail", (v.tensor,), (name,), {
+            "idx": v.idx, "channel_of": v.channel_of(), "steps": v.steps}))
+        self.tensors[name] = TensorInfo(tuple(v.idx.shape) or (1,))
+        return name
+
+    def _label_op(self, node, args):
+        v = self._value(node, args[0])
+        tail = self._float_tail(v, self._int_name(f"{node.inputs[0]}_float"))
+        attrs = dict(node.attrs)
+        if node.op == "TopK":
+            attrs["k"] = int(np.asarray(args[1]).ravel()[0])
+        self.nodes.append(Node(node.op, node.name, (tail,), node.outputs, attrs))
+        for o in node.outputs:
+            self.tensors[o] = TensorInfo((1,))
+            self.env[o] = o
+
+    _op_TopK = _label_op
+    _op_ArgMax = _label_op
+
+    # -- quantizers -> thresholds -------------------------------------------------------------
+    def _quantizer(self, node: Node, v: Value):
+        """(real(y) for y of shape (C, n), scale s, zero z, bipolar) of a quantizer node."""
+        consts = [self.env[t] if t else None for t in node.inputs[1:]]
+        c = v.channels
+        if node.op == "MultiThreshold":
+            t = np.asarray(consts[0], np.float32)
+            ch_imp = np.arange(t.shape[0]).reshape((-1,) + (1,) * (v.idx.ndim - 1))
+            cmap = np.rint(self._per_channel(node, v, ch_imp)).astype(np.int64)
+            t_int = t[np.broadcast_to(cmap, (c,))] if t.shape[0] > 1 else np.repeat(t, c, 0)
+            out_scale = float(node.attrs.get("out_scale", 1.0))
+            out_bias = float(node.attrs.get("out_bias", 0.0))
+            bipolar = out_scale == 2 and out_bias == -1 and t.shape[1] == 1
+
+            def real(y):
+                cnt = (y[:, :, None] >= t_int[:, None, :]).sum(-1).astype(np.float32)
+                return cnt * np.float32(out_scale) + np.float32(out_bias)
+
+            if bipolar:
+                return real, np.float32(1), np.float32(0), True
+            return real, np.float32(out_scale), np.float32(-out_bias / out_scale), False
+        params = []
+        for k in consts:
+            p = self._per_channel(node, v, k) if isinstance(k, np.ndarray) and k.size > 1 else k
+            params.append(p[:, None] if np.ndim(p) == 1 else p)
+
+        def real(y):
+            return REFERENCE_OPS[node.op](node, [y] + params)[0]
+
+        if node.op == "BipolarQuant":
+            return real, np.float32(1), np.float32(0), True  # levels are the signs
+        scale, zero = consts[0], consts[1]
+        bipolar = node.op in ("Quant", "IntQuant") and int(np.ravel(consts[2])[0]) == 1 and \
+            node.attrs.get("signed", 1)
+        if bipolar:
+            return real, np.float32(1), np.float32(0), True
+        if node.op == "Trunc":
+            if len(consts) >= 5:  # v2: output scale given
+                out_scale = consts[3]
+                trunc = 2.0 ** np.round(np.log2(np.asarray(out_scale) / np.asarray(scale)))
+                scale, zero = out_scale, np.asarray(zero) / trunc
+        s = self._per_channel(node, v, np.asarray(scale))
+        z = self._per_channel(node, v, np.asarray(zero))
+        return real, s, z, False
+
+    def _threshold(self, node: Node, v: Value) -> None:
+        real, s, z, bipolar = self._quantizer(node, v)
+        c = v.channels
+        steps = v.steps
+        chan = np.arange(c)[:, None]
+        s_c = np.broadcast_to(np.asarray(s, np.float64), (c,))[:, None]
+        z_c = np.broadcast_to(np.asarray(z, np.float64), (c,))[:, None]
+
+        def level(acc: np.ndarray) -> np.ndarray:  # acc (C, n) int -> (C, n) int level
+            y = real(apply_steps(acc, steps, chan))
+            if bipolar:
+                return np.where(y / s_c > 0, 1, -1).astype(np.int64)
+            return np.rint(y / s_c + z_c).astype(np.int64)
+
+        thresholds, negate, lv_lo, lv_hi = _search_thresholds(level, v.lo, v.hi, bipolar)
+        dtype = BIPOLAR if bipolar else DataType.for_range(int(lv_lo.min()), int(lv_hi.max()))
+        out = self._int_name(node.outputs[0])
+        self._emit("MultiThreshold", node.name, [v.tensor], out, v.shape, dtype,
+                   thresholds=thresholds, negate=negate if negate.any() else None,
+                   out_base=int(lv_lo.min()) if not bipolar else -1, out_dtype=dtype)
+        if v.pool is not None:
+            p = v.pool
+            pooled = self._int_name(f"{out}_pool")
+            self._emit("MaxPool", f"{node.name}_maxpool", [out], pooled, p.out_shape, dtype,
+                       kernel=p.kernel, stride=p.stride, pads=p.pads)
+            out = pooled
+        new_steps: list = []
+        if np.any(np.asarray(z) != 0):
+            new_steps.append(("sub", z))
+        if np.any(np.asarray(s) != 1):
+            new_steps.append(("mul", s))
+        self.env[node.outputs[0]] = Value(out, v.out_shape, v.idx, lv_lo, lv_hi, dtype,
+                                          tuple(new_steps))
+
+    def _op_quantizer(self, node, args):
+        self._threshold(node, self._value(node, args[0]))
+
+    _op_Quant = _op_IntQuant = _op_BipolarQuant = _op_MultiThreshold = _op_Trunc = _op_quantizer
+
+
+def _step_signs(steps, channels: int) -> np.ndarray:
+    sign = np.ones(channels)
+    for kind, p in steps:
+        if kind in ("mul", "div", "sqrtdiv"):
+            sign = sign * np.sign(np.asarray(p, np.float64))
+    return sign
+
+
+def _search_thresholds(level, lo: np.ndarray, hi: np.ndarray, bipolar: bool):
+    """Integer thresholds T (C, K) with level(acc) == base + #{k: sign*acc >= T[c,k]}.
+
+    `level` is monotone per channel; decreasing channels get negate=True (acc -> -acc).
+    """
+    lo = np.asarray(lo, np.int64)
+    hi = np.asarray(hi, np.int64)
+    l_lo = level(lo[:, None])[:, 0]
+    l_hi = level(hi[:, None])[:, 0]
+    negate = l_lo > l_hi
+    lo2 = np.where(negate, -hi, lo)
+    hi2 = np.where(negate, -lo, hi)
+    sgn = np.where(negate, -1, 1)[:, None]
+
+    def level2(a):
+        return level(sgn * a)
+
+    v_lo, v_hi = np.minimum(l_lo, l_hi), np.maximum(l_lo, l_hi)
+    base = -1 if bipolar else int(v_lo.min())
+    targets = np.array([1]) if bipolar else np.arange(base + 1, int(v_hi.max()) + 1)
+    c, k = lo.shape[0], targets.shape[0]
+    low = np.repeat(lo2[:, None], k, 1)
+    high = np.repeat(hi2[:, None] + 1, k, 1)  # hi2 + 1 means "never reached"
+    while np.any(low < high):
+        mid = (low + high) // 2
+        ok = level2(np.minimum(mid, hi2[:, None])) >= targets[None, :]
+        active = low < high
+        high = np.where(active & ok, mid, high)
+        low = np.where(active & ~ok, mid + 1, low)
+    thresholds = np.sort(low, axis=1)
+    _verify(level2, thresholds, lo2, hi2, base, bipolar)
+    return thresholds, negate, v_lo, v_hi
+
+
+def _verify(level2, thresholds, lo2, hi2, base, bipolar, max_points: int = 1 << 22) -> None:
+    """Check the thresholds on every accumulator value when that is cheap (else on a sample)."""
+    c = lo2.shape[0]
+    span = int((hi2 - lo2).max()) + 1
+    n = min(span, max(2, max_points // max(c, 1)))
+    offs = np.unique(np.linspace(0, span - 1, n).astype(np.int64))
+    acc = np.minimum(lo2[:, None] + offs[None, :], hi2[:, None])
+    want = level2(acc)
+    cnt = np.stack([np.searchsorted(thresholds[ch], acc[ch], side="right") for ch in range(c)])
+    got = 2 * cnt - 1 if bipolar else base + cnt
+    if not np.array_equal(got, want):
+        bad = np.argwhere(got != want)[0]
+        raise UnsupportedModelError(
+            f"internal error: thresholds do not reproduce the quantizer at channel {bad[0]} "
+            "(the function between the linear layer and the quantizer is not monotone?)")

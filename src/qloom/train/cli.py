@@ -1,0 +1,77 @@
+"""The `qloom train` subcommand: train a zoo model and export it to QONNX.
+
+Wired into the main CLI with ``add_parser(subparsers)``; ``run(args)`` returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from qloom.train.trainer import DEFAULT_BATCH_SIZE, DEFAULT_LR
+
+EPILOG = """\
+models: <topology>-w<X>a<Y> with topology tfc, sfc, lfc, cnv (32x32), cnv-pad (28x28 too),
+        cnv-small, cnv-small-pad, and X, Y in 1..8 bits (e.g. tfc-w1a1, sfc-w2a2, cnv-pad-w1a1)
+example: qloom train --model tfc-w1a1 --dataset fashion-mnist --epochs 10 --out build/zoo/tfc.onnx
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `train` subcommand to SUBPARSERS and return its parser."""
+    p = subparsers.add_parser(
+        "train",
+        help="train a Brevitas zoo model (quantization-aware) and export it to QONNX",
+        description="Train a FINN-style quantized model with Brevitas and export it to QONNX. "
+        "Writes OUT, OUT's .json record and a resumable .pt checkpoint.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="zoo model name, e.g. tfc-w1a1")
+    p.add_argument(
+        "--dataset", default="fashion-mnist", help="mnist, fashion-mnist or cifar10 (default: %(default)s)"
+    )
+    p.add_argument("--epochs", type=int, default=10, help="total epochs (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output QONNX file, e.g. build/zoo/tfc-w1a1.onnx")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)"
+    )
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate, cosine-decayed")
+    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: OUT with .pt)")
+    p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint")
+    p.add_argument("--data-dir", default=None, help="directory holding the dataset files")
+    p.add_argument("--limit", type=int, default=None, help="train on N random training images")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `qloom train` with parsed ARGS; QloomError propagates to the main CLI."""
+    from qloom.errors import QloomError
+    from qloom.train.trainer import train
+    from qloom.train.zoo import parse_model_name
+
+    if args.epochs < 1:
+        raise QloomError(f"--epochs must be at least 1, got {args.epochs}")
+    try:
+        parse_model_name(args.model)
+    except ValueError as e:  # an unknown model name is a user error, not a crash
+        raise QloomError(str(e)) from e
+    train(
+        args.model,
+        args.dataset,
+        epochs=args.epochs,
+        out=args.out,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        quiet=args.quiet,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        threads=args.threads,
+    )
+    return 0

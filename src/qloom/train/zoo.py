@@ -1,0 +1,368 @@
+"""A zoo of Brevitas models in the shape of FINN's BNN-PYNQ networks (TFC, SFC, LFC, CNV).
+
+Why these: they are the networks FINN's results are published for, so a qloom build can be
+compared with FINN on the same topology. Every layer is something a FINN-like flow compiles:
+convolutions and linear layers without bias, BatchNorm, a quantized activation between every
+pair of layers, max-pooling only after an activation, and a float (scaled) last layer.
+
+Model names are ``<topology>-w<X>a<Y>``, X and Y in 1..8 (weight and activation bits), e.g.
+``tfc-w1a1``, ``sfc-w2a2``, ``lfc-w1a2``, ``cnv-w1a1``, ``cnv-pad-w2a2``, ``tfc-w4a4``.
+1-bit quantizers are bipolar ({-1,+1} times a constant scale; Brevitas exports them as
+BipolarQuant); multi-bit ones are narrow-range signed integers with a constant scale of 1
+(values k / (2**(b-1) - 1)), as in FINN's brevitas_examples/bnn_pynq.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import torch
+from brevitas.core.restrict_val import RestrictValueType
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.quant.base import IntQuant, NarrowIntQuant, PerTensorConstScaling2bit
+from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
+from torch import nn
+
+# --------------------------------------------------------------------------------------------
+# Quantizers (Brevitas injectors). Constant scales keep the exported graph free of learned
+# scale parameters: BN absorbs the scaling, and the streamliner folds everything into
+# integer thresholds.
+
+
+class BinaryWeightQuant(SignedBinaryWeightPerTensorConst):
+    """Bipolar weights {-1,+1}; FINN's scale 1.0 (Brevitas' default is 0.1)."""
+
+    scaling_const = 1.0
+
+
+class BinaryActQuant(SignedBinaryActPerTensorConst):
+    """Bipolar activations {-1,+1} (sign), exported as BipolarQuant."""
+
+    min_val = -1.0
+    max_val = 1.0
+
+
+class IntWeightQuant(NarrowIntQuant, PerTensorConstScaling2bit, WeightQuantSolver):
+    """Narrow signed b-bit weights in [-1, 1] (step 1/(2**(b-1)-1)); set bit_width on the layer."""
+
+    scaling_const = 1.0
+
+
+class IntActQuant(NarrowIntQuant, PerTensorConstScaling2bit, ActQuantSolver):
+    """Narrow signed b-bit activations in [-1, 1] (a quantized hardtanh), as in FINN's CNV/TFC."""
+
+    min_val = -1.0
+    max_val = 1.0
+
+
+class Input8bitQuant(IntQuant, PerTensorConstScaling2bit, ActQuantSolver):
+    """FINN's CNV input quantizer: Q1.7 fixed point, 8 bits, scale 2**-7."""
+
+    bit_width = 8
+    min_val = -1.0
+    max_val = 1.0 - 2.0**-7
+    restrict_scaling_type = RestrictValueType.POWER_OF_TWO
+
+
+def weight_quant_kwargs(bits: int) -> dict:
+    """Keyword arguments for a QuantLinear/QuantConv2d with BITS-bit weights."""
+    if bits == 1:
+        return {"weight_quant": BinaryWeightQuant}
+    return {"weight_quant": IntWeightQuant, "weight_bit_width": bits}
+
+
+def act_quant(bits: int) -> QuantIdentity:
+    """A quantized activation with BITS bits (1 = sign)."""
+    if bits == 1:
+        return QuantIdentity(act_quant=BinaryActQuant, return_quant_tensor=False)
+    return QuantIdentity(act_quant=IntActQuant, bit_width=bits, return_quant_tensor=False)
+
+
+class TensorNorm(nn.Module):
+    """A single learned affine (x - mean) / std * w + b over the whole tensor (FINN's TensorNorm).
+
+    Why not BatchNorm1d: per-class affines would change the argmax, a per-tensor one with
+    w > 0 does not, so the accelerator can drop it and output the integer accumulators.
+    The forward is FINN's, so the export has the same Sub/Pow/Div/Mul/Add pattern as the
+    QONNX model zoo's TFC models.
+    """
+
+    def __init__(self, eps: float = 1e-4, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.register_buffer("running_mean", torch.zeros(1))
+        self.register_buffer("running_var", torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean = x.mean()
+            unbias_var = x.var(unbiased=True)
+            biased_var = x.var(unbiased=False)
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+                self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbias_var)
+            inv_std = 1 / (biased_var + self.eps).pow(0.5)
+            return (x - mean) * inv_std * self.weight + self.bias
+        return ((x - self.running_mean) / (self.running_var + self.eps).pow(0.5)) * self.weight + (
+            self.bias
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Topologies
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A network shape; bit widths come from the model name."""
+
+    kind: str  # "fc" or "cnv"
+    description: str
+    hidden: tuple[int, ...] = ()  # FC: hidden layer widths
+    conv: tuple[tuple[int, bool], ...] = ()  # CNV: (out channels, max-pool after) per conv
+    fc: tuple[int, ...] = ()  # CNV: widths of the FC layers before the classifier
+    padding: int = 0
+    dropout: float = 0.0
+    defaults: dict = field(default_factory=dict)  # training defaults (epochs, lr, batch)
+
+
+_CNV = ((64, False), (64, True), (128, False), (128, True), (256, False), (256, False))
+_CNV_SMALL = ((16, False), (16, True), (32, False), (32, True), (64, False), (64, False))
+
+TOPOLOGIES: dict[str, Topology] = {
+    "tfc": Topology("fc", "FINN TFC: 3 x 64 neurons", hidden=(64, 64, 64)),
+    "sfc": Topology("fc", "FINN SFC: 3 x 256 neurons", hidden=(256, 256, 256), dropout=0.2),
+    "lfc": Topology("fc", "FINN LFC: 3 x 1024 neurons", hidden=(1024, 1024, 1024), dropout=0.2),
+    "cnv": Topology(
+        "cnv",
+        "FINN CNV: 6 conv 3x3 (64,64,128,128,256,256), no padding, 32x32 inputs; FC 512,512",
+        conv=_CNV,
+        fc=(512, 512),
+    ),
+    "cnv-pad": Topology(
+        "cnv",
+        "CNV with padding=1 (fits 28x28 inputs)",
+        conv=_CNV,
+        fc=(512, 512),
+        padding=1,
+    ),
+    "cnv-small": Topology(
+        "cnv",
+        "CNV at quarter width (16,16,32,32,64,64; FC 128,128), no padding",
+        conv=_CNV_SMALL,
+        fc=(128, 128),
+    ),
+    "cnv-small-pad": Topology(
+        "cnv",
+        "CNV at quarter width with padding=1 (fits 28x28; trains on a CPU in minutes)",
+        conv=_CNV_SMALL,
+        fc=(128, 128),
+        padding=1,
+    ),
+}
+
+_PRECISIONS = ("w1a1", "w1a2", "w2a2")
+_NAME_RE = re.compile(r"^(?P<topo>[a-z][a-z0-9-]*?)-w(?P<w>[1-8])a(?P<a>[1-8])$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed zoo name."""
+
+    name: str
+    topology: str
+    weight_bits: int
+    act_bits: int
+
+    @property
+    def input_bits(self) -> int:
+        """FINN's choice: CNV reads 8-bit pixels, the FC nets quantize the input like activations."""
+        return 8 if TOPOLOGIES[self.topology].kind == "cnv" else self.act_bits
+
+
+def parse_model_name(name: str) -> ModelSpec:
+    """'tfc-w1a1' -> ModelSpec('tfc-w1a1', 'tfc', 1, 1); ValueError naming what works."""
+    m = _NAME_RE.match(name.strip().lower())
+    if not m or m["topo"] not in TOPOLOGIES:
+        raise ValueError(
+            f"unknown model {name!r}; use <topology>-w<X>a<Y> with topology in "
+            f"{', '.join(TOPOLOGIES)} and X, Y in 1..8 (e.g. tfc-w1a1, cnv-pad-w2a2)"
+        )
+    return ModelSpec(m.group(0), m["topo"], int(m["w"]), int(m["a"]))
+
+
+def list_models() -> list[str]:
+    """The named zoo: every topology at w1a1, w1a2 and w2a2 (any wXaY also builds)."""
+    return [f"{t}-{p}" for t in TOPOLOGIES for p in _PRECISIONS]
+
+
+def _init_weights(module: nn.Module) -> None:
+    # FINN initializes uniformly in the clipping range [-1, 1].
+    for m in module.modules():
+        if isinstance(m, QuantConv2d | QuantLinear):
+            nn.init.uniform_(m.weight.data, -1, 1)
+
+
+class _ClipMixin:
+    def clip_weights(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
+        """Keep latent weights in the quantizer's range (called after each optimizer step)."""
+        for m in self.modules():  # type: ignore[attr-defined]
+            if isinstance(m, QuantConv2d | QuantLinear):
+                m.weight.data.clamp_(min_val, max_val)
+
+
+class QuantFC(_ClipMixin, nn.Module):
+    """FINN's FC network: input quant, then (Linear -> BN -> act) per hidden layer, Linear, TensorNorm."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        in_channels: int = 1,
+        in_size: int = 28,
+        num_classes: int = 10,
+        dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        topo = TOPOLOGIES[spec.topology]
+        p = topo.dropout if dropout is None else dropout
+        self.spec = spec
+        self.in_shape = (in_channels, in_size, in_size)
+        self.features = nn.ModuleList()
+        self.features.append(act_quant(spec.input_bits))
+        if p > 0:
+            self.features.append(nn.Dropout(p))
+        n_in = in_channels * in_size * in_size
+        for n_out in topo.hidden:
+            self.features.append(
+                QuantLinear(n_in, n_out, bias=False, **weight_quant_kwargs(spec.weight_bits))
+            )
+            self.features.append(nn.BatchNorm1d(n_out))
+            self.features.append(act_quant(spec.act_bits))
+            if p > 0:
+                self.features.append(nn.Dropout(p))
+            n_in = n_out
+        self.features.append(
+            QuantLinear(n_in, num_classes, bias=False, **weight_quant_kwargs(spec.weight_bits))
+        )
+        self.features.append(TensorNorm())
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(x.shape[0], -1)
+        x = 2.0 * x - torch.tensor([1.0], device=x.device)
+        for mod in self.features:
+            x = mod(x)
+        return x
+
+
+def cnv_output_size(topo: Topology, in_size: int) -> int:
+    """Spatial size after the conv/pool stack (ValueError when the input is too small)."""
+    size = in_size
+    for _, pool in topo.conv:
+        size = size + 2 * topo.padding - 2
+        if size <= 0:
+            break
+        if pool:
+            size //= 2
+    if size <= 0:
+        raise ValueError(
+            f"input {in_size}x{in_size} is too small for this CNV without padding (needs 32x32);"
+            " use the -pad variant (e.g. cnv-pad-w1a1) for 28x28 inputs"
+        )
+    return size
+
+
+class QuantCNV(_ClipMixin, nn.Module):
+    """FINN's CNV: 8-bit input quant, conv 3x3 -> BN -> act (-> maxpool), FC -> BN -> act, FC, TensorNorm."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        in_channels: int = 3,
+        in_size: int = 32,
+        num_classes: int = 10,
+        dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        topo = TOPOLOGIES[spec.topology]
+        self.spec = spec
+        self.in_shape = (in_channels, in_size, in_size)
+        out_size = cnv_output_size(topo, in_size)
+        self.conv_features = nn.ModuleList([act_quant_input_8bit()])
+        ch = in_channels
+        for out_ch, pool in topo.conv:
+            self.conv_features.append(
+                QuantConv2d(
+                    ch,
+                    out_ch,
+                    kernel_size=3,
+                    padding=topo.padding,
+                    bias=False,
+                    **weight_quant_kwargs(spec.weight_bits),
+                )
+            )
+            self.conv_features.append(nn.BatchNorm2d(out_ch, eps=1e-4))
+            self.conv_features.append(act_quant(spec.act_bits))
+            if pool:
+                self.conv_features.append(nn.MaxPool2d(kernel_size=2))
+            ch = out_ch
+        self.linear_features = nn.ModuleList()
+        n_in = ch * out_size * out_size
+        p = topo.dropout if dropout is None else dropout
+        for n_out in topo.fc:
+            self.linear_features.append(
+                QuantLinear(n_in, n_out, bias=False, **weight_quant_kwargs(spec.weight_bits))
+            )
+            self.linear_features.append(nn.BatchNorm1d(n_out, eps=1e-4))
+            self.linear_features.append(act_quant(spec.act_bits))
+            if p > 0:
+                self.linear_features.append(nn.Dropout(p))
+            n_in = n_out
+        self.linear_features.append(
+            QuantLinear(n_in, num_classes, bias=False, **weight_quant_kwargs(spec.weight_bits))
+        )
+        self.linear_features.append(TensorNorm())
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = 2.0 * x - torch.tensor([1.0], device=x.device)
+        for mod in self.conv_features:
+            x = mod(x)
+        x = x.view(x.shape[0], -1)
+        for mod in self.linear_features:
+            x = mod(x)
+        return x
+
+
+def act_quant_input_8bit() -> QuantIdentity:
+    """FINN CNV's input quantizer (Q1.7)."""
+    return QuantIdentity(act_quant=Input8bitQuant, return_quant_tensor=False)
+
+
+def build_model(
+    name: str,
+    in_channels: int = 1,
+    in_size: int = 28,
+    num_classes: int = 10,
+    dropout: float | None = None,
+) -> nn.Module:
+    """Build zoo model NAME for (in_channels, in_size, in_size) inputs in [0, 1].
+
+    The model maps its input to [-1, 1] itself (x * 2 - 1), as FINN's do, so it is trained,
+    exported and run on pixel / 255.
+    """
+    spec = parse_model_name(name)
+    topo = TOPOLOGIES[spec.topology]
+    cls = QuantFC if topo.kind == "fc" else QuantCNV
+    return cls(spec, in_channels, in_size, num_classes, dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of weights in the model (for reports)."""
+    return sum(math.prod(p.shape) for p in model.parameters())
