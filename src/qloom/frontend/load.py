@@ -106,18 +106,40 @@ def _check_ops(model: onnx.ModelProto) -> None:
 
 
 def _qonnx_cleanup(model: onnx.ModelProto) -> onnx.ModelProto:
+    """qonnx's cleanup (shape inference, constant folding, weight transposes into quantizers)
+    without its renaming of nodes: errors must name nodes as the user's exporter named them."""
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveUniqueParameterTensors,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+    )
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
+    for node in model.graph.node:
+        if node.op_type in ("Quant", "IntQuant", "Trunc", "BipolarQuant"):
+            node.domain = "qonnx.custom_op.general"  # old exports say onnx.brevitas
+    steps = [InferShapes(), GiveUniqueParameterTensors(),
+             FoldConstants(exclude_op_types=["Quant", "IntQuant", "BipolarQuant"]),
+             FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            wrapped = cleanup_model(ModelWrapper(model))
+            wrapped = ModelWrapper(model)
+            for step in steps:
+                wrapped = wrapped.transform(step)
         except Exception as e:
             raise ModelLoadError(
                 f"qonnx could not clean up the model ({type(e).__name__}: {e}); "
                 "is it a valid QONNX/FINN-ONNX export?"
             ) from None
+    seen: set[str] = set()
+    for i, node in enumerate(wrapped.model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.name or node.op_type}_{i}"
+        seen.add(node.name)
     return wrapped.model
 
 

@@ -1,0 +1,60 @@
+"""Shared fixtures: the shared models and MNIST (skipped cleanly when absent), cached
+qonnx reference outputs (computing them takes ~30 ms per image)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("QLOOM_SHARED", ROOT.parent / "shared"))
+MODELS = SHARED / "models" / "mnist-tfc"
+CACHE = Path(os.environ.get("QLOOM_TEST_CACHE", ROOT / ".qloom-cache" / "reference"))
+TFC_MODELS = ["TFC_1W1A", "TFC_1W2A", "TFC_2W2A"]
+TFC_ACCURACY = {"TFC_1W1A": 0.9296, "TFC_1W2A": 0.9474, "TFC_2W2A": 0.9660}
+
+
+def tfc_path(name: str) -> Path:
+    path = MODELS / f"{name}.onnx"
+    if not path.exists():
+        pytest.skip(f"shared model {path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_test() -> tuple[np.ndarray, np.ndarray]:
+    from qloom.data import load_dataset
+    from qloom.errors import DatasetNotFoundError
+
+    try:
+        return load_dataset("mnist", "test")
+    except DatasetNotFoundError as e:
+        pytest.skip(f"MNIST test set not available: {e}")
+
+
+def _chunk(args):
+    from qloom.frontend.reference import qonnx_outputs
+
+    path, x = args
+    return qonnx_outputs(path, x)
+
+
+def qonnx_reference(path: Path, images: np.ndarray, divisor: float = 255.0) -> np.ndarray:
+    """qonnx execute_onnx outputs on images/divisor, cached on disk by content."""
+    key = hashlib.sha256(path.read_bytes() + images.tobytes() + str(divisor).encode()).hexdigest()
+    cached = CACHE / f"{path.stem}-{key[:16]}.npy"
+    if cached.exists():
+        return np.load(cached)
+    x = images.astype(np.float32) / np.float32(divisor)
+    chunks = np.array_split(x, max(1, min(8, len(x) // 250)))
+    workers = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+    with ProcessPoolExecutor(workers) as pool:
+        out = np.concatenate(list(pool.map(_chunk, [(path, c) for c in chunks])))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(cached, out)
+    return out
