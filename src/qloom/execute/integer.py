@@ -31,8 +31,19 @@ def op(name: str):
 
 def count_at_least(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """For channels-last int x (..., C) and sorted thresholds (C, K): count of T[c,k] <= x."""
-    c = thresholds.shape[0]
+    c, k = thresholds.shape
+    if c == 1 or (thresholds == thresholds[:1]).all():
+        lo, hi = int(x.min()), int(x.max())
+        if hi - lo < 1 << 16:  # small input range (pixels): a lookup table per value
+            lut = np.searchsorted(thresholds[0], np.arange(lo, hi + 1), side="right")
+            return lut[x - lo]
+        return np.searchsorted(thresholds[0], x, side="right")
     flat = x.reshape(-1, c)
+    if k <= 8:  # few levels: one vectorized compare beats a search per channel
+        out = np.zeros(flat.shape, dtype=np.int64)
+        for j in range(k):
+            out += flat >= thresholds[:, j]
+        return out.reshape(x.shape)
     out = np.empty(flat.shape, dtype=np.int64)
     for ch in range(c):
         out[:, ch] = np.searchsorted(thresholds[ch], flat[:, ch], side="right")
@@ -40,7 +51,7 @@ def count_at_least(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def multithreshold(x: np.ndarray, attrs) -> np.ndarray:
-    x = x.astype(np.int64)
+    x = np.asarray(x, dtype=np.int64)
     negate = attrs.get("negate")
     if negate is not None and negate.any():
         x = np.where(negate, -x, x)
@@ -57,13 +68,13 @@ def _mt(node: Node, xs):
 
 @op("MatMul")
 def _matmul(node: Node, xs):
-    x = xs[0].reshape(xs[0].shape[0], -1).astype(np.int64)
+    x = np.asarray(xs[0], dtype=np.int64).reshape(xs[0].shape[0], -1)
     return [exact_matmul(x, node.attrs["weights"])]
 
 
 @op("XnorMatMul")
 def _xnor(node: Node, xs):
-    x = xs[0].reshape(xs[0].shape[0], -1).astype(np.int64)
+    x = np.asarray(xs[0], dtype=np.int64).reshape(xs[0].shape[0], -1)
     w = node.attrs["weights"]
     return [(exact_matmul(x, w) + w.shape[0]) // 2]
 

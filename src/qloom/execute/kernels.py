@@ -13,7 +13,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 def exact_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """x @ w; int64 inputs give an exact int64 result, float32 gives float32."""
     if np.issubdtype(x.dtype, np.integer) and np.issubdtype(w.dtype, np.integer):
-        return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+        bound = x.shape[-1] * int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0))
+        ftype = np.float32 if bound < 1 << 24 else np.float64  # float32 is exact below 2**24
+        return np.rint(x.astype(ftype) @ w.astype(ftype)).astype(np.int64)
     return x @ w
 
 

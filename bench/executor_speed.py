@@ -1,0 +1,70 @@
+"""Software model speed: qloom's integer executor vs qonnx's execute_onnx, same inputs, one run.
+
+    .venv/bin/python bench/executor_speed.py [--models TFC_2W2A ...] [--qonnx-images 200]
+
+Prints a table and writes bench/results/executor_speed.json. qonnx runs node by node, one image
+per call (the models have a fixed batch of 1); qloom runs the whole test set in batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from qloom.data import load_dataset
+from qloom.flow import compile_model, predictions, run_integer
+from qloom.frontend.reference import qonnx_executor
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT.parent / "shared" / "models" / "mnist-tfc"
+
+
+def measure(path: Path, images: np.ndarray, n_qonnx: int) -> dict:
+    compiled = compile_model(path)
+    run_integer(compiled.integer, images[:100])  # warm-up
+    t0 = time.perf_counter()
+    out = run_integer(compiled.integer, images)
+    t_int = (time.perf_counter() - t0) / len(images)
+    qonnx = qonnx_executor(path)
+    x = images[:n_qonnx].astype(np.float32) / np.float32(255)
+    qonnx(x[:1])
+    t0 = time.perf_counter()
+    ref = np.concatenate([qonnx(x[i : i + 1]) for i in range(n_qonnx)])
+    t_ref = (time.perf_counter() - t0) / n_qonnx
+    agree = bool(np.array_equal(ref.argmax(1), predictions(compiled.integer, out)[:n_qonnx]))
+    return {"model": path.stem, "images": len(images), "qonnx_images": n_qonnx,
+            "qloom_us_per_image": t_int * 1e6, "qonnx_us_per_image": t_ref * 1e6,
+            "speedup": t_ref / t_int, "predictions_agree": agree}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--models", nargs="*", default=["TFC_2W2A", "TFC_1W1A"])
+    ap.add_argument("--qonnx-images", type=int, default=200)
+    args = ap.parse_args()
+    images, _ = load_dataset("mnist", "test")
+    rows = [measure(MODELS / f"{m}.onnx", images, args.qonnx_images) for m in args.models]
+    table = Table(title=f"integer executor vs qonnx execute_onnx ({platform.processor() or platform.machine()})")
+    for col in ("model", "qloom µs/image", "qonnx µs/image", "speed-up", "same predictions"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["model"], f"{r['qloom_us_per_image']:.1f}",
+                      f"{r['qonnx_us_per_image']:.0f}", f"{r['speedup']:,.0f}x",
+                      str(r["predictions_agree"]))
+    Console().print(table)
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
+            "cpus": __import__("os").cpu_count()}
+    (out / "executor_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
