@@ -39,9 +39,15 @@ def measure(path: Path, images: np.ndarray, n_qonnx: int) -> dict:
     ref = np.concatenate([qonnx(x[i : i + 1]) for i in range(n_qonnx)])
     t_ref = (time.perf_counter() - t0) / n_qonnx
     agree = bool(np.array_equal(ref.argmax(1), predictions(compiled.integer, out)[:n_qonnx]))
-    return {"model": path.stem, "images": len(images), "qonnx_images": n_qonnx,
-            "qloom_us_per_image": t_int * 1e6, "qonnx_us_per_image": t_ref * 1e6,
-            "speedup": t_ref / t_int, "predictions_agree": agree}
+    return {
+        "model": path.stem,
+        "images": len(images),
+        "qonnx_images": n_qonnx,
+        "qloom_us_per_image": t_int * 1e6,
+        "qonnx_us_per_image": t_ref * 1e6,
+        "speedup": t_ref / t_int,
+        "predictions_agree": agree,
+    }
 
 
 def main() -> None:
@@ -51,18 +57,26 @@ def main() -> None:
     args = ap.parse_args()
     images, _ = load_dataset("mnist", "test")
     rows = [measure(MODELS / f"{m}.onnx", images, args.qonnx_images) for m in args.models]
-    table = Table(title=f"integer executor vs qonnx execute_onnx ({platform.processor() or platform.machine()})")
+    machine = platform.processor() or platform.machine()
+    table = Table(title=f"integer executor vs qonnx execute_onnx ({machine})")
     for col in ("model", "qloom µs/image", "qonnx µs/image", "speed-up", "same predictions"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["model"], f"{r['qloom_us_per_image']:.1f}",
-                      f"{r['qonnx_us_per_image']:.0f}", f"{r['speedup']:,.0f}x",
-                      str(r["predictions_agree"]))
+        table.add_row(
+            r["model"],
+            f"{r['qloom_us_per_image']:.1f}",
+            f"{r['qonnx_us_per_image']:.0f}",
+            f"{r['speedup']:,.0f}x",
+            str(r["predictions_agree"]),
+        )
     Console().print(table)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(),
-            "cpus": __import__("os").cpu_count()}
+    meta = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": platform.platform(),
+        "cpus": __import__("os").cpu_count(),
+    }
     (out / "executor_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 

@@ -22,8 +22,15 @@ def _const(name, value):
 
 def _quant(x, out, scale=1.0, bits=2.0, signed=1):
     inits = [_const(f"{out}_s", scale), _const(f"{out}_z", 0.0), _const(f"{out}_b", bits)]
-    node = helper.make_node("Quant", [x, f"{out}_s", f"{out}_z", f"{out}_b"], [out],
-                            domain=QDOMAIN, signed=signed, narrow=0, rounding_mode="ROUND")
+    node = helper.make_node(
+        "Quant",
+        [x, f"{out}_s", f"{out}_z", f"{out}_b"],
+        [out],
+        domain=QDOMAIN,
+        signed=signed,
+        narrow=0,
+        rounding_mode="ROUND",
+    )
     return node, inits
 
 
@@ -31,8 +38,9 @@ def _save(tmp_path, nodes, inits, inputs=None, name="m.onnx"):
     inputs = inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])]
     out = helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)
     graph = helper.make_graph(nodes, "g", inputs, [out], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
-                                                    helper.make_opsetid(QDOMAIN, 1)])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QDOMAIN, 1)]
+    )
     path = tmp_path / name
     onnx.save(model, path)
     return path
@@ -112,8 +120,9 @@ def test_missing_quantizer_before_matmul(tmp_path, capsys):
 def test_cli_process_exit_code_and_no_traceback(tmp_path):
     bad = tmp_path / "garbage.onnx"
     bad.write_bytes(b"\x08\x01\x12")
-    r = subprocess.run([sys.executable, "-m", "qloom.cli", "inspect", str(bad)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "qloom.cli", "inspect", str(bad)], capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "error:" in r.stderr
 

@@ -24,8 +24,12 @@ from qloom.train.export import export_qonnx  # noqa: E402
 from qloom.train.zoo import BinaryActQuant, BinaryWeightQuant  # noqa: E402
 
 torch.set_num_threads(1)
-SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 class PerChannelWeights(Int8WeightPerTensorFloat):
@@ -47,14 +51,16 @@ def activation(bits: int, kind: str):
     return brevitas_nn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=bits)
 
 
-layer = st.fixed_dictionaries({
-    "width": st.sampled_from([4, 8, 12]),
-    "wbits": st.integers(1, 8),
-    "abits": st.integers(1, 8),
-    "act": st.sampled_from(["relu", "signed"]),
-    "per_channel": st.booleans(),
-    "bn": st.booleans(),
-})
+layer = st.fixed_dictionaries(
+    {
+        "width": st.sampled_from([4, 8, 12]),
+        "wbits": st.integers(1, 8),
+        "abits": st.integers(1, 8),
+        "act": st.sampled_from(["relu", "signed"]),
+        "per_channel": st.booleans(),
+        "bn": st.booleans(),
+    }
+)
 
 
 def calibrate(model, shape, seed):
@@ -93,16 +99,25 @@ def check_equal(tmp_path, model, shape, seed):
 
 
 @SETTINGS
-@given(layers=st.lists(layer, min_size=1, max_size=3), in_bits=st.integers(1, 8),
-       seed=st.integers(0, 1000))
+@given(
+    layers=st.lists(layer, min_size=1, max_size=3),
+    in_bits=st.integers(1, 8),
+    seed=st.integers(0, 1000),
+)
 def test_random_mlp(tmp_path_factory, layers, in_bits, seed):
     torch.manual_seed(seed)
     shape = (1, 6, 6)
     mods = [torch.nn.Flatten(), activation(in_bits, "signed")]
     width = 36
     for spec in layers:
-        mods.append(brevitas_nn.QuantLinear(width, spec["width"], bias=False,
-                                            **weight_kwargs(spec["wbits"], spec["per_channel"])))
+        mods.append(
+            brevitas_nn.QuantLinear(
+                width,
+                spec["width"],
+                bias=False,
+                **weight_kwargs(spec["wbits"], spec["per_channel"]),
+            )
+        )
         if spec["bn"]:
             mods.append(torch.nn.BatchNorm1d(spec["width"]))
         mods.append(activation(spec["abits"], spec["act"]))
@@ -112,36 +127,50 @@ def test_random_mlp(tmp_path_factory, layers, in_bits, seed):
     check_equal(tmp_path_factory.mktemp("mlp"), model, shape, seed)
 
 
-conv_layer = st.fixed_dictionaries({
-    "channels": st.sampled_from([2, 4, 6]),
-    "wbits": st.integers(1, 8),
-    "abits": st.integers(1, 8),
-    "act": st.sampled_from(["relu", "signed"]),
-    "per_channel": st.booleans(),
-    "pad": st.integers(0, 1),
-    "pool": st.booleans(),
-})
+conv_layer = st.fixed_dictionaries(
+    {
+        "channels": st.sampled_from([2, 4, 6]),
+        "wbits": st.integers(1, 8),
+        "abits": st.integers(1, 8),
+        "act": st.sampled_from(["relu", "signed"]),
+        "per_channel": st.booleans(),
+        "pad": st.integers(0, 1),
+        "pool": st.booleans(),
+    }
+)
 
 
 @SETTINGS
-@given(layers=st.lists(conv_layer, min_size=1, max_size=2), in_bits=st.integers(2, 8),
-       seed=st.integers(0, 1000))
+@given(
+    layers=st.lists(conv_layer, min_size=1, max_size=2),
+    in_bits=st.integers(2, 8),
+    seed=st.integers(0, 1000),
+)
 def test_random_cnn(tmp_path_factory, layers, in_bits, seed):
     torch.manual_seed(seed)
     shape = (2, 10, 10)
     mods = [activation(in_bits, "signed")]
     ch, size = 2, 10
     for spec in layers:
-        mods.append(brevitas_nn.QuantConv2d(ch, spec["channels"], 3, padding=spec["pad"],
-                                            bias=False,
-                                            **weight_kwargs(spec["wbits"], spec["per_channel"])))
+        mods.append(
+            brevitas_nn.QuantConv2d(
+                ch,
+                spec["channels"],
+                3,
+                padding=spec["pad"],
+                bias=False,
+                **weight_kwargs(spec["wbits"], spec["per_channel"]),
+            )
+        )
         mods.append(torch.nn.BatchNorm2d(spec["channels"]))
         ch, size = spec["channels"], size - 2 + 2 * spec["pad"]
         if spec["pool"] and size >= 4:
             mods.append(torch.nn.MaxPool2d(2))
             size //= 2
         mods.append(activation(spec["abits"], spec["act"]))
-    mods += [torch.nn.Flatten(),
-             brevitas_nn.QuantLinear(ch * size * size, 4, bias=False, **weight_kwargs(2, False))]
+    mods += [
+        torch.nn.Flatten(),
+        brevitas_nn.QuantLinear(ch * size * size, 4, bias=False, **weight_kwargs(2, False)),
+    ]
     model = calibrate(torch.nn.Sequential(*mods), shape, seed)
     check_equal(tmp_path_factory.mktemp("cnn"), model, shape, seed)

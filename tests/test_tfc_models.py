@@ -22,8 +22,9 @@ def test_integer_graph_matches_qonnx_on_all_mnist(tfc, mnist_test):
     out = run_integer(compiled.integer, images)[compiled.integer.outputs[0]]
     assert np.array_equal(out.argmax(1), reference.argmax(1))
     np.testing.assert_allclose(out, reference, rtol=1e-5, atol=1e-5)
-    assert np.mean(predictions(compiled.integer, {compiled.integer.outputs[0]: out}) == labels) \
-        == pytest.approx(TFC_ACCURACY[name], abs=1e-4)
+    assert np.mean(
+        predictions(compiled.integer, {compiled.integer.outputs[0]: out}) == labels
+    ) == pytest.approx(TFC_ACCURACY[name], abs=1e-4)
 
 
 def test_imported_graph_matches_integer_graph(tfc, mnist_test):

@@ -23,19 +23,38 @@ def _inspect(args: argparse.Namespace) -> int:
     compiled = compile_model(args.model)
     rows = layer_rows(compiled.integer)
     table = Table(title=f"{args.model}: integer graph ({len(rows)} nodes)")
-    for col in ("layer", "op", "in", "out", "act in", "weights", "act out", "MACs",
-                "param bits", "hardware"):
+    for col in (
+        "layer",
+        "op",
+        "in",
+        "out",
+        "act in",
+        "weights",
+        "act out",
+        "MACs",
+        "param bits",
+        "hardware",
+    ):
         table.add_column(col, justify="right" if col in ("MACs", "param bits") else "left")
     for r in rows:
-        table.add_row(r.name, r.op, "x".join(map(str, r.in_shape)),
-                      "x".join(map(str, r.out_shape)), r.in_dtype, r.weight_dtype, r.out_dtype,
-                      f"{r.macs:,}" if r.macs else "", f"{r.param_bits:,}" if r.param_bits else "",
-                      r.hardware)
+        table.add_row(
+            r.name,
+            r.op,
+            "x".join(map(str, r.in_shape)),
+            "x".join(map(str, r.out_shape)),
+            r.in_dtype,
+            r.weight_dtype,
+            r.out_dtype,
+            f"{r.macs:,}" if r.macs else "",
+            f"{r.param_bits:,}" if r.param_bits else "",
+            r.hardware,
+        )
     console.print(table)
     macs = sum(r.macs for r in rows)
     bits = sum(r.param_bits for r in rows)
-    console.print(f"total: {macs:,} MACs per frame, {bits:,} parameter bits "
-                  f"({bits / 8 / 1024:.1f} KiB)")
+    console.print(
+        f"total: {macs:,} MACs per frame, {bits:,} parameter bits ({bits / 8 / 1024:.1f} KiB)"
+    )
     return 0
 
 
@@ -54,8 +73,10 @@ def _run(args: argparse.Namespace) -> int:
     pred = predictions(compiled.integer, run_integer(compiled.integer, images))
     dt = time.perf_counter() - t0
     acc = float(np.mean(pred == labels))
-    console.print(f"{args.model}: top-1 accuracy {100 * acc:.2f} % on {len(labels)} "
-                  f"{name} {split} images (integer executor, {len(labels) / dt:,.0f} images/s)")
+    console.print(
+        f"{args.model}: top-1 accuracy {100 * acc:.2f} % on {len(labels)} "
+        f"{name} {split} images (integer executor, {len(labels) / dt:,.0f} images/s)"
+    )
     return 0
 
 
@@ -76,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_run)
 
     try:
-        from qloom.train.cli import add_parser as add_train, run as run_train
+        from qloom.train.cli import add_parser as add_train
+        from qloom.train.cli import run as run_train
     except ImportError:  # training needs torch + brevitas (the `train` extra)
         pass
     else:

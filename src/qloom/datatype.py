@@ -1,4 +1,4 @@
-"""Integer data types of tensors in the qloom IR (the FINN/QONNX vocabulary: BIPOLAR, UINT2, INT8...).
+"""Integer data types of tensors in the qloom IR (FINN/QONNX names: BIPOLAR, UINT2, INT8...).
 
 A DataType is a value object: two types with the same name are equal. BIPOLAR values are
 {-1, +1} in the integer executor and a single bit (0 -> -1, 1 -> +1) on the hardware stream.
@@ -20,7 +20,9 @@ class DataType:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"BIPOLAR|BINARY|FLOAT32|U?INT([1-9]|[1-5][0-9]|6[0-4])", self.name):
-            raise ValueError(f"unknown DataType {self.name!r}; use BIPOLAR, BINARY, UINTn, INTn, FLOAT32")
+            raise ValueError(
+                f"unknown DataType {self.name!r}; use BIPOLAR, BINARY, UINTn, INTn, FLOAT32"
+            )
         if self.name == "INT1":
             raise ValueError("INT1 is not a type; use BIPOLAR ({-1,+1}) or BINARY ({0,1})")
 

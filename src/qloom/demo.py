@@ -40,8 +40,14 @@ def train_demo_model(console: Console) -> Path | None:
         console.print(f"[yellow]training skipped: {e}[/]")
         return None
     console.print(f"training {DEMO_MODEL} on Fashion-MNIST for {DEMO_EPOCHS} epochs")
-    train(DEMO_MODEL, "fashion-mnist", DEMO_EPOCHS, out, seed=0,
-          quiet=bool(os.environ.get("QLOOM_QUIET")))
+    train(
+        DEMO_MODEL,
+        "fashion-mnist",
+        DEMO_EPOCHS,
+        out,
+        seed=0,
+        quiet=bool(os.environ.get("QLOOM_QUIET")),
+    )
     return out
 
 
@@ -84,18 +90,33 @@ def main() -> int:
         console.print("[red]nothing to do: no dataset for training and no shared models[/]")
         return 1
     table = Table(title="qloom demo: QONNX -> integer graph, checked on every test image")
-    for col in ("model", "dataset", "top-1", "integer = exported", "MACs/frame",
-                "param KiB", "compile s", "images/s (software)"):
+    for col in (
+        "model",
+        "dataset",
+        "top-1",
+        "integer = exported",
+        "MACs/frame",
+        "param KiB",
+        "compile s",
+        "images/s (software)",
+    ):
         table.add_column(col)
     for path, dataset in jobs:
         r = evaluate(path, dataset)
-        table.add_row(r["model"], r["dataset"], f"{100 * r['accuracy']:.2f} %",
-                      f"{r['agree']}/{r['images']}", f"{r['macs']:,}",
-                      f"{r['param_bits'] / 8192:.1f}", f"{r['compile_s']:.2f}",
-                      f"{r['images_per_s']:,.0f}")
+        table.add_row(
+            r["model"],
+            r["dataset"],
+            f"{100 * r['accuracy']:.2f} %",
+            f"{r['agree']}/{r['images']}",
+            f"{r['macs']:,}",
+            f"{r['param_bits'] / 8192:.1f}",
+            f"{r['compile_s']:.2f}",
+            f"{r['images_per_s']:,.0f}",
+        )
     console.print(table)
-    console.print("RTL generation, simulation and synthesis are not in the flow yet "
-                  "(issues 3 and 4).")
+    console.print(
+        "RTL generation, simulation and synthesis are not in the flow yet (issues 3 and 4)."
+    )
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from qloom.execute import execute
 from qloom.frontend import load
 from qloom.ir import Graph
-from qloom.streamline import InputSpec, streamline
+from qloom.streamline import DEFAULT_INPUT, InputSpec, streamline
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Compiled:
     input_spec: InputSpec
 
 
-def compile_model(path: str | Path, input_spec: InputSpec = InputSpec()) -> Compiled:
+def compile_model(path: str | Path, input_spec: InputSpec = DEFAULT_INPUT) -> Compiled:
     imported = load(path)
     return Compiled(imported, streamline(imported, input_spec), input_spec)
 
@@ -55,15 +55,20 @@ def predictions(graph: Graph, outputs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def run_integer(graph: Graph, images: np.ndarray, batch: int = 2000) -> dict[str, np.ndarray]:
-    parts = [execute(graph, integer_input(graph, images[i : i + batch]))
-             for i in range(0, len(images), batch)]
+    parts = [
+        execute(graph, integer_input(graph, images[i : i + batch]))
+        for i in range(0, len(images), batch)
+    ]
     return {k: np.concatenate([p[k] for p in parts]) for k in graph.outputs}
 
 
-def run_imported(graph: Graph, images: np.ndarray, spec: InputSpec = InputSpec(),
-                 batch: int = 2000) -> dict[str, np.ndarray]:
-    parts = [execute(graph, real_input(graph, images[i : i + batch], spec))
-             for i in range(0, len(images), batch)]
+def run_imported(
+    graph: Graph, images: np.ndarray, spec: InputSpec = DEFAULT_INPUT, batch: int = 2000
+) -> dict[str, np.ndarray]:
+    parts = [
+        execute(graph, real_input(graph, images[i : i + batch], spec))
+        for i in range(0, len(images), batch)
+    ]
     return {k: np.concatenate([p[k] for p in parts]) for k in graph.outputs}
 
 

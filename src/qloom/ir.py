@@ -115,7 +115,7 @@ class Graph:
     def replace_nodes(
         self, old: Iterable[Node], new: Iterable[Node], infos: Mapping[str, TensorInfo] = {}
     ) -> Graph:
-        """Replace the nodes `old` (by identity) with `new`, inserted where the first old one was."""
+        """Replace the nodes `old` (by identity) with `new`, placed where the first old one was."""
         old_ids = {id(n) for n in old}
         assert old_ids, "replace_nodes needs at least one node to replace"
         nodes: list[Node] = []

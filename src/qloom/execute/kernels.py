@@ -27,9 +27,7 @@ def pad_nhwc(x: np.ndarray, pads: tuple[int, int, int, int], value: float = 0) -
     return np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=value)
 
 
-def windows_nhwc(
-    x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]
-) -> np.ndarray:
+def windows_nhwc(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
     """(N, H, W, C) -> (N, OH, OW, KH, KW, C) sliding windows (a view, no copy)."""
     kh, kw = kernel
     win = sliding_window_view(x, (kh, kw), axis=(1, 2))  # N, H', W', C, KH, KW

@@ -40,7 +40,12 @@ def _quant(node, xs):
     x, scale, zeropt, bits = xs[:4]
     a = node.attrs
     y = quant(
-        x, scale, zeropt, bits, a.get("signed", 1), a.get("narrow", 0),
+        x,
+        scale,
+        zeropt,
+        bits,
+        a.get("signed", 1),
+        a.get("narrow", 0),
         a.get("rounding_mode", "ROUND"),
     )
     return [_f32(y)]
@@ -56,8 +61,17 @@ def _trunc(node, xs):
     a = node.attrs
     if len(xs) >= 6 or "signed" in a:
         x, scale, zeropt, in_bits, out_scale, out_bits = xs[:6]
-        y = trunc_v2(x, scale, zeropt, in_bits, a.get("narrow", 0), a.get("signed", 1),
-                     out_scale, out_bits, a.get("rounding_mode", "FLOOR"))
+        y = trunc_v2(
+            x,
+            scale,
+            zeropt,
+            in_bits,
+            a.get("narrow", 0),
+            a.get("signed", 1),
+            out_scale,
+            out_bits,
+            a.get("rounding_mode", "FLOOR"),
+        )
     else:
         x, scale, zeropt, in_bits, out_bits = xs[:5]
         y = trunc_v1(x, scale, zeropt, in_bits, out_bits, a.get("rounding_mode", "FLOOR"))
@@ -68,8 +82,9 @@ def _trunc(node, xs):
 def _multithreshold(node, xs):
     a = node.attrs
     channels_last = a.get("data_layout", "NCHW") in ("NHWC", "NC") and xs[0].ndim > 2
-    y = multithreshold(xs[0], xs[1], a.get("out_scale", 1.0), a.get("out_bias", 0.0),
-                       channels_last=channels_last)
+    y = multithreshold(
+        xs[0], xs[1], a.get("out_scale", 1.0), a.get("out_bias", 0.0), channels_last=channels_last
+    )
     return [_f32(y)]
 
 

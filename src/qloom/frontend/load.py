@@ -121,9 +121,14 @@ def _qonnx_cleanup(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in model.graph.node:
         if node.op_type in ("Quant", "IntQuant", "Trunc", "BipolarQuant"):
             node.domain = "qonnx.custom_op.general"  # old exports say onnx.brevitas
-    steps = [InferShapes(), GiveUniqueParameterTensors(),
-             FoldConstants(exclude_op_types=["Quant", "IntQuant", "BipolarQuant"]),
-             FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs()]
+    steps = [
+        InferShapes(),
+        GiveUniqueParameterTensors(),
+        FoldConstants(exclude_op_types=["Quant", "IntQuant", "BipolarQuant"]),
+        FoldTransposeIntoQuantInit(),
+        RemoveUnusedTensors(),
+        RemoveStaticGraphInputs(),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -221,4 +226,3 @@ def load(path: str | Path) -> Graph:
 def cleaned_model(path: str | Path) -> onnx.ModelProto:
     """The cleaned-up ONNX model, for callers that need qonnx's reference executor."""
     return _qonnx_cleanup(_check_static_shapes(_read(Path(path))))
-

@@ -49,7 +49,10 @@ class QConst:
     zero: np.ndarray
 
 
-def to_integer_graph(graph: Graph, input_spec: InputSpec = InputSpec()) -> Graph:
+DEFAULT_INPUT = InputSpec()
+
+
+def to_integer_graph(graph: Graph, input_spec: InputSpec = DEFAULT_INPUT) -> Graph:
     return _Lowering(graph, input_spec).run()
 
 
@@ -72,8 +75,9 @@ class _Lowering:
             except UnsupportedModelError:
                 raise
             except ValueError as e:
-                raise UnsupportedModelError(f"node '{node.name}' ({node.op}): {e}", node.name,
-                                            node.op) from None
+                raise UnsupportedModelError(
+                    f"node '{node.name}' ({node.op}): {e}", node.name, node.op
+                ) from None
         outputs = []
         for out in self.g.outputs:
             v = self.env[out]
@@ -125,8 +129,10 @@ class _Lowering:
         handler = getattr(self, f"_op_{node.op}", None)
         if handler is None:
             raise UnsupportedModelError(
-                f"node '{node.name}': op {node.op} cannot be lowered to integers here", node.name,
-                node.op)
+                f"node '{node.name}': op {node.op} cannot be lowered to integers here",
+                node.name,
+                node.op,
+            )
         handler(node, args)
 
     def _fold_constant(self, node: Node, args) -> None:
@@ -152,8 +158,11 @@ class _Lowering:
     # -- helpers ------------------------------------------------------------------------------
     def _value(self, node: Node, x) -> Value:
         if not isinstance(x, Value):
-            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): expected a tensor "
-                                        "computed from the input", node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}): expected a tensor computed from the input",
+                node.name,
+                node.op,
+            )
         return x
 
     def _append(self, node: Node, v: Value, kind: str, param=None) -> None:
@@ -161,7 +170,9 @@ class _Lowering:
             raise UnsupportedModelError(
                 f"node '{node.name}' ({node.op}): a negative scale after max pooling is not "
                 "supported (max pooling commutes only with nondecreasing functions)",
-                node.name, node.op)
+                node.name,
+                node.op,
+            )
         self.env[node.outputs[0]] = v.with_step(kind, param)
 
     def _materialize_pool(self, v: Value, name: str) -> Value:
@@ -172,33 +183,50 @@ class _Lowering:
         if np.any(signs < 0):
             raise UnsupportedModelError(
                 f"max pool before '{name}' acts on a decreasing function of the accumulator and "
-                "no quantizer follows it; add an activation quantizer after the pool")
+                "no quantizer follows it; add an activation quantizer after the pool"
+            )
         out = self._int_name(f"{v.tensor}_pool")
-        self._emit("MaxPool", f"{name}_maxpool", [v.tensor], out, p.out_shape, v.dtype,
-                   kernel=p.kernel, stride=p.stride, pads=p.pads)
+        self._emit(
+            "MaxPool",
+            f"{name}_maxpool",
+            [v.tensor],
+            out,
+            p.out_shape,
+            v.dtype,
+            kernel=p.kernel,
+            stride=p.stride,
+            pads=p.pads,
+        )
         return dataclasses.replace(v, tensor=out, shape=p.out_shape, pool=None)
 
     def _quantized(self, node: Node, x) -> tuple[Value, float, np.ndarray]:
         """Input of a linear op: an integer tensor with real = a * (q - z), a > 0 uniform."""
         v = self._value(node, x)
-        hint = ("insert an activation quantizer (e.g. Brevitas QuantIdentity/QuantReLU) "
-                "before it")
+        hint = "insert an activation quantizer (e.g. Brevitas QuantIdentity/QuantReLU) before it"
         if not v.is_affine:
             kinds = [k for k, _ in v.steps if k not in AFFINE]
             raise UnsupportedModelError(
                 f"node '{node.name}' ({node.op}): its input is not quantized (it passes through "
-                f"{', '.join(kinds)} after the last quantizer); {hint}", node.name, node.op)
+                f"{', '.join(kinds)} after the last quantizer); {hint}",
+                node.name,
+                node.op,
+            )
         a, b = v.affine()
         if not np.allclose(a, a[0], rtol=1e-6) or a[0] <= 0:
             raise UnsupportedModelError(
                 f"node '{node.name}' ({node.op}): its input has per-channel or negative scales "
                 f"({a[:4]}...); qloom needs one positive scale per tensor feeding {node.op}",
-                node.name, node.op)
+                node.name,
+                node.op,
+            )
         z = -b / a
         if not np.allclose(z, np.rint(z), atol=1e-4):
             raise UnsupportedModelError(
                 f"node '{node.name}' ({node.op}): its input is not on an integer grid "
-                f"(zero point {z[:4]}...); {hint}", node.name, node.op)
+                f"(zero point {z[:4]}...); {hint}",
+                node.name,
+                node.op,
+            )
         v = self._materialize_pool(v, node.name)
         return v, float(a[0]), np.rint(z).astype(np.int64)
 
@@ -208,7 +236,10 @@ class _Lowering:
             if np.any(w.zero != 0):
                 raise UnsupportedModelError(
                     f"node '{node.name}' ({node.op}): weights '{name}' have a nonzero zero point;"
-                    " use symmetric weight quantization", node.name, node.op)
+                    " use symmetric weight quantization",
+                    node.name,
+                    node.op,
+                )
             return w
         w = self.env.get(name)
         if isinstance(w, np.ndarray) and np.all(w == np.rint(w)):
@@ -217,7 +248,10 @@ class _Lowering:
         raise UnsupportedModelError(
             f"node '{node.name}' ({node.op}): weights '{name}' are floating point; quantize them "
             "(e.g. Brevitas QuantLinear/QuantConv2d with a weight quantizer) or give integer "
-            "weights", node.name, node.op)
+            "weights",
+            node.name,
+            node.op,
+        )
 
     @staticmethod
     def _acc_range(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -243,13 +277,16 @@ class _Lowering:
         v, a, z = self._quantized(node, x)
         if v.idx.ndim != 1:
             raise UnsupportedModelError(
-                f"node '{node.name}' ({node.op}): input of rank {v.idx.ndim + 1}; flatten it "
-                "first", node.name, node.op)
+                f"node '{node.name}' ({node.op}): input of rank {v.idx.ndim + 1}; flatten it first",
+                node.name,
+                node.op,
+            )
         k, m = w.q.shape
         s_full = np.broadcast_to(w.scale, w.q.shape)
         if not np.allclose(s_full, s_full[:1]):
-            raise UnsupportedModelError(f"node '{node.name}': weight scale varies along the "
-                                        "input axis", node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}': weight scale varies along the input axis", node.name, node.op
+            )
         k_int = int(np.prod(v.shape))
         wq = np.zeros((k_int, m), np.int64)
         wq[v.idx] = w.q
@@ -267,8 +304,9 @@ class _Lowering:
     def _op_Gemm(self, node, args):
         at = node.attrs
         if at.get("transA", 0):
-            raise UnsupportedModelError(f"node '{node.name}' (Gemm): transA is not supported",
-                                        node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Gemm): transA is not supported", node.name, node.op
+            )
         w = self._weights(node, node.inputs[1])
         if at.get("transB", 0):
             w = QConst(w.q.T, np.broadcast_to(w.scale, w.q.shape).T, w.zero)
@@ -284,27 +322,37 @@ class _Lowering:
         at = node.attrs
         c, h, wd = v.out_shape[2], v.out_shape[0], v.out_shape[1]
         if not np.array_equal(v.idx, canonical_idx((c, h, wd))):
-            raise UnsupportedModelError(f"node '{node.name}' (Conv): input layout was permuted "
-                                        "(Transpose/Reshape before Conv)", node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Conv): input layout was permuted "
+                "(Transpose/Reshape before Conv)",
+                node.name,
+                node.op,
+            )
         if any(d != 1 for d in at.get("dilations", (1, 1))):
-            raise UnsupportedModelError(f"node '{node.name}' (Conv): dilation is not supported",
-                                        node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Conv): dilation is not supported", node.name, node.op
+            )
         w = self._weights(node, node.inputs[1])
         o, cin_g, kh, kw = w.q.shape
         s_full = np.broadcast_to(w.scale, w.q.shape)
         s_o = s_full[:, 0, 0, 0]
         if not np.allclose(s_full, s_o[:, None, None, None]):
-            raise UnsupportedModelError(f"node '{node.name}': weight scale varies inside a "
-                                        "filter", node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}': weight scale varies inside a filter", node.name, node.op
+            )
         groups = at.get("group", 1)
         if groups not in (1, c) or (groups == c and cin_g != 1):
-            raise UnsupportedModelError(f"node '{node.name}' (Conv): group={groups} is not "
-                                        "supported (use 1 or depthwise)", node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Conv): group={groups} is not supported (use 1 or depthwise)",
+                node.name,
+                node.op,
+            )
         stride = tuple(at.get("strides", (1, 1)))
         pads = onnx_pads(at, (kh, kw))
         if any(pads) and not np.all(z == z[0]):
-            raise UnsupportedModelError(f"node '{node.name}': padding needs one zero point",
-                                        node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}': padding needs one zero point", node.name, node.op
+            )
         wq = np.transpose(w.q, (2, 3, 1, 0))  # KH, KW, Cin/g, O
         oh = (h + pads[0] + pads[2] - kh) // stride[0] + 1
         ow = (wd + pads[1] + pads[3] - kw) // stride[1] + 1
@@ -323,21 +371,35 @@ class _Lowering:
         extra = []
         if len(args) > 2 and args[2] is not None:
             extra.append(("add", np.asarray(args[2], np.float32)))
-        self._emit("Conv", node.name, [v.tensor], out, (oh, ow, o), DataType("INT32"),
-                   weights=wq, stride=stride, pads=pads, groups=groups, pad_value=int(z[0]))
+        self._emit(
+            "Conv",
+            node.name,
+            [v.tensor],
+            out,
+            (oh, ow, o),
+            DataType("INT32"),
+            weights=wq,
+            stride=stride,
+            pads=pads,
+            groups=groups,
+            pad_value=int(z[0]),
+        )
         steps = self._linear_steps(zcorr, a * s_o, extra)
         self.env[node.outputs[0]] = self._acc_value(
-            out, (oh, ow, o), canonical_idx((o, oh, ow)), lo, hi, steps)
+            out, (oh, ow, o), canonical_idx((o, oh, ow)), lo, hi, steps
+        )
 
     def _pool_geometry(self, node: Node, v: Value, kernel) -> tuple:
         at = node.attrs
         if at.get("ceil_mode", 0):
-            raise UnsupportedModelError(f"node '{node.name}': ceil_mode pooling is not supported",
-                                        node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}': ceil_mode pooling is not supported", node.name, node.op
+            )
         h, w, c = v.out_shape
         if not np.array_equal(v.idx, canonical_idx((c, h, w))):
-            raise UnsupportedModelError(f"node '{node.name}': input layout was permuted",
-                                        node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}': input layout was permuted", node.name, node.op
+            )
         stride = tuple(at.get("strides", kernel))
         pads = onnx_pads(at, kernel)
         oh = (h + pads[0] + pads[2] - kernel[0]) // stride[0] + 1
@@ -353,23 +415,39 @@ class _Lowering:
         pool = Pool(len(v.steps), kernel, stride, pads, out_shape)
         c = out_shape[2]
         self.env[node.outputs[0]] = dataclasses.replace(
-            v, pool=pool, idx=canonical_idx((c, out_shape[0], out_shape[1])))
+            v, pool=pool, idx=canonical_idx((c, out_shape[0], out_shape[1]))
+        )
 
     def _sum_pool(self, node, args, kernel) -> None:
         v, a, z = self._quantized(node, args[0])
         stride, pads, out_shape = self._pool_geometry(node, v, kernel)
         if any(pads):
-            raise UnsupportedModelError(f"node '{node.name}': padded average pooling is not "
-                                        "supported", node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}': padded average pooling is not supported", node.name, node.op
+            )
         kk = kernel[0] * kernel[1]
         out = self._int_name(node.outputs[0])
-        self._emit("SumPool", node.name, [v.tensor], out, out_shape, DataType("INT32"),
-                   kernel=kernel, stride=stride, pads=pads)
+        self._emit(
+            "SumPool",
+            node.name,
+            [v.tensor],
+            out,
+            out_shape,
+            DataType("INT32"),
+            kernel=kernel,
+            stride=stride,
+            pads=pads,
+        )
         steps = self._linear_steps(z * kk, np.full(v.channels, a), [("div", np.float32(kk))])
         c = out_shape[2]
         self.env[node.outputs[0]] = self._acc_value(
-            out, out_shape, canonical_idx((c, out_shape[0], out_shape[1])), v.lo * kk,
-            v.hi * kk, steps)
+            out,
+            out_shape,
+            canonical_idx((c, out_shape[0], out_shape[1])),
+            v.lo * kk,
+            v.hi * kk,
+            steps,
+        )
 
     def _op_AveragePool(self, node, args):
         self._sum_pool(node, args, tuple(node.attrs["kernel_shape"]))
@@ -391,8 +469,9 @@ class _Lowering:
         try:
             return v.per_channel(const, f"the constant of {node.op}")
         except ValueError as e:
-            raise UnsupportedModelError(f"node '{node.name}' ({node.op}): {e}", node.name,
-                                        node.op) from None
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}): {e}", node.name, node.op
+            ) from None
 
     def _op_Add(self, node, args):
         if isinstance(args[0], Value) and isinstance(args[1], Value):
@@ -417,8 +496,9 @@ class _Lowering:
     def _op_Div(self, node, args):
         v, c, swapped = self._const_value_pair(node, args)
         if swapped:
-            raise UnsupportedModelError(f"node '{node.name}' (Div): division by a tensor",
-                                        node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Div): division by a tensor", node.name, node.op
+            )
         self._append(node, v, "div", self._per_channel(node, v, c))
 
     def _op_Relu(self, node, args):
@@ -427,8 +507,7 @@ class _Lowering:
     def _op_Clip(self, node, args):
         lo = args[1] if len(args) > 1 and args[1] is not None else node.attrs.get("min", -np.inf)
         hi = args[2] if len(args) > 2 and args[2] is not None else node.attrs.get("max", np.inf)
-        self._append(node, self._value(node, args[0]), "clip",
-                     (np.float32(lo), np.float32(hi)))
+        self._append(node, self._value(node, args[0]), "clip", (np.float32(lo), np.float32(hi)))
 
     def _op_HardTanh(self, node, args):
         self._append(node, self._value(node, args[0]), "clip", (np.float32(-1), np.float32(1)))
@@ -447,8 +526,11 @@ class _Lowering:
         vx, ax, zx = self._quantized(node, x)
         vy, ay, zy = self._quantized(node, y)
         if vx.shape != vy.shape or not np.array_equal(vx.idx, vy.idx):
-            raise UnsupportedModelError(f"node '{node.name}' (Add): operands have different "
-                                        "shapes or layouts", node.name, node.op)
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Add): operands have different shapes or layouts",
+                node.name,
+                node.op,
+            )
         a = min(ax, ay)
         mx, my = ax / a, ay / a
         if not (np.isclose(mx, round(mx)) and np.isclose(my, round(my))):
@@ -456,11 +538,21 @@ class _Lowering:
                 f"node '{node.name}' (Add): the operands' scales {ax:g} and {ay:g} are not "
                 "integer multiples of each other; share the quantizer scale of both branches "
                 "(e.g. Brevitas return_quant_tensor with a shared QuantIdentity)",
-                node.name, node.op)
+                node.name,
+                node.op,
+            )
         mx, my = int(round(mx)), int(round(my))
         out = self._int_name(node.outputs[0])
-        self._emit("Add", node.name, [vx.tensor, vy.tensor], out, vx.shape, DataType("INT32"),
-                   a_mul=mx, b_mul=my)
+        self._emit(
+            "Add",
+            node.name,
+            [vx.tensor, vy.tensor],
+            out,
+            vx.shape,
+            DataType("INT32"),
+            a_mul=mx,
+            b_mul=my,
+        )
         lo, hi = mx * vx.lo + my * vy.lo, mx * vx.hi + my * vy.hi
         steps = self._linear_steps(mx * zx + my * zy, np.full(vx.channels, a))
         self.env[node.outputs[0]] = self._acc_value(out, vx.shape, vx.idx, lo, hi, steps)
@@ -481,10 +573,12 @@ class _Lowering:
     def _op_Transpose(self, node, args):
         perm = node.attrs.get("perm")
         if perm is None or perm[0] != 0:
-            raise UnsupportedModelError(f"node '{node.name}': Transpose must keep the batch axis "
-                                        "first", node.name, node.op)
-        self._reshape_idx(node, self._value(node, args[0]),
-                          lambda i: np.transpose(i, [p - 1 for p in perm[1:]]))
+            raise UnsupportedModelError(
+                f"node '{node.name}': Transpose must keep the batch axis first", node.name, node.op
+            )
+        self._reshape_idx(
+            node, self._value(node, args[0]), lambda i: np.transpose(i, [p - 1 for p in perm[1:]])
+        )
 
     def _op_Squeeze(self, node, args):
         axes = [int(a) - 1 for a in (args[1] if len(args) > 1 else node.attrs["axes"])]
@@ -492,8 +586,9 @@ class _Lowering:
 
     def _op_Unsqueeze(self, node, args):
         axes = [int(a) - 1 for a in (args[1] if len(args) > 1 else node.attrs["axes"])]
-        self._reshape_idx(node, self._value(node, args[0]),
-                          lambda i: np.expand_dims(i, tuple(axes)))
+        self._reshape_idx(
+            node, self._value(node, args[0]), lambda i: np.expand_dims(i, tuple(axes))
+        )
 
     def _op_Identity(self, node, args):
         self.env[node.outputs[0]] = args[0]
@@ -501,8 +596,15 @@ class _Lowering:
     # -- outputs ----------------------------------------------------------------------------
     def _float_tail(self, v: Value, name: str) -> str:
         v = self._materialize_pool(v, name)
-        self.nodes.append(Node("FloatTail", f"{name}_tail", (v.tensor,), (name,), {
-            "idx": v.idx, "channel_of": v.channel_of(), "steps": v.steps}))
+        self.nodes.append(
+            Node(
+                "FloatTail",
+                f"{name}_tail",
+                (v.tensor,),
+                (name,),
+                {"idx": v.idx, "channel_of": v.channel_of(), "steps": v.steps},
+            )
+        )
         self.tensors[name] = TensorInfo(tuple(v.idx.shape) or (1,))
         return name
 
@@ -552,8 +654,11 @@ class _Lowering:
         if node.op == "BipolarQuant":
             return real, np.float32(1), np.float32(0), True  # levels are the signs
         scale, zero = consts[0], consts[1]
-        bipolar = node.op in ("Quant", "IntQuant") and int(np.ravel(consts[2])[0]) == 1 and \
-            node.attrs.get("signed", 1)
+        bipolar = (
+            node.op in ("Quant", "IntQuant")
+            and int(np.ravel(consts[2])[0]) == 1
+            and node.attrs.get("signed", 1)
+        )
         if bipolar:
             return real, np.float32(1), np.float32(0), True
         if node.op == "Trunc":
@@ -582,22 +687,41 @@ class _Lowering:
         thresholds, negate, lv_lo, lv_hi = _search_thresholds(level, v.lo, v.hi, bipolar)
         dtype = BIPOLAR if bipolar else DataType.for_range(int(lv_lo.min()), int(lv_hi.max()))
         out = self._int_name(node.outputs[0])
-        self._emit("MultiThreshold", node.name, [v.tensor], out, v.shape, dtype,
-                   thresholds=thresholds, negate=negate if negate.any() else None,
-                   out_base=int(lv_lo.min()) if not bipolar else -1, out_dtype=dtype)
+        self._emit(
+            "MultiThreshold",
+            node.name,
+            [v.tensor],
+            out,
+            v.shape,
+            dtype,
+            thresholds=thresholds,
+            negate=negate if negate.any() else None,
+            out_base=int(lv_lo.min()) if not bipolar else -1,
+            out_dtype=dtype,
+        )
         if v.pool is not None:
             p = v.pool
             pooled = self._int_name(f"{out}_pool")
-            self._emit("MaxPool", f"{node.name}_maxpool", [out], pooled, p.out_shape, dtype,
-                       kernel=p.kernel, stride=p.stride, pads=p.pads)
+            self._emit(
+                "MaxPool",
+                f"{node.name}_maxpool",
+                [out],
+                pooled,
+                p.out_shape,
+                dtype,
+                kernel=p.kernel,
+                stride=p.stride,
+                pads=p.pads,
+            )
             out = pooled
         new_steps: list = []
         if np.any(np.asarray(z) != 0):
             new_steps.append(("sub", z))
         if np.any(np.asarray(s) != 1):
             new_steps.append(("mul", s))
-        self.env[node.outputs[0]] = Value(out, v.out_shape, v.idx, lv_lo, lv_hi, dtype,
-                                          tuple(new_steps))
+        self.env[node.outputs[0]] = Value(
+            out, v.out_shape, v.idx, lv_lo, lv_hi, dtype, tuple(new_steps)
+        )
 
     def _op_quantizer(self, node, args):
         self._threshold(node, self._value(node, args[0]))
@@ -633,7 +757,7 @@ def _search_thresholds(level, lo: np.ndarray, hi: np.ndarray, bipolar: bool):
     v_lo, v_hi = np.minimum(l_lo, l_hi), np.maximum(l_lo, l_hi)
     base = -1 if bipolar else int(v_lo.min())
     targets = np.array([1]) if bipolar else np.arange(base + 1, int(v_hi.max()) + 1)
-    c, k = lo.shape[0], targets.shape[0]
+    k = targets.shape[0]
     low = np.repeat(lo2[:, None], k, 1)
     high = np.repeat(hi2[:, None] + 1, k, 1)  # hi2 + 1 means "never reached"
     while np.any(low < high):
@@ -661,4 +785,5 @@ def _verify(level2, thresholds, lo2, hi2, base, bipolar, max_points: int = 1 << 
         bad = np.argwhere(got != want)[0]
         raise UnsupportedModelError(
             f"internal error: thresholds do not reproduce the quantizer at channel {bad[0]} "
-            "(the function between the linear layer and the quantizer is not monotone?)")
+            "(the function between the linear layer and the quantizer is not monotone?)"
+        )

@@ -76,10 +76,14 @@ def _xnor_candidate(g: Graph, node: Node) -> bool:
     if node.op == "Conv" and any(node.attrs["pads"]):
         return False  # zero padding is not bipolar: stays a multi-bit convolution
     users = g.consumers(node.outputs[0])
-    return bool(users) and all(
-        (u.op == "MultiThreshold" and u.attrs.get("negate") is None) or u.op == "FloatTail"
-        for u in users
-    ) and node.outputs[0] not in g.outputs
+    return (
+        bool(users)
+        and all(
+            (u.op == "MultiThreshold" and u.attrs.get("negate") is None) or u.op == "FloatTail"
+            for u in users
+        )
+        and node.outputs[0] not in g.outputs
+    )
 
 
 @graph_pass(
