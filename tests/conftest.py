@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,24 +36,16 @@ def mnist_test() -> tuple[np.ndarray, np.ndarray]:
         pytest.skip(f"MNIST test set not available: {e}")
 
 
-def _chunk(args):
+def qonnx_reference(path: Path, images: np.ndarray, batch: int = 500) -> np.ndarray:
+    """qonnx execute_onnx outputs on images/255 (`batch` images per call, see
+    qloom.frontend.reference), cached on disk by content."""
     from qloom.frontend.reference import qonnx_outputs
 
-    path, x = args
-    return qonnx_outputs(path, x)
-
-
-def qonnx_reference(path: Path, images: np.ndarray, divisor: float = 255.0) -> np.ndarray:
-    """qonnx execute_onnx outputs on images/divisor, cached on disk by content."""
-    key = hashlib.sha256(path.read_bytes() + images.tobytes() + str(divisor).encode()).hexdigest()
+    key = hashlib.sha256(path.read_bytes() + images.tobytes() + str(batch).encode()).hexdigest()
     cached = CACHE / f"{path.stem}-{key[:16]}.npy"
     if cached.exists():
         return np.load(cached)
-    x = images.astype(np.float32) / np.float32(divisor)
-    chunks = np.array_split(x, max(1, min(8, len(x) // 250)))
-    workers = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
-    with ProcessPoolExecutor(workers) as pool:
-        out = np.concatenate(list(pool.map(_chunk, [(path, c) for c in chunks])))
+    out = qonnx_outputs(path, images.astype(np.float32) / np.float32(255), batch=batch)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(cached, out)
     return out

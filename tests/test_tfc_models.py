@@ -8,6 +8,7 @@ import pytest
 from conftest import TFC_ACCURACY, TFC_MODELS, qonnx_reference, tfc_path
 
 from qloom.flow import compile_model, predictions, run_imported, run_integer
+from qloom.frontend.reference import qonnx_outputs
 
 
 @pytest.fixture(scope="module", params=TFC_MODELS)
@@ -25,6 +26,16 @@ def test_integer_graph_matches_qonnx_on_all_mnist(tfc, mnist_test):
     assert np.mean(
         predictions(compiled.integer, {compiled.integer.outputs[0]: out}) == labels
     ) == pytest.approx(TFC_ACCURACY[name], abs=1e-4)
+
+
+def test_batched_reference_equals_one_image_per_call(tfc, mnist_test):
+    """The 10,000-image reference runs qonnx on 500 images per call (qonnx's ChangeBatchSize);
+    it must be exactly what qonnx computes on the unmodified batch-1 model."""
+    name, _ = tfc
+    x = mnist_test[0][:100].astype(np.float32) / np.float32(255)
+    one_by_one = qonnx_outputs(tfc_path(name), x)
+    batched = qonnx_outputs(tfc_path(name), x, batch=50)
+    assert np.array_equal(one_by_one, batched)
 
 
 def test_imported_graph_matches_integer_graph(tfc, mnist_test):
