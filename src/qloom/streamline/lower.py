@@ -301,6 +301,25 @@ class _Lowering:
     def _op_MatMul(self, node, args):
         self._matmul(node, args[0], self._weights(node, node.inputs[1]))
 
+    def _op_XnorPopcountMatMul(self, node, args):
+        """FINN-ONNX: popcount(xnor(x, w)) of binary {0,1} x and w = x . (2w - 1) + #zeros(w)."""
+        v, a, z = self._quantized(node, args[0])
+        if a != 1 or np.any(z != 0) or v.lo.min() < 0 or v.hi.max() > 1:
+            raise UnsupportedModelError(
+                f"node '{node.name}' (XnorPopcountMatMul): input must be binary {{0,1}}",
+                node.name,
+                node.op,
+            )
+        w = self._weights(node, node.inputs[1])
+        if not np.all((w.q == 0) | (w.q == 1)):
+            raise UnsupportedModelError(
+                f"node '{node.name}' (XnorPopcountMatMul): weights must be binary {{0,1}}",
+                node.name,
+                node.op,
+            )
+        zeros = (w.q.shape[0] - w.q.sum(0)).astype(np.float32)
+        self._matmul(node, args[0], QConst(2 * w.q - 1, np.ones(1), np.zeros(1)), [("add", zeros)])
+
     def _op_Gemm(self, node, args):
         at = node.attrs
         if at.get("transA", 0):
