@@ -1,0 +1,126 @@
+// qloom_maxpool: non-overlapping K x K max pooling (K == STRIDE) on a channels-last stream.
+//
+// Parameters
+//   IFM_H, IFM_W   input image size; OFM = floor(IFM / K): remainder rows/columns are dropped
+//   CH, PE         channels and elements per beat (PE | CH): CH/PE beats per pixel in and out
+//   K, STRIDE      window size and stride (must be equal)
+//   BITS, SIGNED   element format (1-bit binary/bipolar data: BITS=1, SIGNED=0, max == OR)
+// One input beat per cycle; a row buffer of OFM_W*CH/PE words (distributed RAM / registers)
+// holds the running maxima. The output beat of a window is registered and leaves while the
+// next input streams in.
+module qloom_maxpool #(
+    parameter integer IFM_H = 4,
+    parameter integer IFM_W = 4,
+    parameter integer CH = 1,
+    parameter integer K = 2,
+    parameter integer STRIDE = 2,
+    parameter integer PE = 1,
+    parameter integer BITS = 1,
+    parameter integer SIGNED = 0
+) (
+    input  wire               ap_clk,
+    input  wire               ap_rst_n,
+    input  wire [PE*BITS-1:0] s_axis_tdata,
+    input  wire               s_axis_tvalid,
+    output wire               s_axis_tready,
+    output wire [PE*BITS-1:0] m_axis_tdata,
+    output wire               m_axis_tvalid,
+    input  wire               m_axis_tready
+);
+  localparam integer CF = CH / PE;
+  localparam integer OFM_H = IFM_H / K;
+  localparam integer OFM_W = IFM_W / K;
+  localparam integer DEPTH = OFM_W * CF;
+  localparam integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
+  localparam integer KW = (K > 1) ? $clog2(K) : 1;
+  localparam integer XW = $clog2(IFM_W + 1);
+  localparam integer YW = $clog2(IFM_H + 1);
+  localparam integer CFL = CF - 1, KL = K - 1, XL = IFM_W - 1, YL = IFM_H - 1;
+  localparam integer XV = OFM_W * K, YV = OFM_H * K;
+  localparam [AW-1:0] CF_LAST = CFL[AW-1:0];
+  localparam [KW-1:0] K_LAST = KL[KW-1:0];
+  localparam [XW-1:0] X_LAST = XL[XW-1:0];
+  localparam [YW-1:0] Y_LAST = YL[YW-1:0];
+  localparam [XW-1:0] X_VALID = XV[XW-1:0];
+  localparam [YW-1:0] Y_VALID = YV[YW-1:0];
+  localparam [AW-1:0] CF_STEP = CF[AW-1:0];
+
+  reg [AW-1:0] cf;  // channel fold (CF <= DEPTH, so AW bits suffice)
+  reg [KW-1:0] kx, ky;
+  reg [XW-1:0] x;
+  reg [YW-1:0] y;
+  reg [AW-1:0] obase;  // (x / K) * CF
+  wire [AW-1:0] addr = obase + cf;
+  wire in_win = (x < X_VALID) && (y < Y_VALID);
+  wire first = (kx == {KW{1'b0}}) && (ky == {KW{1'b0}});
+  wire final_ = (kx == K_LAST) && (ky == K_LAST);
+
+  reg [PE*BITS-1:0] od;
+  reg ov;
+  wire out_free = !ov || m_axis_tready;
+  assign s_axis_tready = !(in_win && final_) || out_free;
+  assign m_axis_tvalid = ov;
+  assign m_axis_tdata  = od;
+  wire fire = s_axis_tvalid && s_axis_tready;
+
+  reg [PE*BITS-1:0] acc[0:DEPTH-1];
+  wire [PE*BITS-1:0] old = acc[addr];
+  wire [PE*BITS-1:0] mx;
+  genvar p;
+  generate
+    if ((K != STRIDE) || (CH % PE != 0) || (OFM_H < 1) || (OFM_W < 1)) begin : g_bad
+      qloom_maxpool_error_bad_parameters u_err ();
+    end
+    for (p = 0; p < PE; p = p + 1) begin : g_pe
+      wire [BITS-1:0] a = old[p*BITS+:BITS];
+      wire [BITS-1:0] b = s_axis_tdata[p*BITS+:BITS];
+      wire b_gt = (SIGNED != 0) ? ($signed(b) > $signed(a)) : (b > a);
+      assign mx[p*BITS+:BITS] = (first || b_gt) ? b : a;
+    end
+  endgenerate
+
+  always @(posedge ap_clk) begin
+    if (fire && in_win && !final_) acc[addr] <= mx;
+    if (fire && in_win && final_) od <= mx;
+  end
+
+  always @(posedge ap_clk) begin
+    if (!ap_rst_n) begin
+      ov <= 1'b0;
+      cf <= {AW{1'b0}};
+      kx <= {KW{1'b0}};
+      ky <= {KW{1'b0}};
+      x <= {XW{1'b0}};
+      y <= {YW{1'b0}};
+      obase <= {AW{1'b0}};
+    end else begin
+      if (fire && in_win && final_) ov <= 1'b1;
+      else if (m_axis_tready) ov <= 1'b0;
+      if (fire) begin
+        if (cf != CF_LAST) cf <= cf + 1'b1;
+        else begin
+          cf <= {AW{1'b0}};
+          if (x != X_LAST) begin
+            x <= x + 1'b1;
+            if (kx != K_LAST) kx <= kx + 1'b1;
+            else begin
+              kx <= {KW{1'b0}};
+              obase <= obase + CF_STEP;
+            end
+          end else begin
+            x <= {XW{1'b0}};
+            kx <= {KW{1'b0}};
+            obase <= {AW{1'b0}};
+            if (y != Y_LAST) begin
+              y <= y + 1'b1;
+              ky <= (ky != K_LAST) ? ky + 1'b1 : {KW{1'b0}};
+            end else begin
+              y  <= {YW{1'b0}};
+              ky <= {KW{1'b0}};
+            end
+          end
+        end
+      end
+    end
+  end
+endmodule

@@ -1,0 +1,317 @@
+// qloom_mvau: matrix-vector-activation unit (FINN's MVAU / StreamingFCLayer).
+//
+// For every input vector x (MW elements) computes acc[n] = sum_i W[n][i] * x[i] for the MH
+// output neurons n and emits either thresholded activations or the raw accumulators.
+//
+// Parameters
+//   MW, MH        matrix columns (input vector length) and rows (output neurons)
+//   PE, SIMD      neurons and input elements processed per cycle (PE | MH, SIMD | MW)
+//   IBITS, ISIGNED  input element format
+//   WBITS, WSIGNED  weight element format
+//   BINARY        1: XNOR-popcount mode. IBITS = WBITS = 1, both bipolar (1 = +1, 0 = -1);
+//                 acc = number of positions where input bit == weight bit (unsigned, 0..MW).
+//   IBIPOLAR, WBIPOLAR  (BINARY = 0 only; the element must be 1 bit) read a 1-bit input /
+//                 weight as bipolar (1 = +1, 0 = -1) in the multi-bit datapath, e.g. bipolar
+//                 weights with 2-bit activations. Default 0.
+//   ACC_BITS      accumulator width; the accumulator wraps modulo 2^ACC_BITS and is read as
+//                 signed (BINARY = 0) or unsigned (BINARY = 1)
+//   NT            thresholds per neuron; 0 = no activation, output the accumulator
+//   TBITS         threshold width (two's complement)
+//   OBITS         output element width when NT > 0 (<= 32); with NT = 0 outputs are ACC_BITS
+//   OUT_BASE      out = OUT_BASE + #{k : acc >= T[n][k]}  (mod 2^OBITS)
+//   WEIGHT_FILE   $readmemh file, NF*SF words (NF = MH/PE, SF = MW/SIMD) of PE*SIMD*WBITS bits;
+//                 word nf*SF+sf, lane (p, s) at [(p*SIMD+s)*WBITS +: WBITS] = W[nf*PE+p][sf*SIMD+s]
+//   THRESH_FILE   $readmemh file, NF words of PE*NT*TBITS bits; (p, k) at [(p*NT+k)*TBITS +:
+//                 TBITS] = T[nf*PE+p][k], ascending in k
+//   RAM_STYLE     weight memory: "auto" | "block" | "distributed"
+//   TRAM_STYLE    threshold memory: "auto" | "block" | "distributed"
+//
+// Streams: s_axis carries SIMD elements per beat (SF beats per vector); m_axis carries PE
+// outputs per beat (NF beats per vector), element p at [p*OW +: OW], OW = NT>0 ? OBITS : ACC_BITS.
+//
+// Schedule (FINN's): during neuron fold nf = 0 the input beats are used directly and stored in
+// an SF-deep input buffer; folds nf = 1..NF-1 replay the buffer. One (nf, sf) step per cycle:
+// NF*SF cycles per vector back to back, plus a 4-cycle pipeline latency (issue, weight read /
+// dot product, accumulate, activation). All stages stall together when the output register is
+// full and not accepted (s_axis_tready = that enable && nf == 0); outputs are registered.
+module qloom_mvau #(
+    parameter integer MW = 4,
+    parameter integer MH = 4,
+    parameter integer PE = 1,
+    parameter integer SIMD = 1,
+    parameter integer IBITS = 1,
+    parameter integer ISIGNED = 0,
+    parameter integer WBITS = 1,
+    parameter integer WSIGNED = 0,
+    parameter integer BINARY = 1,
+    parameter integer IBIPOLAR = 0,
+    parameter integer WBIPOLAR = 0,
+    parameter integer ACC_BITS = 16,
+    parameter integer NT = 0,
+    parameter integer TBITS = 16,
+    parameter integer OBITS = 16,
+    parameter integer OUT_BASE = 0,
+    parameter WEIGHT_FILE = "",
+    parameter THRESH_FILE = "",
+    parameter RAM_STYLE = "auto",
+    parameter TRAM_STYLE = "auto"
+) (
+    input  wire                                         ap_clk,
+    input  wire                                         ap_rst_n,
+    input  wire [                        SIMD*IBITS-1:0] s_axis_tdata,
+    input  wire                                         s_axis_tvalid,
+    output wire                                         s_axis_tready,
+    output wire [PE*((NT > 0) ? OBITS : ACC_BITS) - 1:0] m_axis_tdata,
+    output wire                                         m_axis_tvalid,
+    input  wire                                         m_axis_tready
+);
+  localparam integer SF = MW / SIMD;
+  localparam integer NF = MH / PE;
+  localparam integer OW = (NT > 0) ? OBITS : ACC_BITS;
+  localparam integer SFW = (SF > 1) ? $clog2(SF) : 1;
+  localparam integer NFW = (NF > 1) ? $clog2(NF) : 1;
+  localparam integer WD = NF * SF;  // weight memory depth
+  localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
+  localparam integer WWORD = PE * SIMD * WBITS;
+  localparam integer TWORD = PE * ((NT > 0) ? NT : 1) * TBITS;
+  localparam integer SFL = SF - 1, NFL = NF - 1, WDL = WD - 1;
+  localparam [SFW-1:0] SF_LAST = SFL[SFW-1:0];
+  localparam [NFW-1:0] NF_LAST = NFL[NFW-1:0];
+  localparam [WAW-1:0] WA_LAST = WDL[WAW-1:0];
+  // multi-bit datapath widths: every element as a signed value
+  localparam integer XW = (IBIPOLAR != 0) ? 2 : IBITS + 1;
+  localparam integer YW = (WBIPOLAR != 0) ? 2 : WBITS + 1;
+  localparam integer PW = XW + YW;  // product
+  // per-PE partial sum of one SIMD fold
+  localparam integer PSW = (BINARY != 0) ? $clog2(SIMD + 1) : PW + $clog2(SIMD) + 1;
+  localparam integer AXW = (PSW > ACC_BITS) ? PSW : ACC_BITS;
+  localparam integer CW = ((ACC_BITS + 1 > TBITS) ? ACC_BITS + 1 : TBITS) + 1;
+  localparam integer NTC = (NT > 0) ? NT : 1;
+  localparam integer NW = $clog2(NTC + 1);
+  localparam integer OBW = (NT > 0) ? OBITS : 1;
+  localparam [OBW-1:0] OB = OUT_BASE[OBW-1:0];
+  /* verilator lint_off WIDTHEXPAND */
+  localparam W_BLOCK = (RAM_STYLE == "block");
+  localparam W_DIST = (RAM_STYLE == "distributed");
+  localparam T_BLOCK = (TRAM_STYLE == "block");
+  localparam T_DIST = (TRAM_STYLE == "distributed");
+  localparam HAVE_WFILE = (WEIGHT_FILE != "");
+  localparam HAVE_TFILE = (THRESH_FILE != "");
+  /* verilator lint_on WIDTHEXPAND */
+
+  // ---------------------------------------------------------------- stage 0: issue
+  reg [SFW-1:0] sf;
+  reg [NFW-1:0] nf;
+  reg [WAW-1:0] waddr;
+  reg ov;
+  wire en = !ov || m_axis_tready;
+  wire need_in = (nf == {NFW{1'b0}});
+  wire issue = need_in ? s_axis_tvalid : 1'b1;
+  wire fire = en && issue;
+  assign s_axis_tready = en && need_in;
+
+  wire [SIMD*IBITS-1:0] x_sel;
+  generate
+    if (NF > 1) begin : g_ibuf
+      reg [SIMD*IBITS-1:0] ibuf[0:SF-1];
+      always @(posedge ap_clk) if (fire && need_in) ibuf[sf] <= s_axis_tdata;
+      assign x_sel = need_in ? s_axis_tdata : ibuf[sf];
+    end else begin : g_noibuf
+      assign x_sel = s_axis_tdata;
+    end
+  endgenerate
+
+  always @(posedge ap_clk) begin
+    if (!ap_rst_n) begin
+      sf <= {SFW{1'b0}};
+      nf <= {NFW{1'b0}};
+      waddr <= {WAW{1'b0}};
+    end else if (fire) begin
+      waddr <= (waddr == WA_LAST) ? {WAW{1'b0}} : waddr + 1'b1;
+      if (sf != SF_LAST) sf <= sf + 1'b1;
+      else begin
+        sf <= {SFW{1'b0}};
+        nf <= (nf == NF_LAST) ? {NFW{1'b0}} : nf + 1'b1;
+      end
+    end
+  end
+
+  // ---------------------------------------------------------------- stage 1: operands
+  reg v1, f1, l1;
+  reg [NFW-1:0] n1;
+  reg [SIMD*IBITS-1:0] x1;
+  reg [WWORD-1:0] w1;
+  always @(posedge ap_clk) begin
+    if (en) begin
+      x1 <= x_sel;
+      f1 <= (sf == {SFW{1'b0}});
+      l1 <= (sf == SF_LAST);
+      n1 <= nf;
+    end
+    if (!ap_rst_n) v1 <= 1'b0;
+    else if (en) v1 <= fire;
+  end
+  generate
+    if (W_BLOCK) begin : g_wmem_block
+      (* rom_style = "block", ram_style = "block" *) reg [WWORD-1:0] wmem[0:WD-1];
+      initial if (HAVE_WFILE) $readmemh(WEIGHT_FILE, wmem);
+      always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
+    end else if (W_DIST) begin : g_wmem_dist
+      (* rom_style = "distributed", ram_style = "distributed" *) reg [WWORD-1:0] wmem[0:WD-1];
+      initial if (HAVE_WFILE) $readmemh(WEIGHT_FILE, wmem);
+      always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
+    end else begin : g_wmem_auto
+      reg [WWORD-1:0] wmem[0:WD-1];
+      initial if (HAVE_WFILE) $readmemh(WEIGHT_FILE, wmem);
+      always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
+    end
+  endgenerate
+
+  // ---------------------------------------------------------------- stage 2: dot products
+  wire [PE*PSW-1:0] ps;
+  genvar p, s, k, i;
+  generate
+    if ((MW % SIMD != 0) || (MH % PE != 0) ||
+        ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1))) ||
+        ((IBIPOLAR != 0) && (IBITS != 1)) || ((WBIPOLAR != 0) && (WBITS != 1)) ||
+        ((NT > 0) && (OBITS > 32))) begin : g_bad
+      qloom_mvau_error_bad_parameters u_err ();
+    end
+    for (p = 0; p < PE; p = p + 1) begin : g_dot
+      wire [SIMD*WBITS-1:0] wl = w1[p*SIMD*WBITS+:SIMD*WBITS];
+      if (BINARY != 0) begin : g_xnor
+        wire [SIMD-1:0] eq = ~(x1 ^ wl);
+        assign ps[p*PSW+:PSW] = $countones(eq);
+      end else begin : g_mac
+        // adder tree over SIMD products, leaves padded to a power of two
+        localparam integer P2 = (SIMD > 1) ? (1 << $clog2(SIMD)) : 1;
+        wire [2*P2*PSW-1:0] tree;
+        for (s = 0; s < P2; s = s + 1) begin : g_leaf
+          if (s < SIMD) begin : g_prod
+            wire [IBITS-1:0] xr = x1[s*IBITS+:IBITS];
+            wire [WBITS-1:0] wr = wl[s*WBITS+:WBITS];
+            wire signed [XW-1:0] xv;
+            wire signed [YW-1:0] yv;
+            if (IBIPOLAR != 0) begin : g_xb
+              assign xv = xr[0] ? 2'sb01 : 2'sb11;
+            end else begin : g_xi
+              assign xv = {(ISIGNED != 0) && xr[IBITS-1], xr};
+            end
+            if (WBIPOLAR != 0) begin : g_wb
+              assign yv = wr[0] ? 2'sb01 : 2'sb11;
+            end else begin : g_wi
+              assign yv = {(WSIGNED != 0) && wr[WBITS-1], wr};
+            end
+            wire signed [PW-1:0] prod = xv * yv;
+            assign tree[(P2+s)*PSW+:PSW] = {{(PSW - PW) {prod[PW-1]}}, prod};
+          end else begin : g_zero
+            assign tree[(P2+s)*PSW+:PSW] = {PSW{1'b0}};
+          end
+        end
+        for (i = 1; i < P2; i = i + 1) begin : g_node
+          assign tree[i*PSW+:PSW] = tree[(2*i)*PSW+:PSW] + tree[(2*i+1)*PSW+:PSW];
+        end
+        assign ps[p*PSW+:PSW] = tree[PSW+:PSW];  // the root (the only leaf when SIMD == 1)
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [PSW-1:0] unused_node0 = tree[PSW-1:0];
+        /* verilator lint_on UNUSEDSIGNAL */
+        assign tree[PSW-1:0] = {PSW{1'b0}};
+      end
+    end
+  endgenerate
+
+  reg v2, f2, l2;
+  reg [NFW-1:0] n2;
+  reg [PE*PSW-1:0] ps2;
+  always @(posedge ap_clk) begin
+    if (en) begin
+      ps2 <= ps;
+      f2 <= f1;
+      l2 <= l1;
+      n2 <= n1;
+    end
+    if (!ap_rst_n) v2 <= 1'b0;
+    else if (en) v2 <= v1;
+  end
+
+  // ---------------------------------------------------------------- stage 3: accumulate
+  reg v3;
+  reg [PE*ACC_BITS-1:0] acc;
+  reg [TWORD-1:0] t3;
+  generate
+    for (p = 0; p < PE; p = p + 1) begin : g_acc
+      wire [PSW-1:0] pv = ps2[p*PSW+:PSW];
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire [AXW-1:0] pext;
+      /* verilator lint_on UNUSEDSIGNAL */
+      if (AXW > PSW) begin : g_ext
+        wire pneg = (BINARY == 0) && pv[PSW-1];
+        assign pext = {{(AXW - PSW) {pneg}}, pv};
+      end else begin : g_same
+        assign pext = pv;
+      end
+      wire [ACC_BITS-1:0] base = f2 ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS+:ACC_BITS];
+      always @(posedge ap_clk)
+        if (en && v2) acc[p*ACC_BITS+:ACC_BITS] <= base + pext[ACC_BITS-1:0];
+    end
+    if (NT > 0) begin : g_tmem
+      if (T_BLOCK) begin : g_block
+        (* rom_style = "block", ram_style = "block" *) reg [TWORD-1:0] tmem[0:NF-1];
+        initial if (HAVE_TFILE) $readmemh(THRESH_FILE, tmem);
+        always @(posedge ap_clk) if (en) t3 <= tmem[n2];
+      end else if (T_DIST) begin : g_dist
+        (* rom_style = "distributed", ram_style = "distributed" *) reg [TWORD-1:0] tmem[0:NF-1];
+        initial if (HAVE_TFILE) $readmemh(THRESH_FILE, tmem);
+        always @(posedge ap_clk) if (en) t3 <= tmem[n2];
+      end else begin : g_auto
+        reg [TWORD-1:0] tmem[0:NF-1];
+        initial if (HAVE_TFILE) $readmemh(THRESH_FILE, tmem);
+        always @(posedge ap_clk) if (en) t3 <= tmem[n2];
+      end
+    end else begin : g_notmem
+      always @(posedge ap_clk) t3 <= {TWORD{1'b0}};
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire unused_t = &{1'b0, t3, n2};
+      /* verilator lint_on UNUSEDSIGNAL */
+    end
+  endgenerate
+  always @(posedge ap_clk) begin
+    if (!ap_rst_n) v3 <= 1'b0;
+    else if (en) v3 <= v2 && l2;
+  end
+
+  // ---------------------------------------------------------------- stage 4: activation
+  wire [PE*OW-1:0] res;
+  generate
+    for (p = 0; p < PE; p = p + 1) begin : g_act
+      wire [ACC_BITS-1:0] a = acc[p*ACC_BITS+:ACC_BITS];
+      if (NT > 0) begin : g_thr
+        wire aneg = (BINARY == 0) && a[ACC_BITS-1];
+        wire signed [CW-1:0] av = {{(CW - ACC_BITS) {aneg}}, a};
+        wire [NT-1:0] ge;
+        for (k = 0; k < NT; k = k + 1) begin : g_t
+          wire [TBITS-1:0] tr = t3[(p*NT+k)*TBITS+:TBITS];
+          wire signed [CW-1:0] tv = {{(CW - TBITS) {tr[TBITS-1]}}, tr};
+          assign ge[k] = (av >= tv);
+        end
+        wire [NW-1:0] cnt = $countones(ge);
+        if (OBITS > NW) begin : g_wide
+          assign res[p*OW+:OW] = OB + {{(OBITS - NW) {1'b0}}, cnt};
+        end else begin : g_narrow
+          assign res[p*OW+:OW] = OB + cnt[OBITS-1:0];
+        end
+      end else begin : g_raw
+        assign res[p*OW+:OW] = a;
+      end
+    end
+  endgenerate
+
+  reg [PE*OW-1:0] od;
+  assign m_axis_tvalid = ov;
+  assign m_axis_tdata  = od;
+  always @(posedge ap_clk) begin
+    if (en) od <= res;
+    if (!ap_rst_n) ov <= 1'b0;
+    else if (en) ov <= v3;
+  end
+endmodule

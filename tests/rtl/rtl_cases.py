@@ -1,0 +1,175 @@
+"""Parameter sets used by the lint and Yosys tests (memory files: see `memory_files`)."""
+
+from __future__ import annotations
+
+CASES: dict[str, list[dict]] = {
+    "qloom_fifo": [
+        {"WIDTH": 8, "DEPTH": 1},
+        {"WIDTH": 8, "DEPTH": 2},
+        {"WIDTH": 33, "DEPTH": 5},
+        {"WIDTH": 70, "DEPTH": 100},
+        {"WIDTH": 4, "DEPTH": 16, "RAM_STYLE": "block"},
+        {"WIDTH": 4, "DEPTH": 4, "RAM_STYLE": "registers"},
+    ],
+    "qloom_dwc": [
+        {"IN_WIDTH": 8, "OUT_WIDTH": 8},
+        {"IN_WIDTH": 16, "OUT_WIDTH": 4},
+        {"IN_WIDTH": 3, "OUT_WIDTH": 12},
+        {"IN_WIDTH": 5, "OUT_WIDTH": 10},
+    ],
+    "qloom_duplicate": [{"WIDTH": 1}, {"WIDTH": 77}],
+    "qloom_add": [
+        {},
+        {
+            "N": 6,
+            "PE": 3,
+            "ABITS": 1,
+            "ASIGNED": 0,
+            "BBITS": 4,
+            "OBITS": 5,
+            "A_MUL": -3,
+            "BIAS": -7,
+        },
+    ],
+    "qloom_thresholding": [
+        {"CH": 4, "PE": 1, "NT": 1, "THRESH_FILE": "thr_4x8.hex"},
+        {
+            "CH": 6,
+            "PE": 3,
+            "IBITS": 4,
+            "ISIGNED": 0,
+            "NT": 3,
+            "TBITS": 6,
+            "OBITS": 2,
+            "OUT_BASE": -1,
+            "THRESH_FILE": "thr_2x54.hex",
+        },
+        {
+            "CH": 8,
+            "PE": 8,
+            "NT": 15,
+            "OBITS": 4,
+            "RAM_STYLE": "block",
+            "THRESH_FILE": "thr_1x960.hex",
+        },
+    ],
+    "qloom_maxpool": [
+        {},
+        {"IFM_H": 5, "IFM_W": 7, "CH": 6, "PE": 3, "K": 3, "STRIDE": 3, "BITS": 4, "SIGNED": 1},
+        {"K": 1, "STRIDE": 1, "CH": 2, "PE": 2},
+        {"IFM_H": 4, "IFM_W": 2, "K": 2, "STRIDE": 2, "CH": 3},
+    ],
+    "qloom_labelselect": [
+        {},
+        {"N": 10, "PE": 5, "K": 3, "BITS": 4, "SIGNED": 0},
+        {"N": 4, "PE": 4, "K": 4},
+        {"N": 1, "PE": 1, "K": 1},
+    ],
+    "qloom_mvau": [
+        {"MW": 4, "MH": 4, "WEIGHT_FILE": "w_16x1.hex"},
+        {
+            "MW": 8,
+            "MH": 4,
+            "PE": 2,
+            "SIMD": 4,
+            "NT": 1,
+            "OBITS": 1,
+            "ACC_BITS": 4,
+            "TBITS": 5,
+            "WEIGHT_FILE": "w_4x8.hex",
+            "THRESH_FILE": "thr_2x10.hex",
+        },
+        {
+            "BINARY": 0,
+            "IBITS": 4,
+            "ISIGNED": 0,
+            "WBITS": 3,
+            "WSIGNED": 1,
+            "MW": 6,
+            "MH": 6,
+            "SIMD": 3,
+            "PE": 3,
+            "NT": 3,
+            "OBITS": 2,
+            "OUT_BASE": -1,
+            "ACC_BITS": 12,
+            "TBITS": 12,
+            "WEIGHT_FILE": "w_4x27.hex",
+            "THRESH_FILE": "thr_2x108.hex",
+            "RAM_STYLE": "distributed",
+        },
+        {
+            "BINARY": 0,
+            "IBITS": 2,
+            "WBITS": 1,
+            "WBIPOLAR": 1,
+            "MW": 5,
+            "MH": 3,
+            "SIMD": 5,
+            "PE": 3,
+            "ACC_BITS": 8,
+            "WEIGHT_FILE": "w_1x15.hex",
+        },
+        {
+            "BINARY": 0,
+            "IBITS": 8,
+            "ISIGNED": 1,
+            "WBITS": 8,
+            "WSIGNED": 1,
+            "ACC_BITS": 20,
+            "RAM_STYLE": "block",
+            "WEIGHT_FILE": "w_16x8.hex",
+        },
+    ],
+    "qloom_swu": [
+        {},
+        {
+            "IFM_H": 5,
+            "IFM_W": 6,
+            "CH": 4,
+            "SIMD": 2,
+            "PAD_T": 1,
+            "PAD_L": 1,
+            "PAD_B": 1,
+            "PAD_R": 1,
+            "BITS": 3,
+        },
+        {"K_H": 1, "K_W": 1},
+        {
+            "IFM_H": 7,
+            "IFM_W": 7,
+            "K_H": 3,
+            "K_W": 2,
+            "STRIDE_H": 2,
+            "STRIDE_W": 3,
+            "CH": 3,
+            "BITS": 8,
+            "PAD_VALUE": 5,
+            "RAM_STYLE": "block",
+        },
+        {
+            "IFM_H": 2,
+            "IFM_W": 2,
+            "K_H": 3,
+            "K_W": 3,
+            "PAD_T": 1,
+            "PAD_B": 1,
+            "PAD_L": 1,
+            "PAD_R": 1,
+        },
+    ],
+}
+
+
+def memory_files(params: dict) -> dict[str, str]:
+    """Hex file name -> contents (all zero words) for the *_FILE parameters of a case.
+
+    The file name encodes depth x width: "w_16x1.hex" is 16 words of 1 bit.
+    """
+    out = {}
+    for k, v in params.items():
+        if k.endswith("_FILE"):
+            depth, width = v.split("_")[-1].removesuffix(".hex").split("x")
+            ndig = (int(width) + 3) // 4
+            out[v] = ("0" * ndig + "\n") * int(depth)
+    return out

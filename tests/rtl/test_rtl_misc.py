@@ -1,0 +1,104 @@
+"""Thresholding, max-pool and label-select against numpy models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import build_lib, needs_verilator, run_check
+from rtl_golden import (
+    beats,
+    decode,
+    labelselect,
+    maxpool,
+    multithreshold,
+    rand_raw,
+    random_thresholds,
+    threshold_words,
+    write_hex,
+)
+
+pytestmark = needs_verilator
+
+# ------------------------------------------------------------------------------- thresholding
+
+THR_CASES = {
+    "pe1-signed": dict(CH=4, PE=1, IBITS=8, ISIGNED=1, NT=3, TBITS=9, OBITS=2, OUT_BASE=0),
+    "pe-all-unsigned": dict(CH=6, PE=6, IBITS=5, ISIGNED=0, NT=7, TBITS=6, OBITS=4, OUT_BASE=-3),
+}
+
+
+@pytest.mark.parametrize("name", list(THR_CASES))
+def test_thresholding(name, tmp_path):
+    P = dict(THR_CASES[name], THRESH_FILE="t.hex")
+    ch, pe, ib = P["CH"], P["PE"], P["IBITS"]
+    m = build_lib("qloom_thresholding", P, [("s_axis", pe * ib)], [("m_axis", pe * P["OBITS"])])
+    rng = np.random.default_rng(len(name))
+    lo = -(1 << (ib - 1)) if P["ISIGNED"] else 0
+    hi = lo + (1 << ib) - 1
+    T = random_thresholds(rng, ch, P["NT"], lo - 1, hi + 1, P["TBITS"])
+    write_hex(tmp_path / "t.hex", threshold_words(T, pe, P["TBITS"]), pe * P["NT"] * P["TBITS"])
+    pixels = 150
+    x = rand_raw(rng, (pixels, ch), ib)
+    out = multithreshold(decode(x, ib, bool(P["ISIGNED"])), T, P["OUT_BASE"], P["OBITS"])
+    ins, exp = [beats(x, pe, ib)], [beats(out, pe, P["OBITS"])]
+    for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7)]):
+        run_check(m, ins, exp, pi, po, seed=seed, cwd=tmp_path)
+    res = run_check(m, ins, exp, cwd=tmp_path)
+    assert res.cycles <= len(exp[0]) + 3
+
+
+# ------------------------------------------------------------------------------- max-pool
+
+MP_CASES = {
+    # binary data (OR), remainder row/column dropped, PE = 1
+    "bin-2x2-floor": dict(IFM_H=5, IFM_W=7, CH=3, K=2, STRIDE=2, PE=1, BITS=1, SIGNED=0),
+    # signed 4-bit, 3x3 windows, all channels in one beat
+    "s4-3x3": dict(IFM_H=6, IFM_W=6, CH=4, K=3, STRIDE=3, PE=4, BITS=4, SIGNED=1),
+}
+
+
+@pytest.mark.parametrize("name", list(MP_CASES))
+def test_maxpool(name):
+    P = MP_CASES[name]
+    pe, bits = P["PE"], P["BITS"]
+    m = build_lib("qloom_maxpool", P, [("s_axis", pe * bits)], [("m_axis", pe * bits)])
+    rng = np.random.default_rng(3 + len(name))
+    frames = 6
+    img = rand_raw(rng, (frames, P["IFM_H"], P["IFM_W"], P["CH"]), bits)
+    out = maxpool(img, P["K"], bits, bool(P["SIGNED"]))
+    ins, exp = [beats(img, pe, bits)], [beats(out, pe, bits)]
+    for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7), (1.0, 0.2)]):
+        run_check(m, ins, exp, pi, po, seed=seed)
+    res = run_check(m, ins, exp)
+    in_beats = len(ins[0])
+    # input-bound: one input beat per cycle; the last output leaves 1-2 cycles after the
+    # last window's input beat (remainder rows at the end of the last frame come later)
+    assert res.cycles <= in_beats + 2
+    assert res.in_cycles[0][-1] <= in_beats + 1
+
+
+# ------------------------------------------------------------------------------- label select
+
+LS_CASES = {
+    "pe1-top1": dict(N=10, PE=1, BITS=8, SIGNED=1, K=1),
+    "pe5-top3-ties": dict(N=10, PE=5, BITS=2, SIGNED=0, K=3),
+    "pe4-topall": dict(N=4, PE=4, BITS=3, SIGNED=1, K=4),
+}
+
+
+@pytest.mark.parametrize("name", list(LS_CASES))
+def test_labelselect(name):
+    P = LS_CASES[name]
+    n, pe, bits, k = P["N"], P["PE"], P["BITS"], P["K"]
+    iw = max(1, (n - 1).bit_length())
+    m = build_lib("qloom_labelselect", P, [("s_axis", pe * bits)], [("m_axis", iw)])
+    rng = np.random.default_rng(11 + len(name))
+    frames = 60
+    vals = rand_raw(rng, (frames, n), bits)  # 2-bit values: many ties
+    out = labelselect(vals, k, bits, bool(P["SIGNED"]))
+    ins, exp = [beats(vals, pe, bits)], [out.reshape(-1).tolist()]
+    for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7)]):
+        run_check(m, ins, exp, pi, po, seed=seed)
+    res = run_check(m, ins, exp)
+    # one input beat per cycle unless K > N/PE output beats per frame dominate
+    assert res.cycles <= frames * max(n // pe, k) + k + 3
