@@ -1,0 +1,43 @@
+"""The dataflow layer: hardware stages (one file per stage kind), the integer graph -> stages
+lowering, and the executable DataflowDesign. See qloom.dataflow.stage for the stream and beat
+conventions the RTL library follows."""
+
+from __future__ import annotations
+
+from qloom.dataflow.add import Add
+from qloom.dataflow.design import DataflowDesign
+from qloom.dataflow.duplicate import Duplicate
+from qloom.dataflow.dwc import DWC
+from qloom.dataflow.fifo import FIFO
+from qloom.dataflow.labelselect import LabelSelect
+from qloom.dataflow.lower import to_dataflow
+from qloom.dataflow.maxpool import MaxPool
+from qloom.dataflow.mvau import MVAU
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    pack_beats,
+    read_hex,
+    unpack_beats,
+)
+from qloom.dataflow.swu import SWU
+from qloom.dataflow.thresholding import Thresholding
+
+__all__ = [
+    "DWC",
+    "FIFO",
+    "MVAU",
+    "SWU",
+    "Add",
+    "DataflowDesign",
+    "Duplicate",
+    "LabelSelect",
+    "MaxPool",
+    "Stage",
+    "StreamSpec",
+    "Thresholding",
+    "pack_beats",
+    "read_hex",
+    "to_dataflow",
+    "unpack_beats",
+]

@@ -1,0 +1,83 @@
+"""Add: elementwise out = A_MUL*a + B_MUL*b (+ BIAS) of two streams in lockstep (the join of a
+residual connection). N elements per frame, N/PE beats of PE elements on all three streams;
+the output type is the narrowest one holding every possible result (no wrap-around).
+Cycles per frame: N / PE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    as_frames,
+    check_divides,
+    check_stream,
+    restore,
+)
+from qloom.datatype import DataType
+
+
+@dataclass(frozen=True, eq=False)
+class Add(Stage):
+    n: int
+    a_dtype: DataType
+    b_dtype: DataType
+    a_mul: int = 1
+    b_mul: int = 1
+    bias: int = 0
+    pe: int = 1
+
+    kind = "Add"
+    finn_op = "AddStreams"
+    rtl_module = "qloom_add"
+
+    def __post_init__(self) -> None:
+        check_divides("Add", self.name, "PE", self.pe, "N", self.n)
+
+    @property
+    def out_dtype(self) -> DataType:
+        a = (self.a_mul * self.a_dtype.min, self.a_mul * self.a_dtype.max)
+        b = (self.b_mul * self.b_dtype.min, self.b_mul * self.b_dtype.max)
+        return DataType.for_range(min(a) + min(b) + self.bias, max(a) + max(b) + self.bias)
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        beats = self.n // self.pe
+        return (
+            StreamSpec(self.a_dtype, self.pe, beats),
+            StreamSpec(self.b_dtype, self.pe, beats),
+        )
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.out_dtype, self.pe, self.n // self.pe),)
+
+    def cycles_per_frame(self) -> int:
+        return self.n // self.pe
+
+    def folding(self) -> dict:
+        return {"PE": self.pe}
+
+    def rtl_params(self) -> dict:
+        def signed(d: DataType) -> int:
+            return int(d.signed and not d.is_bipolar)
+
+        return {
+            "N": self.n,
+            "PE": self.pe,
+            "ABITS": self.a_dtype.bits,
+            "ASIGNED": signed(self.a_dtype),
+            "BBITS": self.b_dtype.bits,
+            "BSIGNED": signed(self.b_dtype),
+            "OBITS": self.out_dtype.bits,
+            "A_MUL": self.a_mul,
+            "B_MUL": self.b_mul,
+            "BIAS": self.bias,
+        }
+
+    def execute(self, a_beats, b_beats):
+        a, single = as_frames(a_beats)
+        b, _ = as_frames(b_beats)
+        check_stream(self, a, self.in_streams()[0], 0)
+        check_stream(self, b, self.in_streams()[1], 1)
+        return restore(self.a_mul * a + self.b_mul * b + self.bias, single)

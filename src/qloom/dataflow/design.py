@@ -1,0 +1,176 @@
+"""DataflowDesign: the ordered hardware stages of one accelerator, their streams, and the
+host-side float tail; executable on images, with cycle and latency estimates and FINN-style
+folding.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qloom.dataflow.stage import Stage, StreamSpec, from_beats, to_beats
+from qloom.ir import Graph, Node, TensorInfo
+
+
+@dataclass(frozen=True, eq=False)
+class DataflowDesign:
+    name: str
+    source: Graph  # the integer graph it was made from
+    stages: tuple[Stage, ...]  # topological order
+    streams: dict[str, StreamSpec]  # stream name -> what it carries
+    input_stream: str  # fed by the host: the integer graph's input, channels-last
+    output_streams: dict[str, str]  # integer-graph tensor leaving the accelerator -> stream
+    output_shapes: dict[str, tuple[int, ...]]
+    host: Graph | None = None  # float tail (and what follows it) run on the host
+    meta: dict = field(default_factory=dict)
+
+    # -- queries --------------------------------------------------------------------------------
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def of_kind(self, kind: str) -> list[Stage]:
+        return [s for s in self.stages if s.kind == kind]
+
+    @property
+    def input_spec(self) -> StreamSpec:
+        return self.streams[self.input_stream]
+
+    def cycles_per_frame(self) -> int:
+        """Initiation interval of the pipeline: the slowest stage's cycles per frame."""
+        return max((s.cycles_per_frame() for s in self.stages), default=0)
+
+    def bottleneck(self) -> Stage:
+        return max(self.stages, key=lambda s: s.cycles_per_frame())
+
+    def latency_estimate(self) -> int:
+        """Cycles from a frame's first input beat to its last output beat, an upper bound that
+        ignores the overlap of consecutive stages within a frame (sum of stage latencies)."""
+        return sum(s.latency_cycles() for s in self.stages)
+
+    def memory_bits(self) -> int:
+        return sum(s.memory_bits() for s in self.stages)
+
+    def fps(self, clock_mhz: float = 100.0) -> float:
+        return clock_mhz * 1e6 / max(1, self.cycles_per_frame())
+
+    # -- execution ------------------------------------------------------------------------------
+    def run_streams(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Integer-graph input (N, ...) channels-last -> every stream (N, beats, elems)."""
+        spec = self.input_spec
+        env = {self.input_stream: to_beats(x, spec.elems)}
+        for stage in self.stages:
+            outs = stage.execute(*(env[s] for s in stage.inputs))
+            if len(stage.outputs) == 1 and not isinstance(outs, tuple):
+                outs = (outs,)
+            for name, value in zip(stage.outputs, outs, strict=True):
+                env[name] = value
+        return env
+
+    def execute(
+        self, images: np.ndarray, *, keep_streams: bool = False, batch: int = 1000
+    ) -> dict[str, np.ndarray]:
+        """Raw images (N, C, H, W) as datasets give them -> the integer graph's outputs (same
+        names and shapes as qloom.flow.run_integer), plus the accelerator's output tensors (and
+        every stream with keep_streams=True)."""
+        from qloom.execute import execute as run_graph
+        from qloom.flow import integer_input
+
+        parts = []
+        for i in range(0, len(images), batch):
+            env = self.run_streams(integer_input(self.source, images[i : i + batch]))
+            out = {
+                t: from_beats(env[s], self.output_shapes[t]) for t, s in self.output_streams.items()
+            }
+            if self.host is not None:
+                out.update(run_graph(self.host, {t: out[t] for t in self.host.inputs}))
+            if keep_streams:
+                out.update({f"stream:{k}": v for k, v in env.items()})
+            parts.append(out)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def to_graph(self) -> Graph:
+        """The design as a qloom IR graph (kind "dataflow"): one node per stage (op = stage kind,
+        attrs["stage"] = the stage), one tensor per stream, shaped (beats, elems) per frame."""
+        nodes = tuple(
+            Node(s.kind, s.name, tuple(s.inputs), tuple(s.outputs), {"stage": s})
+            for s in self.stages
+        )
+        tensors = {
+            name: TensorInfo((spec.beats, spec.elems), spec.dtype, "")
+            for name, spec in self.streams.items()
+        }
+        outputs = tuple(dict.fromkeys(self.output_streams.values()))
+        return Graph(nodes, (self.input_stream,), outputs, tensors, name=self.name, kind="dataflow")
+
+    # -- reports --------------------------------------------------------------------------------
+    def folding_json(self) -> dict:
+        """FINN-style folding.json: {"Defaults": {}, stage: {"PE":.., "SIMD":.., ...}}."""
+        out: dict = {"Defaults": {}}
+        for s in self.stages:
+            f = s.folding()
+            if f:
+                out[s.name] = f
+        return out
+
+    def write_folding(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(json.dumps(self.folding_json(), indent=2) + "\n")
+        return p
+
+    def to_json(self) -> dict:
+        def spec(s: StreamSpec) -> dict:
+            return {"dtype": str(s.dtype), "elems": s.elems, "beats": s.beats, "width": s.width}
+
+        stages = []
+        for s in self.stages:
+            entry = {
+                "name": s.name,
+                "kind": s.kind,
+                "finn_op": s.finn_op,
+                "rtl_module": s.rtl_module,
+                "inputs": list(s.inputs),
+                "outputs": list(s.outputs),
+                "in_streams": [spec(x) for x in s.in_streams()],
+                "out_streams": [spec(x) for x in s.out_streams()],
+                "folding": s.folding(),
+                "cycles_per_frame": s.cycles_per_frame(),
+                "memory_bits": s.memory_bits(),
+            }
+            if hasattr(s, "rtl_params"):
+                entry["rtl_params"] = s.rtl_params()
+            stages.append(entry)
+        return {
+            "name": self.name,
+            "input_stream": self.input_stream,
+            "input": spec(self.input_spec),
+            "output_streams": dict(self.output_streams),
+            "outputs": {t: spec(self.streams[s]) for t, s in self.output_streams.items()},
+            "host_ops": [n.op for n in self.host.nodes] if self.host is not None else [],
+            "cycles_per_frame": self.cycles_per_frame(),
+            "latency_estimate": self.latency_estimate(),
+            "bottleneck": self.bottleneck().name if self.stages else None,
+            "stages": stages,
+        }
+
+    def write_memories(self, directory: str | Path) -> dict[str, dict[str, Path]]:
+        """$readmemh files of every stage with memories: stage -> {param: path}."""
+        return {
+            s.name: s.write_memories(directory) for s in self.stages if hasattr(s, "write_memories")
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"Dataflow design {self.name}: input {self.input_stream} {self.input_spec}, "
+            f"{len(self.stages)} stages, {self.cycles_per_frame()} cycles/frame "
+            f"(bottleneck {self.bottleneck().name if self.stages else '-'}), latency <= "
+            f"{self.latency_estimate()} cycles"
+        ]
+        lines += ["  " + s.describe() for s in self.stages]
+        if self.host is not None:
+            lines.append(f"  host: {', '.join(n.op for n in self.host.nodes)}")
+        return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Duplicate: broadcast one stream to two consumers (FINN's DuplicateStreams); each input beat
+is delivered once on each output. Cycles per frame: beats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qloom.dataflow.stage import Stage, StreamSpec, as_frames, check_stream, restore
+
+
+@dataclass(frozen=True, eq=False)
+class Duplicate(Stage):
+    stream: StreamSpec
+
+    kind = "Duplicate"
+    finn_op = "DuplicateStreams"
+    rtl_module = "qloom_duplicate"
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        return (self.stream,)
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        return (self.stream, self.stream)
+
+    def cycles_per_frame(self) -> int:
+        return self.stream.beats
+
+    def rtl_params(self) -> dict:
+        return {"WIDTH": self.stream.width}
+
+    def execute(self, beats):
+        x, single = as_frames(beats)
+        check_stream(self, x, self.stream)
+        return restore(x, single), restore(x.copy(), single)

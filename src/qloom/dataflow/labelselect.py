@@ -1,0 +1,76 @@
+"""LabelSelect: top-K label selection (FINN's LabelSelect) on the final accumulators.
+
+Input: N values per frame, N/PE beats of PE elements. Output: K beats of one element each, the
+index (UINT, max(1, clog2(N)) bits) of one of the K largest values, largest first; equal values
+are ordered lower index first (ONNX TopK's order).
+Cycles per frame: max(N / PE, K).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    as_frames,
+    check_divides,
+    check_stream,
+    restore,
+)
+from qloom.datatype import DataType
+
+
+@dataclass(frozen=True, eq=False)
+class LabelSelect(Stage):
+    n: int
+    in_dtype: DataType
+    k: int = 1
+    pe: int = 1
+
+    kind = "LabelSelect"
+    finn_op = "LabelSelect"
+    rtl_module = "qloom_labelselect"
+
+    def __post_init__(self) -> None:
+        check_divides("LabelSelect", self.name, "PE", self.pe, "N", self.n)
+        if not 1 <= self.k <= self.n:
+            raise ValueError(f"LabelSelect '{self.name}': K={self.k} not in 1..{self.n}")
+
+    @property
+    def out_dtype(self) -> DataType:
+        bits = max(1, (self.n - 1).bit_length())
+        return DataType.int(bits, signed=False)
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.in_dtype, self.pe, self.n // self.pe),)
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.out_dtype, 1, self.k),)
+
+    def cycles_per_frame(self) -> int:
+        return max(self.n // self.pe, self.k)  # N/PE beats in, K beats out
+
+    def latency_cycles(self) -> int:
+        return self.cycles_per_frame() + self.k + 2
+
+    def folding(self) -> dict:
+        return {"PE": self.pe}
+
+    def rtl_params(self) -> dict:
+        return {
+            "N": self.n,
+            "PE": self.pe,
+            "BITS": self.in_dtype.bits,
+            "SIGNED": int(self.in_dtype.signed and not self.in_dtype.is_bipolar),
+            "K": self.k,
+        }
+
+    def execute(self, beats):
+        x, single = as_frames(beats)
+        check_stream(self, x, self.in_streams()[0])
+        values = x.reshape(x.shape[0], self.n)
+        order = np.argsort(-values, axis=1, kind="stable")[:, : self.k]
+        return restore(order.reshape(x.shape[0], self.k, 1), single)

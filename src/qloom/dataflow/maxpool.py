@@ -1,0 +1,88 @@
+"""MaxPool: non-overlapping K x K max pooling (stride = K, no padding; FINN's
+StreamingMaxPool) on a channels-last stream, CH/PE beats of PE elements per pixel in and out.
+Output is OFM = floor(IFM / K): remainder rows/columns are dropped (ONNX floor mode).
+On 1-bit (BIPOLAR/BINARY) data the max is an OR of the bits.
+Cycles per frame: input beats (IFM_H * IFM_W * CH / PE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    as_frames,
+    check_divides,
+    check_stream,
+    restore,
+)
+from qloom.datatype import DataType
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool(Stage):
+    ifm_h: int
+    ifm_w: int
+    channels: int
+    k: int
+    dtype: DataType
+    pe: int = 1
+
+    kind = "MaxPool"
+    finn_op = "StreamingMaxPool"
+    rtl_module = "qloom_maxpool"
+
+    def __post_init__(self) -> None:
+        check_divides("MaxPool", self.name, "PE", self.pe, "CH", self.channels)
+        if self.k < 1 or self.ifm_h < self.k or self.ifm_w < self.k:
+            raise ValueError(f"MaxPool '{self.name}': kernel {self.k} larger than the image")
+
+    @property
+    def ofm_h(self) -> int:
+        return self.ifm_h // self.k
+
+    @property
+    def ofm_w(self) -> int:
+        return self.ifm_w // self.k
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        beats = self.ifm_h * self.ifm_w * self.channels // self.pe
+        return (StreamSpec(self.dtype, self.pe, beats),)
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        beats = self.ofm_h * self.ofm_w * self.channels // self.pe
+        return (StreamSpec(self.dtype, self.pe, beats),)
+
+    def cycles_per_frame(self) -> int:
+        return self.in_streams()[0].beats
+
+    def latency_cycles(self) -> int:
+        return self.cycles_per_frame() + 2
+
+    def memory_bits(self) -> int:
+        return self.ofm_w * self.channels * self.dtype.bits  # running maxima of one row
+
+    def folding(self) -> dict:
+        return {"PE": self.pe}
+
+    def rtl_params(self) -> dict:
+        return {
+            "IFM_H": self.ifm_h,
+            "IFM_W": self.ifm_w,
+            "CH": self.channels,
+            "K": self.k,
+            "STRIDE": self.k,
+            "PE": self.pe,
+            "BITS": self.dtype.bits,
+            "SIGNED": int(self.dtype.signed and not self.dtype.is_bipolar),
+        }
+
+    def execute(self, beats):
+        x, single = as_frames(beats)
+        check_stream(self, x, self.in_streams()[0])
+        f, k = x.shape[0], self.k
+        img = x.reshape(f, self.ifm_h, self.ifm_w, self.channels)
+        img = img[:, : self.ofm_h * k, : self.ofm_w * k]
+        pooled = img.reshape(f, self.ofm_h, k, self.ofm_w, k, self.channels).max(axis=(2, 4))
+        return restore(pooled.reshape(f, -1, self.pe), single)

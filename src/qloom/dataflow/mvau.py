@@ -1,0 +1,244 @@
+"""MVAU: matrix-vector(-activation) unit, FINN's MatrixVectorActivation.
+
+Computes, for each of `pixels` input vectors x (MW elements), acc = W x (MH outputs; W is MH x MW,
+row = output neuron, column = input index) and then either the thresholded activation
+OUT_BASE + #{k : acc[r] >= T[r][k]} (NT thresholds per row, ascending) or, with NT = 0,
+the accumulator itself. Binary (XNOR) mode: input and weights are BIPOLAR bits and
+acc = popcount(xnor(x, w)) = (x . w + MW) / 2, exactly what the integer graph's XnorMatMul computes.
+
+Streams: input MW/SIMD beats of SIMD elements per vector, output MH/PE beats of PE elements per
+vector; for convolutions the SWU feeds one window (in (kh, kw, c) order) per output pixel.
+
+Memories ($readmemh, one word per line, fields two's complement / BIPOLAR bit 1 = +1):
+  weights    depth NF*SF (NF = MH/PE, SF = MW/SIMD), address nf*SF + sf, word PE*SIMD*WBITS bits,
+             lane (p, s) at bits [(p*SIMD + s)*WBITS +: WBITS] = W[nf*PE + p][sf*SIMD + s]
+  thresholds depth NF, word PE*NT*TBITS bits, lane (p, k) at [(p*NT + k)*TBITS +: TBITS] =
+             T[nf*PE + p][k] (ascending in k; clamped to [acc_min, acc_max + 1], which keeps
+             every comparison's result)
+A BIPOLAR output (NT = 1) is the count bit itself: 1 = +1 (value 2*count - 1), OUT_BASE = 0.
+The accumulator is unsigned (0..MW) in binary mode and two's complement otherwise (as the RTL
+reads it); multi-bit mode stores +-1 weights as BIPOLAR bits (WBIPOLAR) and reads a BIPOLAR
+input (IBIPOLAR) as +-1.
+Cycles per frame: (MH/PE) * (MW/SIMD) * pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    as_frames,
+    check_divides,
+    check_ram_style,
+    check_stream,
+    pack_words,
+    read_hex,
+    restore,
+    signed_type,
+    unpack_words,
+    write_hex,
+)
+from qloom.datatype import BIPOLAR, DataType
+from qloom.execute.kernels import exact_matmul
+
+
+@dataclass(frozen=True, eq=False)
+class MVAU(Stage):
+    mw: int
+    mh: int
+    weights: np.ndarray  # (MH, MW) integers; BIPOLAR (+-1) in binary mode
+    in_dtype: DataType
+    pe: int = 1
+    simd: int = 1
+    pixels: int = 1  # vectors per frame (output pixels of a convolution)
+    binary: bool = False
+    thresholds: np.ndarray | None = None  # (MH, NT) ascending, or None: output the accumulator
+    out_base: int = 0
+    out_dtype: DataType | None = None  # required with thresholds
+    ram_style: str = "auto"
+
+    kind = "MVAU"
+    finn_op = "MVAU"
+    rtl_module = "qloom_mvau"
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights, dtype=np.int64)
+        if w.shape != (self.mh, self.mw):
+            raise ValueError(f"MVAU '{self.name}': weights {w.shape} are not (MH, MW)")
+        object.__setattr__(self, "weights", w)
+        check_divides("MVAU", self.name, "PE", self.pe, "MH", self.mh)
+        check_divides("MVAU", self.name, "SIMD", self.simd, "MW", self.mw)
+        check_ram_style("MVAU", self.name, self.ram_style)
+        if self.binary:
+            if not self.in_dtype.is_bipolar or not np.all(np.abs(w) == 1):
+                raise ValueError(f"MVAU '{self.name}': binary mode needs BIPOLAR input/weights")
+            lo, hi = np.zeros(self.mh, np.int64), np.full(self.mh, self.mw, np.int64)
+        else:
+            a, b = w * self.in_dtype.min, w * self.in_dtype.max
+            lo, hi = np.minimum(a, b).sum(1), np.maximum(a, b).sum(1)
+        # any partial sum lies in [lo, hi] too: every term's range contains 0
+        acc_lo, acc_hi = int(lo.min()), int(hi.max())
+        acc = DataType.for_range(0, self.mw) if self.binary else signed_type(acc_lo, acc_hi)
+        object.__setattr__(self, "acc_dtype", acc)
+        if self.thresholds is not None:
+            t = np.asarray(self.thresholds, dtype=np.int64)
+            if t.ndim != 2 or t.shape[0] != self.mh or t.shape[1] < 1:
+                raise ValueError(f"MVAU '{self.name}': thresholds {t.shape} are not (MH, NT)")
+            if np.any(np.diff(t, axis=1) < 0):
+                raise ValueError(f"MVAU '{self.name}': thresholds are not ascending")
+            if self.out_dtype is None:
+                raise ValueError(f"MVAU '{self.name}': thresholds need an out_dtype")
+            if self.out_dtype.is_bipolar and t.shape[1] != 1:
+                raise ValueError(f"MVAU '{self.name}': BIPOLAR output needs exactly 1 threshold")
+            t = np.clip(t, acc_lo, acc_hi + 1)
+            object.__setattr__(self, "thresholds", t)
+            object.__setattr__(self, "t_dtype", signed_type(t.min(), t.max()))
+        else:
+            object.__setattr__(self, "out_dtype", self.acc_dtype)
+            object.__setattr__(self, "t_dtype", None)
+        if self.binary or np.all(np.abs(w) == 1):
+            object.__setattr__(self, "w_dtype", BIPOLAR)
+        else:
+            object.__setattr__(self, "w_dtype", signed_type(w.min(), w.max()))
+
+    # -- shape / folding -------------------------------------------------------------------------
+    @property
+    def nf(self) -> int:
+        return self.mh // self.pe
+
+    @property
+    def sf(self) -> int:
+        return self.mw // self.simd
+
+    @property
+    def nt(self) -> int:
+        return 0 if self.thresholds is None else int(self.thresholds.shape[1])
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.in_dtype, self.simd, self.sf * self.pixels),)
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.out_dtype, self.pe, self.nf * self.pixels),)
+
+    def cycles_per_frame(self) -> int:
+        return self.nf * self.sf * self.pixels
+
+    def latency_cycles(self) -> int:
+        return self.cycles_per_frame() + 4
+
+    def memory_bits(self) -> int:
+        t = self.mh * self.nt * self.t_dtype.bits if self.t_dtype else 0
+        return self.mh * self.mw * self.w_dtype.bits + t
+
+    def folding(self) -> dict:
+        return {"PE": self.pe, "SIMD": self.simd, "ram_style": self.ram_style}
+
+    def rtl_params(self) -> dict:
+        """Parameters of qloom_mvau (memory file names are added by the RTL generator)."""
+        bipolar_out = self.out_dtype.is_bipolar
+        style = "block" if self.ram_style == "ultra" else self.ram_style
+        return {
+            "MW": self.mw,
+            "MH": self.mh,
+            "PE": self.pe,
+            "SIMD": self.simd,
+            "IBITS": self.in_dtype.bits,
+            "ISIGNED": int(self.in_dtype.signed and not self.in_dtype.is_bipolar),
+            "WBITS": self.w_dtype.bits,
+            "WSIGNED": int(not self.w_dtype.is_bipolar),
+            "BINARY": int(self.binary),
+            "IBIPOLAR": int(self.in_dtype.is_bipolar and not self.binary),
+            "WBIPOLAR": int(self.w_dtype.is_bipolar and not self.binary),
+            "ACC_BITS": self.acc_dtype.bits,
+            "NT": self.nt,
+            "TBITS": self.t_dtype.bits if self.t_dtype else 1,
+            "OBITS": self.out_dtype.bits,
+            "OUT_BASE": 0 if bipolar_out or self.thresholds is None else self.out_base,
+            "RAM_STYLE": style,
+            "TRAM_STYLE": style,
+        }
+
+    # -- memories --------------------------------------------------------------------------------
+    def weight_tiles(self) -> np.ndarray:
+        """(NF, SF, PE, SIMD): tile[nf, sf, p, s] = W[nf*PE + p][sf*SIMD + s]."""
+        w = self.weights.reshape(self.nf, self.pe, self.sf, self.simd)
+        return w.transpose(0, 2, 1, 3)
+
+    def weight_words(self) -> list[int]:
+        fields = self.w_dtype.to_bits(self.weight_tiles().reshape(self.nf * self.sf, -1))
+        return pack_words(fields, self.w_dtype.bits)
+
+    def threshold_words(self) -> list[int]:
+        if self.thresholds is None:
+            return []
+        fields = self.t_dtype.to_bits(self.thresholds.reshape(self.nf, self.pe * self.nt))
+        return pack_words(fields, self.t_dtype.bits)
+
+    def weights_from_words(self, words: list[int]) -> np.ndarray:
+        """Inverse of weight_words: the (MH, MW) matrix."""
+        fields = unpack_words(words, self.pe * self.simd, self.w_dtype.bits)
+        tiles = self.w_dtype.from_bits(fields).reshape(self.nf, self.sf, self.pe, self.simd)
+        return tiles.transpose(0, 2, 1, 3).reshape(self.mh, self.mw)
+
+    def thresholds_from_words(self, words: list[int]) -> np.ndarray:
+        fields = unpack_words(words, self.pe * self.nt, self.t_dtype.bits)
+        return self.t_dtype.from_bits(fields).reshape(self.mh, self.nt)
+
+    def write_memories(self, directory: str | Path) -> dict[str, Path]:
+        """Write $readmemh files; returns {"WEIGHT_FILE": path[, "THRESH_FILE": path]}."""
+        d = Path(directory)
+        files = {
+            "WEIGHT_FILE": write_hex(
+                d / f"{self.ident}_weights.hex",
+                self.weight_words(),
+                self.pe * self.simd * self.w_dtype.bits,
+            )
+        }
+        if self.thresholds is not None:
+            files["THRESH_FILE"] = write_hex(
+                d / f"{self.ident}_thresholds.hex",
+                self.threshold_words(),
+                self.pe * self.nt * self.t_dtype.bits,
+            )
+        return files
+
+    @staticmethod
+    def read_memory(path: str | Path) -> list[int]:
+        return read_hex(Path(path))
+
+    # -- folded model ----------------------------------------------------------------------------
+    def accumulate(self, beats: np.ndarray) -> np.ndarray:
+        """Input beats (F, pixels*SF, SIMD) -> accumulators (F, pixels, MH), from the tiled
+        weight memory."""
+        f = beats.shape[0]
+        x = beats.reshape(f * self.pixels, self.sf, self.simd)
+        tiles = self.weight_tiles()  # NF, SF, PE, SIMD
+        w = tiles.transpose(1, 3, 0, 2).reshape(self.mw, self.mh)  # input index, output row
+        x = x.reshape(f * self.pixels, self.mw)
+        if self.binary:
+            xb, wb = (x > 0).astype(np.int64), (w > 0).astype(np.int64)
+            acc = exact_matmul(xb, wb) + exact_matmul(1 - xb, 1 - wb)  # popcount(xnor)
+        else:
+            acc = exact_matmul(x, w)
+        return acc.reshape(f, self.pixels, self.mh)
+
+    def activate(self, acc: np.ndarray) -> np.ndarray:
+        if self.thresholds is None:
+            return acc
+        count = np.zeros(acc.shape, np.int64)
+        for k in range(self.nt):
+            count += acc >= self.thresholds[:, k]
+        if self.out_dtype.is_bipolar:
+            return 2 * count - 1
+        return self.out_base + count
+
+    def execute(self, beats):
+        x, single = as_frames(beats)
+        check_stream(self, x, self.in_streams()[0])
+        out = self.activate(self.accumulate(x))
+        return restore(out.reshape(x.shape[0], self.nf * self.pixels, self.pe), single)

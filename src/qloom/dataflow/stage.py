@@ -1,0 +1,238 @@
+"""What every hardware stage shares: stream descriptions, beat helpers, folding checks, hex files.
+
+Stream convention (the RTL library follows it):
+  * A stream carries one frame (one image) as a sequence of AXI-Stream beats; each beat holds
+    `elems` elements of one DataType; element i of a beat sits at bits [i*BITS +: BITS].
+  * BIPOLAR travels as one bit (1 = +1, 0 = -1); signed types as two's complement.
+  * Tensors travel channels-last (NHWC, row-major), i.e. in the flat order of the integer graph.
+
+Beat representation in the Python models: an int64 numpy array of shape (frames, beats, elems)
+(or (beats, elems) for a single frame) holding the *values* of the elements (BIPOLAR as -1/+1).
+`pack_beats` / `unpack_beats` convert to and from the bus words (Python ints) the RTL sees.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from math import lcm
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from qloom.datatype import DataType
+from qloom.errors import FoldingError
+
+RAM_STYLES = ("auto", "block", "distributed", "ultra")
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One AXI-Stream: element type, elements per beat and beats per frame."""
+
+    dtype: DataType
+    elems: int
+    beats: int
+
+    @property
+    def width(self) -> int:
+        """TDATA width in bits (elements per beat x bits per element)."""
+        return self.elems * self.dtype.bits
+
+    @property
+    def frame_elems(self) -> int:
+        return self.elems * self.beats
+
+    def __str__(self) -> str:
+        return f"{self.beats}x{self.elems}x{self.dtype}({self.width}b)"
+
+
+def identifier(name: str) -> str:
+    """A Verilog/file-name-safe identifier for a stage or stream name ("/1/Conv" -> "_1_Conv")."""
+    out = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return out if out and not out[0].isdigit() else f"s_{out}"
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def legal_list(n: int) -> str:
+    return ", ".join(str(d) for d in divisors(n))
+
+
+def check_divides(kind: str, name: str, param: str, value, dim: str, n: int) -> None:
+    """FoldingError "<KIND> '<name>': PE=3 does not divide MH=64; legal PE: 1, 2, ..." """
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+        raise FoldingError(
+            f"{kind} '{name}': {param}={value!r} is not a positive integer; "
+            f"legal {param}: {legal_list(n)}"
+        )
+    if n % value:
+        raise FoldingError(
+            f"{kind} '{name}': {param}={value} does not divide {dim}={n}; "
+            f"legal {param}: {legal_list(n)}"
+        )
+
+
+def check_ram_style(kind: str, name: str, style: str) -> None:
+    if style not in RAM_STYLES:
+        raise FoldingError(
+            f"{kind} '{name}': ram_style={style!r} is not one of {', '.join(RAM_STYLES)}"
+        )
+
+
+def as_frames(beats) -> tuple[np.ndarray, bool]:
+    """(frames, beats, elems) int64 array, and whether the input was a single frame."""
+    a = np.asarray(beats, dtype=np.int64)
+    if a.ndim == 2:
+        return a[None], True
+    if a.ndim != 3:
+        raise ValueError(
+            f"beats must have shape (beats, elems) or (frames, beats, elems): {a.shape}"
+        )
+    return a, False
+
+
+def restore(a: np.ndarray, single: bool) -> np.ndarray:
+    return a[0] if single else a
+
+
+def check_stream(stage: Stage, beats: np.ndarray, spec: StreamSpec, port: int = 0) -> None:
+    if beats.shape[1:] != (spec.beats, spec.elems):
+        raise ValueError(
+            f"{stage.kind} '{stage.name}': input {port} has {beats.shape[1]} beats of "
+            f"{beats.shape[2]} elements; expected {spec.beats} beats of {spec.elems}"
+        )
+
+
+def to_beats(x: np.ndarray, elems: int) -> np.ndarray:
+    """A batch of tensors (N, ...) in channels-last order -> (N, beats, elems)."""
+    x = np.asarray(x, dtype=np.int64)
+    flat = x.reshape(x.shape[0], -1)
+    if flat.shape[1] % elems:
+        raise ValueError(f"{flat.shape[1]} elements per frame are not a multiple of {elems}")
+    return flat.reshape(flat.shape[0], -1, elems)
+
+
+def from_beats(beats: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(N, beats, elems) -> (N, *shape)."""
+    return beats.reshape((beats.shape[0],) + tuple(shape))
+
+
+def pack_words(fields: np.ndarray, bits: int) -> list[int]:
+    """fields (words, lanes) of unsigned field values < 2**bits -> one int per word, lane i at
+    bits [i*bits +: bits]."""
+    fields = np.asarray(fields, dtype=np.int64)
+    n, lanes = fields.shape
+    bitarr = ((fields[:, :, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(n, -1)
+    packed = np.packbits(bitarr, axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def unpack_words(words: list[int], lanes: int, bits: int) -> np.ndarray:
+    """Inverse of pack_words: (words, lanes) unsigned field values."""
+    mask = (1 << bits) - 1
+    return np.array(
+        [[(w >> (i * bits)) & mask for i in range(lanes)] for w in words], dtype=np.int64
+    ).reshape(len(words), lanes)
+
+
+def pack_beats(beats: np.ndarray, dtype: DataType) -> list[int]:
+    """Beats of element values (beats, elems) -> TDATA words as the RTL sees them."""
+    b = np.asarray(beats, dtype=np.int64)
+    return pack_words(dtype.to_bits(b.reshape(b.shape[0], -1)), dtype.bits)
+
+
+def unpack_beats(words: list[int], dtype: DataType, elems: int) -> np.ndarray:
+    """TDATA words -> beats of element values (beats, elems)."""
+    return dtype.from_bits(unpack_words(words, elems, dtype.bits))
+
+
+def write_hex(path: Path, words: list[int], width: int) -> Path:
+    """$readmemh file: one word per line, ceil(width/4) hex digits, no address markers."""
+    digits = max(1, (width + 3) // 4)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{w:0{digits}x}\n" for w in words))
+    return path
+
+
+def read_hex(path: Path) -> list[int]:
+    out = []
+    for line in Path(path).read_text().splitlines():
+        line = line.split("//")[0].strip()
+        if line:
+            out.append(int(line, 16))
+    return out
+
+
+def signed_type(lo: int, hi: int) -> DataType:
+    """The narrowest INTn (n >= 2) holding [lo, hi]: thresholds and multi-bit weights are
+    always stored as two's complement."""
+    return DataType.for_range(min(int(lo), -1), max(int(hi), 0))
+
+
+def dwc_chain_elems(src: int, dst: int) -> list[int]:
+    """Element counts per beat a stream passes through to go from src to dst elements per beat
+    with converters whose widths divide each other: (src, [lcm,] dst). Going through the lcm
+    (gather, then split) keeps one beat per cycle on the narrow side; lcm divides the frame
+    whenever src and dst do."""
+    if src == dst:
+        return [src]
+    if src % dst == 0 or dst % src == 0:
+        return [src, dst]
+    return [src, lcm(src, dst), dst]
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """Base of all hardware stages. Subclasses are frozen dataclasses holding shape and folding
+    parameters; `__post_init__` checks folding and raises FoldingError naming the stage."""
+
+    name: str
+    # stream names on the design's wiring (filled in by qloom.dataflow.lower)
+    inputs: tuple[str, ...] = field(default=(), kw_only=True)
+    outputs: tuple[str, ...] = field(default=(), kw_only=True)
+
+    kind: ClassVar[str] = "Stage"
+    finn_op: ClassVar[str] = ""  # FINN's op type of the same hardware layer
+    rtl_module: ClassVar[str] = ""
+
+    @property
+    def ident(self) -> str:
+        """The name as a Verilog/file-name identifier ([A-Za-z0-9_], not starting with a digit)."""
+        return identifier(self.name)
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        raise NotImplementedError
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        raise NotImplementedError
+
+    def cycles_per_frame(self) -> int:
+        raise NotImplementedError
+
+    def latency_cycles(self) -> int:
+        """Rough cycles from a frame's first input beat to its last output beat."""
+        return self.cycles_per_frame() + 2
+
+    def memory_bits(self) -> int:
+        """On-chip storage the stage needs (weights, thresholds, line/FIFO buffers), in bits."""
+        return 0
+
+    def folding(self) -> dict:
+        """FINN folding.json entry (PE / SIMD / ram_style where they apply)."""
+        return {}
+
+    def execute(self, *beats: np.ndarray):
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        ins = ", ".join(str(s) for s in self.in_streams())
+        outs = ", ".join(str(s) for s in self.out_streams())
+        fold = " ".join(f"{k}={v}" for k, v in self.folding().items())
+        return (
+            f"{self.kind:<12} {self.name:<24} {fold:<28} in {ins} -> out {outs}  "
+            f"cycles {self.cycles_per_frame()}"
+        )

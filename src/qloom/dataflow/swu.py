@@ -1,0 +1,135 @@
+"""SWU: sliding-window unit (FINN's ConvolutionInputGenerator), the im2col of a convolution.
+
+Input: an IFM_H x IFM_W x CH image, channels-last, H*W*CH/SIMD beats of SIMD elements.
+Output: for each output pixel (oy, ox) in row-major order, its KH x KW x CH window in
+(kh, kw, c) order, i.e. element index (kh*KW + kw)*CH + c, SIMD elements per beat
+(KH*KW*CH/SIMD beats per pixel). Padding (top, left, bottom, right) inserts PAD_VALUE elements,
+which must belong to the stream's type (0 is not BIPOLAR: lower.py widens such a stream to INT2
+with a Thresholding stage first). PAD_VALUE goes to the RTL as its bit pattern. SIMD must divide
+CH.
+Cycles per frame (qloom_swu's schedule with its default line buffer of R = K_H + STRIDE_H rows):
+max(IN, OUT + STALL) with IN / OUT the input / output beats and
+STALL = max(0, K_H - PAD_T - (R - K_H) - 1) * IFM_W * CH/SIMD + K_W * CH/SIMD, the part of the
+next frame's first window that cannot be loaded in advance (FINN's estimate is max(IN, OUT)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    as_frames,
+    check_divides,
+    check_stream,
+    restore,
+)
+from qloom.datatype import DataType
+from qloom.errors import UnsupportedModelError
+from qloom.execute.kernels import pad_nhwc, windows_nhwc
+
+
+@dataclass(frozen=True, eq=False)
+class SWU(Stage):
+    ifm_h: int
+    ifm_w: int
+    channels: int
+    k_h: int
+    k_w: int
+    dtype: DataType
+    stride: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    pad_value: int = 0
+    simd: int = 1
+
+    kind = "SWU"
+    finn_op = "ConvolutionInputGenerator"
+    rtl_module = "qloom_swu"
+
+    def __post_init__(self) -> None:
+        check_divides("SWU", self.name, "SIMD", self.simd, "CH", self.channels)
+        if any(self.pads) and not self.dtype.allowed(np.array([self.pad_value])):
+            hint = " (widen the stream to INT2 first)" if self.dtype.is_bipolar else ""
+            raise UnsupportedModelError(
+                f"SWU '{self.name}': padding value {self.pad_value} is not a {self.dtype} value"
+                f"{hint}",
+                self.name,
+                "Conv",
+            )
+        if self.oh < 1 or self.ow < 1:
+            raise ValueError(f"SWU '{self.name}': kernel larger than the padded image")
+
+    @property
+    def oh(self) -> int:
+        t, _, b, _ = self.pads
+        return (self.ifm_h + t + b - self.k_h) // self.stride[0] + 1
+
+    @property
+    def ow(self) -> int:
+        _, left, _, r = self.pads
+        return (self.ifm_w + left + r - self.k_w) // self.stride[1] + 1
+
+    @property
+    def window(self) -> int:
+        return self.k_h * self.k_w * self.channels
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        beats = self.ifm_h * self.ifm_w * self.channels // self.simd
+        return (StreamSpec(self.dtype, self.simd, beats),)
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        beats = self.oh * self.ow * self.window // self.simd
+        return (StreamSpec(self.dtype, self.simd, beats),)
+
+    def cycles_per_frame(self) -> int:
+        cf = self.channels // self.simd
+        rows = min(max(self.k_h + self.stride[0], self.k_h), self.ifm_h)
+        stall_rows = max(0, self.k_h - self.pads[0] - (rows - self.k_h) - 1)
+        stall = stall_rows * self.ifm_w * cf + self.k_w * cf
+        return max(self.in_streams()[0].beats, self.out_streams()[0].beats + stall)
+
+    def latency_cycles(self) -> int:
+        # the first window needs KH-1 rows (plus KW pixels) buffered before it can start
+        rows = (self.k_h - 1) * self.ifm_w + self.k_w
+        return rows * self.channels // self.simd + self.cycles_per_frame() + 2
+
+    def memory_bits(self) -> int:
+        """Line buffer: KH - 1 padded rows plus KW pixels."""
+        width = self.ifm_w + self.pads[1] + self.pads[3]
+        return ((self.k_h - 1) * width + self.k_w) * self.channels * self.dtype.bits
+
+    def folding(self) -> dict:
+        return {"SIMD": self.simd}
+
+    def rtl_params(self) -> dict:
+        return {
+            "IFM_H": self.ifm_h,
+            "IFM_W": self.ifm_w,
+            "CH": self.channels,
+            "K_H": self.k_h,
+            "K_W": self.k_w,
+            "STRIDE_H": self.stride[0],
+            "STRIDE_W": self.stride[1],
+            "PAD_T": self.pads[0],
+            "PAD_L": self.pads[1],
+            "PAD_B": self.pads[2],
+            "PAD_R": self.pads[3],
+            "PAD_VALUE": int(self.dtype.to_bits(np.array([self.pad_value]))[0])
+            if self.dtype.allowed(np.array([self.pad_value]))
+            else 0,
+            "SIMD": self.simd,
+            "BITS": self.dtype.bits,
+        }
+
+    def execute(self, beats):
+        x, single = as_frames(beats)
+        check_stream(self, x, self.in_streams()[0])
+        img = x.reshape(x.shape[0], self.ifm_h, self.ifm_w, self.channels)
+        win = windows_nhwc(
+            pad_nhwc(img, self.pads, self.pad_value), (self.k_h, self.k_w), self.stride
+        )  # F, OH, OW, KH, KW, CH
+        out = np.ascontiguousarray(win).reshape(x.shape[0], -1, self.simd)
+        return restore(out, single)

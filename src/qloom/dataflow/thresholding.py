@@ -1,0 +1,139 @@
+"""Thresholding: a standalone multi-threshold activation (FINN's Thresholding), e.g. on the raw
+input pixels, or after a pool / add.
+
+out = OUT_BASE + #{k : x >= T[c][k]} for each element x of channel c (BIPOLAR output: NT = 1,
+the count bit itself, value 2*count - 1). The stream is channels-last, CH/PE beats of PE
+elements per pixel: element p of the j-th beat has channel (j mod (CH/PE))*PE + p.
+
+Memory ($readmemh): depth NF = CH/PE, word PE*NT*TBITS bits, lane (p, k) at bits
+[(p*NT + k)*TBITS +: TBITS] = T[nf*PE + p][k], two's complement, ascending in k, clamped to
+[in_min, in_max + 1] (which keeps every comparison's result).
+A BIPOLAR input is compared as its raw bit b (0/1, ISIGNED = 0): the memory then holds the
+thresholds mapped to the bit domain (t <= -1 -> 0, t in {0, 1} -> 1, t >= 2 -> 2), which
+gives the same counts. (lower.py uses this, with T = [1, 1] and OUT_BASE = -1, to widen a
+BIPOLAR stream to INT2 values +-1 before a zero-padded convolution.)
+Cycles per frame: pixels * CH / PE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    as_frames,
+    check_divides,
+    check_ram_style,
+    check_stream,
+    pack_words,
+    read_hex,
+    restore,
+    signed_type,
+    unpack_words,
+    write_hex,
+)
+from qloom.datatype import DataType
+
+
+@dataclass(frozen=True, eq=False)
+class Thresholding(Stage):
+    channels: int
+    pixels: int
+    thresholds: np.ndarray  # (CH, NT) ascending
+    in_dtype: DataType
+    out_dtype: DataType
+    out_base: int = 0
+    pe: int = 1
+    ram_style: str = "auto"
+
+    kind = "Thresholding"
+    finn_op = "Thresholding"
+    rtl_module = "qloom_thresholding"
+
+    def __post_init__(self) -> None:
+        check_divides("Thresholding", self.name, "PE", self.pe, "CH", self.channels)
+        check_ram_style("Thresholding", self.name, self.ram_style)
+        t = np.asarray(self.thresholds, dtype=np.int64)
+        if t.ndim != 2 or t.shape[0] != self.channels or t.shape[1] < 1:
+            raise ValueError(f"Thresholding '{self.name}': thresholds {t.shape} are not (CH, NT)")
+        if np.any(np.diff(t, axis=1) < 0):
+            raise ValueError(f"Thresholding '{self.name}': thresholds are not ascending")
+        if self.out_dtype.is_bipolar and t.shape[1] != 1:
+            raise ValueError(f"Thresholding '{self.name}': BIPOLAR output needs 1 threshold")
+        t = np.clip(t, self.in_dtype.min, self.in_dtype.max + 1)
+        object.__setattr__(self, "thresholds", t)
+        mem = np.clip((t + 2) // 2, 0, 2) if self.in_dtype.is_bipolar else t
+        object.__setattr__(self, "memory_thresholds", mem)
+        object.__setattr__(self, "t_dtype", signed_type(mem.min(), mem.max()))
+
+    @property
+    def nf(self) -> int:
+        return self.channels // self.pe
+
+    @property
+    def nt(self) -> int:
+        return int(self.thresholds.shape[1])
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.in_dtype, self.pe, self.pixels * self.nf),)
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.out_dtype, self.pe, self.pixels * self.nf),)
+
+    def cycles_per_frame(self) -> int:
+        return self.pixels * self.nf
+
+    def memory_bits(self) -> int:
+        return self.channels * self.nt * self.t_dtype.bits
+
+    def folding(self) -> dict:
+        return {"PE": self.pe, "ram_style": self.ram_style}
+
+    def rtl_params(self) -> dict:
+        bip = self.out_dtype.is_bipolar
+        return {
+            "CH": self.channels,
+            "PE": self.pe,
+            "IBITS": self.in_dtype.bits,
+            "ISIGNED": int(self.in_dtype.signed and not self.in_dtype.is_bipolar),
+            "NT": self.nt,
+            "TBITS": self.t_dtype.bits,
+            "OBITS": self.out_dtype.bits,
+            "OUT_BASE": 0 if bip else self.out_base,
+            "RAM_STYLE": "block" if self.ram_style == "ultra" else self.ram_style,
+        }
+
+    def threshold_words(self) -> list[int]:
+        mem = self.memory_thresholds.reshape(self.nf, self.pe * self.nt)
+        fields = self.t_dtype.to_bits(mem)
+        return pack_words(fields, self.t_dtype.bits)
+
+    def thresholds_from_words(self, words: list[int]) -> np.ndarray:
+        """Inverse of threshold_words: `memory_thresholds` (CH, NT)."""
+        fields = unpack_words(words, self.pe * self.nt, self.t_dtype.bits)
+        return self.t_dtype.from_bits(fields).reshape(self.channels, self.nt)
+
+    def write_memories(self, directory: str | Path) -> dict[str, Path]:
+        """Write the $readmemh threshold file; returns {"THRESH_FILE": path}."""
+        path = Path(directory) / f"{self.ident}_thresholds.hex"
+        width = self.pe * self.nt * self.t_dtype.bits
+        return {"THRESH_FILE": write_hex(path, self.threshold_words(), width)}
+
+    @staticmethod
+    def read_memory(path: str | Path) -> list[int]:
+        return read_hex(Path(path))
+
+    def execute(self, beats):
+        x, single = as_frames(beats)
+        check_stream(self, x, self.in_streams()[0])
+        j = np.arange(x.shape[1])[:, None]
+        chan = (j % self.nf) * self.pe + np.arange(self.pe)[None, :]  # (beats, PE)
+        count = np.zeros(x.shape, np.int64)
+        for k in range(self.nt):
+            count += x >= self.thresholds[chan, k]
+        out = 2 * count - 1 if self.out_dtype.is_bipolar else self.out_base + count
+        return restore(out, single)
