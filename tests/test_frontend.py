@@ -157,3 +157,35 @@ def test_residual_depthwise_and_global_pool(tmp_path):
     ops = [n.op for n in compiled.integer.nodes]
     assert "Add" in ops and "SumPool" in ops
     assert any(n.op == "Conv" and n.attrs["groups"] == 4 for n in compiled.integer.nodes)
+
+
+def test_trunc_average_pool(tmp_path):
+    """Brevitas TruncAvgPool2d exports AveragePool + Trunc: a sum pool and thresholds."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from brevitas import nn as qnn
+    from brevitas.quant import Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint
+
+    from qloom.train.export import export_qonnx
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(
+                act_quant=Uint8ActPerTensorFixedPoint, bit_width=4, return_quant_tensor=True
+            )
+            self.pool = qnn.TruncAvgPool2d(
+                kernel_size=2, stride=2, bit_width=4, return_quant_tensor=True
+            )
+            self.fc = qnn.QuantLinear(
+                32, 3, bias=False, weight_bit_width=4, weight_quant=Int8WeightPerTensorFixedPoint
+            )
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(self.inp(x)), 1))
+
+    torch.manual_seed(0)
+    path = export_qonnx(Net().eval(), tmp_path / "trunc.onnx", in_shape=(1, 2, 8, 8))
+    compiled, _ = _compare(path, _images((2, 8, 8), n=256))
+    ops = [n.op for n in compiled.integer.nodes]
+    assert ops == ["MultiThreshold", "SumPool", "MultiThreshold", "MatMul", "FloatTail"]
