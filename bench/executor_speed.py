@@ -1,6 +1,9 @@
 """Software model speed: qloom's integer executor vs qonnx's execute_onnx, same inputs, one run.
 
-    .venv/bin/python bench/executor_speed.py [--models TFC_2W2A ...] [--qonnx-images 200]
+    .venv/bin/python bench/executor_speed.py [--models TFC_2W2A ...] [--qonnx-images 200] [--cnv]
+
+--cnv adds FINN's CNV-w1a1 topology from the zoo (random weights, BN statistics from one
+random batch, exported by Brevitas) on random 32x32x3 images.
 
 Prints a table and writes bench/results/executor_speed.json. qonnx runs node by node, one image
 per call (the models have a fixed batch of 1); qloom runs the whole test set in batches.
@@ -26,9 +29,23 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT.parent / "shared" / "models" / "mnist-tfc"
 
 
+def cnv_model(out: Path) -> Path:
+    import torch
+
+    from qloom.train.export import export_qonnx
+    from qloom.train.zoo import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnv-w1a1", 3, 32, 10)
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(64, 3, 32, 32))
+    return export_qonnx(model.eval(), out, in_shape=(1, 3, 32, 32))
+
+
 def measure(path: Path, images: np.ndarray, n_qonnx: int) -> dict:
     compiled = compile_model(path)
-    run_integer(compiled.integer, images[:100])  # warm-up
+    run_integer(compiled.integer, images[:10])  # warm-up
     t0 = time.perf_counter()
     out = run_integer(compiled.integer, images)
     t_int = (time.perf_counter() - t0) / len(images)
@@ -54,9 +71,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models", nargs="*", default=["TFC_2W2A", "TFC_1W1A"])
     ap.add_argument("--qonnx-images", type=int, default=200)
+    ap.add_argument("--cnv", action="store_true")
     args = ap.parse_args()
     images, _ = load_dataset("mnist", "test")
     rows = [measure(MODELS / f"{m}.onnx", images, args.qonnx_images) for m in args.models]
+    if args.cnv:
+        path = cnv_model(ROOT / "build" / "bench" / "cnv-w1a1.onnx")
+        rgb = np.random.default_rng(0).integers(0, 256, (500, 3, 32, 32), dtype=np.uint8)
+        rows.append(measure(path, rgb, min(args.qonnx_images, 20)))
     machine = platform.processor() or platform.machine()
     table = Table(title=f"integer executor vs qonnx execute_onnx ({machine})")
     for col in ("model", "qloom µs/image", "qonnx µs/image", "speed-up", "same predictions"):
