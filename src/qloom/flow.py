@@ -37,11 +37,13 @@ def real_input(graph: Graph, images: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def integer_input(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """What the integer graph consumes: int64, channels-last for images."""
+    """What the integer graph consumes: integers (dtype kept), channels-last for images."""
     info = graph.tensors[graph.inputs[0]]
-    x = images.astype(np.int64)
-    if info.layout == "NHWC" and x.ndim == 4:
-        x = x.transpose(0, 2, 3, 1)
+    x = np.asarray(images)
+    if not np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.int64)
+    if info.layout == "NHWC" and x.ndim == 4 and x.shape[1] > 1:
+        x = x.transpose(0, 2, 3, 1)  # a single channel needs no transpose
     return x.reshape((x.shape[0],) + info.shape)
 
 

@@ -36,11 +36,12 @@ def count_at_least(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
         lo, hi = int(x.min()), int(x.max())
         if hi - lo < 1 << 16:  # small input range (pixels): a lookup table per value
             lut = np.searchsorted(thresholds[0], np.arange(lo, hi + 1), side="right")
-            return lut[x - lo]
+            lut = lut.astype(np.int16 if k < 1 << 15 else np.int64)  # less memory traffic
+            return lut[x - lo] if lo else lut[x]
         return np.searchsorted(thresholds[0], x, side="right")
     flat = x.reshape(-1, c)
     if k <= 8:  # few levels: one vectorized compare beats a search per channel
-        out = np.zeros(flat.shape, dtype=np.int64)
+        out = np.zeros(flat.shape, dtype=np.int16)
         for j in range(k):
             out += flat >= thresholds[:, j]
         return out.reshape(x.shape)
@@ -51,10 +52,9 @@ def count_at_least(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 def multithreshold(x: np.ndarray, attrs) -> np.ndarray:
-    x = np.asarray(x, dtype=np.int64)
     negate = attrs.get("negate")
     if negate is not None and negate.any():
-        x = np.where(negate, -x, x)
+        x = np.where(negate, -x.astype(np.int64), x)
     count = count_at_least(x, attrs["thresholds"])
     if attrs["out_dtype"].is_bipolar:
         return 2 * count - 1
@@ -68,13 +68,13 @@ def _mt(node: Node, xs):
 
 @op("MatMul")
 def _matmul(node: Node, xs):
-    x = np.asarray(xs[0], dtype=np.int64).reshape(xs[0].shape[0], -1)
+    x = xs[0].reshape(xs[0].shape[0], -1)
     return [exact_matmul(x, node.attrs["weights"])]
 
 
 @op("XnorMatMul")
 def _xnor(node: Node, xs):
-    x = np.asarray(xs[0], dtype=np.int64).reshape(xs[0].shape[0], -1)
+    x = xs[0].reshape(xs[0].shape[0], -1)
     w = node.attrs["weights"]
     return [(exact_matmul(x, w) + w.shape[0]) // 2]
 

@@ -13,7 +13,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 def exact_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """x @ w; int64 inputs give an exact int64 result, float32 gives float32."""
     if np.issubdtype(x.dtype, np.integer) and np.issubdtype(w.dtype, np.integer):
-        bound = x.shape[-1] * int(np.abs(x).max(initial=0)) * int(np.abs(w).max(initial=0))
+        x_max = max(-int(x.min(initial=0)), int(x.max(initial=0)))
+        bound = x.shape[-1] * x_max * int(np.abs(w).max(initial=0))
         ftype = np.float32 if bound < 1 << 24 else np.float64  # float32 is exact below 2**24
         return np.rint(x.astype(ftype) @ w.astype(ftype)).astype(np.int64)
     return x @ w
@@ -74,7 +75,8 @@ def pool2d_nhwc(
         xp = pad_nhwc(x, pads, lowest)
         return windows_nhwc(xp, kernel, stride).max(axis=(3, 4))
     xp = pad_nhwc(x, pads, 0)
-    return windows_nhwc(xp, kernel, stride).sum(axis=(3, 4), dtype=x.dtype)
+    acc = np.int64 if np.issubdtype(x.dtype, np.integer) else x.dtype
+    return windows_nhwc(xp, kernel, stride).sum(axis=(3, 4), dtype=acc)
 
 
 def onnx_pads(attrs, kernel: tuple[int, int]) -> tuple[int, int, int, int]:
