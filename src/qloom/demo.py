@@ -25,8 +25,8 @@ from qloom.report.layers import layer_rows
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "demo"
 SHARED_MODELS = ROOT.parent / "shared" / "models" / "mnist-tfc"
-DEMO_MODEL = "tfc-w1a1"
-DEMO_EPOCHS = int(os.environ.get("QLOOM_DEMO_EPOCHS", "5"))
+DEMO_MODEL = "tfc-w1a1-i8"  # 1-bit weights and activations, 8-bit input (as FINN CNV)
+DEMO_EPOCHS = int(os.environ.get("QLOOM_DEMO_EPOCHS", "10"))
 
 
 def train_demo_model(console: Console) -> Path | None:

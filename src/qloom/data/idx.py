@@ -63,14 +63,16 @@ def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None)
     """Write an array as IDX (gzipped when the name ends in .gz); used by tests and tools."""
     path = Path(path)
     arr = np.asarray(array)
-    for code, dt in _IDX_DTYPES.items():
-        if dt.kind == arr.dtype.kind and dt.itemsize == arr.dtype.itemsize:
-            break
-    else:
+    codes = [
+        c
+        for c, t in _IDX_DTYPES.items()
+        if t.kind == arr.dtype.kind and t.itemsize == arr.dtype.itemsize
+    ]
+    if not codes:
         raise ValueError(f"dtype {arr.dtype} has no IDX type code")
-    header = bytes([0, 0, code, arr.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in arr.shape
-    )
+    code = codes[0]
+    dt = _IDX_DTYPES[code]
+    header = bytes([0, 0, code, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
     payload = header + arr.astype(dt, copy=False).tobytes()
     if compress is None:
         compress = path.suffix == ".gz"

@@ -238,8 +238,7 @@ def load_dataset(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load (images uint8 (N,C,H,W), labels int64 (N,)) of a dataset split.
 
-    NAME may carry the split ('mnist-test'); an explicit SPLIT argument other than the default
-    is overridden by the name's suffix only when the name has one.
+    NAME may carry the split ('mnist-test'); such a suffix wins over SPLIT.
     """
     key, name_split = parse_dataset_spec(name, default_split=split)
     split = name_split

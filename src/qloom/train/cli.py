@@ -10,9 +10,11 @@ import argparse
 from qloom.train.trainer import DEFAULT_BATCH_SIZE, DEFAULT_LR
 
 EPILOG = """\
-models: <topology>-w<X>a<Y> with topology tfc, sfc, lfc, cnv (32x32), cnv-pad (28x28 too),
-        cnv-small, cnv-small-pad, and X, Y in 1..8 bits (e.g. tfc-w1a1, sfc-w2a2, cnv-pad-w1a1)
-example: qloom train --model tfc-w1a1 --dataset fashion-mnist --epochs 10 --out build/zoo/tfc.onnx
+models: <topology>-w<X>a<Y>[-i<Z>] with topology tfc, sfc, lfc, cnv (32x32), cnv-pad (28x28
+        too), cnv-small, cnv-small-pad; X, Y, Z in 1..8 bits for weights, activations, input
+        (e.g. tfc-w1a1, sfc-w2a2, cnv-pad-w1a1; tfc-w1a1-i8 reads 8-bit pixels instead of
+        binarized ones, which Fashion-MNIST needs for more than ~81 %)
+example: qloom train --model tfc-w1a1-i8 --epochs 10 --out build/zoo/tfc-w1a1-i8.onnx
 """
 
 
@@ -28,7 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("--model", required=True, help="zoo model name, e.g. tfc-w1a1")
     p.add_argument(
-        "--dataset", default="fashion-mnist", help="mnist, fashion-mnist or cifar10 (default: %(default)s)"
+        "--dataset",
+        default="fashion-mnist",
+        help="mnist, fashion-mnist or cifar10 (default: %(default)s)",
     )
     p.add_argument("--epochs", type=int, default=10, help="total epochs (default: %(default)s)")
     p.add_argument("--out", required=True, help="output QONNX file, e.g. build/zoo/tfc-w1a1.onnx")
@@ -36,7 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)"
     )
-    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="Adam learning rate, cosine-decayed")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=DEFAULT_LR,
+        help="Adam learning rate, cosine-decayed (default: %(default)s)",
+    )
     p.add_argument("--checkpoint", default=None, help="checkpoint path (default: OUT with .pt)")
     p.add_argument("--resume", default=None, metavar="CKPT", help="continue from a checkpoint")
     p.add_argument("--data-dir", default=None, help="directory holding the dataset files")

@@ -28,7 +28,7 @@ from qloom.train.export import export_qonnx, qonnx_logits, torch_logits
 from qloom.train.zoo import build_model, parse_model_name
 
 DEFAULT_BATCH_SIZE = 100
-DEFAULT_LR = 0.01
+DEFAULT_LR = 0.02
 QONNX_CHECK_IMAGES = 16
 
 
@@ -141,6 +141,11 @@ def train(
         start_epoch = int(state["epoch"]) + 1
         history = list(state.get("history", []))
         console.print(f"resumed {resume} after epoch {start_epoch}")
+        if state.get("epochs", epochs) != epochs:
+            console.print(
+                f"note: the checkpoint was for {state['epochs']} epochs, now {epochs}: the "
+                "learning-rate schedule changes, so the result differs from a straight run"
+            )
 
     xt = torch.from_numpy(x_train)
     yt = torch.from_numpy(y_train)
@@ -211,6 +216,7 @@ def train(
                     "model_name": spec.name,
                     "dataset": ds_name,
                     "epoch": epoch,
+                    "epochs": epochs,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "history": history,

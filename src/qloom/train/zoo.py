@@ -5,8 +5,10 @@ compared with FINN on the same topology. Every layer is something a FINN-like fl
 convolutions and linear layers without bias, BatchNorm, a quantized activation between every
 pair of layers, max-pooling only after an activation, and a float (scaled) last layer.
 
-Model names are ``<topology>-w<X>a<Y>``, X and Y in 1..8 (weight and activation bits), e.g.
-``tfc-w1a1``, ``sfc-w2a2``, ``lfc-w1a2``, ``cnv-w1a1``, ``cnv-pad-w2a2``, ``tfc-w4a4``.
+Model names are ``<topology>-w<X>a<Y>[-i<Z>]``, X, Y, Z in 1..8 (weight, activation and input
+bits), e.g. ``tfc-w1a1``, ``sfc-w2a2``, ``cnv-w1a1``, ``cnv-pad-w2a2``, ``tfc-w4a4``,
+``tfc-w1a1-i8``. The input defaults to FINN's choice (activation bits for the FC nets, 8 for
+CNV); Fashion-MNIST binarized at 0.5 caps even a float MLP at ~85 %, hence ``-i8``.
 1-bit quantizers are bipolar ({-1,+1} times a constant scale; Brevitas exports them as
 BipolarQuant); multi-bit ones are narrow-range signed integers with a constant scale of 1
 (values k / (2**(b-1) - 1)), as in FINN's brevitas_examples/bnn_pynq.
@@ -16,15 +18,23 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import torch
-from brevitas.core.restrict_val import RestrictValueType
-from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
-from brevitas.quant.base import IntQuant, NarrowIntQuant, PerTensorConstScaling2bit
-from brevitas.quant.binary import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
-from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 from torch import nn
+
+with warnings.catch_warnings():
+    # Brevitas announces an optional CUDA kernel package on import; irrelevant here.
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform", category=UserWarning)
+    from brevitas.core.restrict_val import RestrictValueType
+    from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+    from brevitas.quant.base import IntQuant, NarrowIntQuant, PerTensorConstScaling2bit
+    from brevitas.quant.binary import (
+        SignedBinaryActPerTensorConst,
+        SignedBinaryWeightPerTensorConst,
+    )
+    from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 
 # --------------------------------------------------------------------------------------------
 # Quantizers (Brevitas injectors). Constant scales keep the exported graph free of learned
@@ -168,7 +178,7 @@ TOPOLOGIES: dict[str, Topology] = {
 }
 
 _PRECISIONS = ("w1a1", "w1a2", "w2a2")
-_NAME_RE = re.compile(r"^(?P<topo>[a-z][a-z0-9-]*?)-w(?P<w>[1-8])a(?P<a>[1-8])$")
+_NAME_RE = re.compile(r"^(?P<topo>[a-z][a-z0-9-]*?)-w(?P<w>[1-8])a(?P<a>[1-8])(?:-i(?P<i>[1-8]))?$")
 
 
 @dataclass(frozen=True)
@@ -179,22 +189,31 @@ class ModelSpec:
     topology: str
     weight_bits: int
     act_bits: int
+    in_bits: int | None = None  # explicit input bits (name suffix -i<Z>)
 
     @property
     def input_bits(self) -> int:
-        """FINN's choice: CNV reads 8-bit pixels, the FC nets quantize the input like activations."""
+        """FINN's choice unless the name says otherwise: CNV reads 8-bit pixels, the FC nets
+        quantize the input like activations (binarized for a1, which caps Fashion-MNIST)."""
+        if self.in_bits is not None:
+            return self.in_bits
         return 8 if TOPOLOGIES[self.topology].kind == "cnv" else self.act_bits
 
 
 def parse_model_name(name: str) -> ModelSpec:
-    """'tfc-w1a1' -> ModelSpec('tfc-w1a1', 'tfc', 1, 1); ValueError naming what works."""
+    """'tfc-w1a1' -> ModelSpec('tfc-w1a1', 'tfc', 1, 1); ValueError naming what works.
+
+    An optional suffix -i<Z> sets the input quantizer's bits (tfc-w1a1-i8: 8-bit input).
+    """
     m = _NAME_RE.match(name.strip().lower())
     if not m or m["topo"] not in TOPOLOGIES:
         raise ValueError(
-            f"unknown model {name!r}; use <topology>-w<X>a<Y> with topology in "
-            f"{', '.join(TOPOLOGIES)} and X, Y in 1..8 (e.g. tfc-w1a1, cnv-pad-w2a2)"
+            f"unknown model {name!r}; use <topology>-w<X>a<Y>[-i<Z>] with topology in "
+            f"{', '.join(TOPOLOGIES)} and X, Y, Z in 1..8 bits for weights, activations and "
+            "input (e.g. tfc-w1a1, cnv-pad-w2a2, tfc-w1a1-i8)"
         )
-    return ModelSpec(m.group(0), m["topo"], int(m["w"]), int(m["a"]))
+    in_bits = int(m["i"]) if m["i"] else None
+    return ModelSpec(m.group(0), m["topo"], int(m["w"]), int(m["a"]), in_bits)
 
 
 def list_models() -> list[str]:
@@ -218,7 +237,7 @@ class _ClipMixin:
 
 
 class QuantFC(_ClipMixin, nn.Module):
-    """FINN's FC network: input quant, then (Linear -> BN -> act) per hidden layer, Linear, TensorNorm."""
+    """FINN's FC net: input quant, (Linear -> BN -> act) per hidden layer, Linear, TensorNorm."""
 
     def __init__(
         self,
@@ -234,7 +253,7 @@ class QuantFC(_ClipMixin, nn.Module):
         self.spec = spec
         self.in_shape = (in_channels, in_size, in_size)
         self.features = nn.ModuleList()
-        self.features.append(act_quant(spec.input_bits))
+        self.features.append(input_quant(spec.input_bits))
         if p > 0:
             self.features.append(nn.Dropout(p))
         n_in = in_channels * in_size * in_size
@@ -279,7 +298,7 @@ def cnv_output_size(topo: Topology, in_size: int) -> int:
 
 
 class QuantCNV(_ClipMixin, nn.Module):
-    """FINN's CNV: 8-bit input quant, conv 3x3 -> BN -> act (-> maxpool), FC -> BN -> act, FC, TensorNorm."""
+    """FINN's CNV: input quant, conv3x3 -> BN -> act (-> pool), FC -> BN -> act, FC, TensorNorm."""
 
     def __init__(
         self,
@@ -294,7 +313,7 @@ class QuantCNV(_ClipMixin, nn.Module):
         self.spec = spec
         self.in_shape = (in_channels, in_size, in_size)
         out_size = cnv_output_size(topo, in_size)
-        self.conv_features = nn.ModuleList([act_quant_input_8bit()])
+        self.conv_features = nn.ModuleList([input_quant(spec.input_bits)])
         ch = in_channels
         for out_ch, pool in topo.conv:
             self.conv_features.append(
@@ -340,9 +359,12 @@ class QuantCNV(_ClipMixin, nn.Module):
         return x
 
 
-def act_quant_input_8bit() -> QuantIdentity:
-    """FINN CNV's input quantizer (Q1.7)."""
-    return QuantIdentity(act_quant=Input8bitQuant, return_quant_tensor=False)
+def input_quant(bits: int) -> QuantIdentity:
+    """The input quantizer: 8 bits is FINN CNV's Q1.7 fixed point (every pixel/255*2-1 to
+    within 2**-7), fewer bits quantize like an activation of that width."""
+    if bits == 8:
+        return QuantIdentity(act_quant=Input8bitQuant, return_quant_tensor=False)
+    return act_quant(bits)
 
 
 def build_model(
