@@ -1,0 +1,35 @@
+"""Folding: resource estimates of dataflow stages (`estimate`) and the folding solver that picks
+PE / SIMD / ram_style per stage for a throughput target or for the fastest design that fits a
+part (`solver`). `calibrate` re-runs the Yosys calibration of the estimates."""
+
+from qloom.fold.estimate import (
+    MAX_STREAM_BITS,
+    Resources,
+    estimate_design,
+    estimate_stage,
+    utilization,
+)
+from qloom.fold.solver import (
+    FoldResult,
+    fold_design,
+    fold_for_target,
+    fold_max_fps,
+    fold_max_fps_design,
+    legal_values,
+    minimality_violations,
+)
+
+__all__ = [
+    "MAX_STREAM_BITS",
+    "FoldResult",
+    "Resources",
+    "estimate_design",
+    "estimate_stage",
+    "fold_design",
+    "fold_for_target",
+    "fold_max_fps",
+    "fold_max_fps_design",
+    "legal_values",
+    "minimality_violations",
+    "utilization",
+]

