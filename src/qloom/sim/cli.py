@@ -1,0 +1,156 @@
+"""`qloom sim`: compile a model, lower it to a dataflow design, simulate the stitched RTL in
+Verilator on a dataset and compare every output with the integer model.
+
+    qloom sim model.onnx --data mnist-test --limit 100 --folding folding.json --stall 0.3
+
+Exit code 0 when every frame matches, 1 on any mismatch or failed simulation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    s = subparsers.add_parser(
+        "sim", help="simulate the generated RTL (Verilator) and compare with the integer model"
+    )
+    s.add_argument("model", help="QONNX / FINN-ONNX file")
+    s.add_argument("--data", default="mnist-test", help="dataset[-split], e.g. mnist-test")
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--limit", type=int, default=100, help="first N images (0: all; default 100)")
+    s.add_argument("--folding", default=None, help="folding.json (FINN form: PE, SIMD, ...)")
+    s.add_argument(
+        "--stall",
+        type=float,
+        default=0.0,
+        help="probability that the testbench withholds an input beat / refuses an output beat "
+        "in a cycle (random stalls and backpressure; default 0: full rate)",
+    )
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--size-fifos",
+        action="store_true",
+        help="size the glue FIFOs from a full-rate run first (peak occupancy + margin)",
+    )
+    s.add_argument("--fifo-depth", type=int, default=2, help="glue FIFO depth (default 2)")
+    s.add_argument("--out", default=None, help="keep the run directory (top, memories) here")
+    s.set_defaults(fn=run)
+    return s
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from qloom.data import load_dataset, parse_dataset_spec
+    from qloom.dataflow import to_dataflow
+    from qloom.flow import compile_model, predictions, run_integer
+    from qloom.sim.design import simulate, size_fifos
+
+    console = Console()
+    if not 0.0 <= args.stall < 1.0:
+        console.print(f"[red]--stall must be in [0, 1), got {args.stall}[/]")
+        return 2
+    name, split = parse_dataset_spec(args.data)
+    images, labels = load_dataset(name, split, data_dir=args.data_dir)
+    if args.limit:
+        images, labels = images[: args.limit], labels[: args.limit]
+    folding = json.loads(Path(args.folding).read_text()) if args.folding else None
+    compiled = compile_model(args.model)
+    graph = compiled.integer
+    design = to_dataflow(graph, folding)
+    depths = None
+    if args.size_fifos:
+        depths = size_fifos(design, images[: min(len(images), 8)], seed=args.seed)
+    elif args.fifo_depth != 2:
+        from qloom.rtl.top import glue_streams
+
+        depths = {s: args.fifo_depth for s in glue_streams(design)}
+    p = 1.0 - args.stall
+    res = simulate(
+        design,
+        images,
+        in_valid_prob=p,
+        out_ready_prob=p,
+        seed=args.seed,
+        fifo_depths=depths,
+        work_dir=args.out,
+    )
+    ref = run_integer(graph, images)
+    n = len(images)
+    mismatches = n
+    acc = None
+    if res.ok:
+        bad = np.zeros(n, dtype=bool)
+        for t in graph.outputs:
+            got = np.asarray(res.outputs[t]).reshape(n, -1)
+            want = np.asarray(ref[t]).reshape(n, -1)
+            bad |= ~np.all(got == want, axis=1)
+        mismatches = int(bad.sum())
+        acc = float(np.mean(predictions(graph, res.outputs) == labels))
+    ref_acc = float(np.mean(predictions(graph, ref) == labels))
+
+    table = Table(title=f"RTL simulation of {Path(args.model).name} ({design.name})")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("frames", f"{n} ({name} {split})")
+    table.add_row("stall probability", f"{args.stall:g} (seed {args.seed})")
+    table.add_row("mismatches vs integer model", str(mismatches))
+    table.add_row(
+        "top-1 accuracy (RTL / integer)",
+        f"{100 * acc:.2f} % / {100 * ref_acc:.2f} %" if acc is not None else "-",
+    )
+    cpf = f"{res.cycles_per_frame:,.1f}" if res.cycles_per_frame is not None else "-"
+    table.add_row("cycles/frame measured (median)", cpf)
+    table.add_row("cycles/frame formula", f"{design.cycles_per_frame():,}")
+    table.add_row("bottleneck stage", design.bottleneck().name if design.stages else "-")
+    table.add_row("latency, first frame (cycles)", str(res.latency))
+    table.add_row("total cycles", f"{res.total_cycles:,}")
+    table.add_row(
+        "simulation speed", f"{res.cycles_per_second / 1e6:.2f} M cycles/s ({res.wall_s:.1f} s)"
+    )
+    console.print(table)
+    if res.fifo_depths:
+        ft = Table(title="FIFOs")
+        ft.add_column("stream")
+        ft.add_column("depth", justify="right")
+        ft.add_column("peak occupancy", justify="right")
+        ft.add_column("beats/frame", justify="right")
+        for f in res.rtl.fifos if res.rtl else ():
+            ft.add_row(
+                f.stream + ("" if f.glue else " (stage)"),
+                str(f.depth),
+                str(res.fifo_max.get(f.stream, "-")),
+                str(f.beats_per_frame),
+            )
+        console.print(ft)
+    if not res.ok:
+        console.print("[bold red]simulation failed:[/]")
+        for line in res.problems + [f"stalled: {d}" for d in res.diagnosis]:
+            console.print(f"  {line}", highlight=False)
+        return 1
+    if mismatches:
+        console.print(f"[bold red]{mismatches} of {n} frames differ from the integer model[/]")
+        return 1
+    console.print(f"[green]all {n} frames equal the integer model[/]")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (`python -m qloom.sim.cli ...`) until qloom.cli wires `sim` in."""
+    parser = argparse.ArgumentParser(prog="qloom")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
