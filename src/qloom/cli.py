@@ -80,6 +80,90 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qloom.build import BuildOptions, build
+
+    opts = BuildOptions(
+        model=Path(args.model),
+        out_dir=Path(args.out),
+        name=args.name,
+        part=args.part,
+        clock_mhz=args.clock_mhz,
+        target_fps=args.target_fps,
+        max_fps=args.max_fps,
+        max_utilization=args.max_utilization,
+        folding=Path(args.folding) if args.folding else None,
+        data=None if args.data in ("none", "random") else args.data,
+        sim_frames=args.sim_frames,
+        synth=args.synth,
+        pnr_part=args.pnr,
+        quiet=args.quiet,
+    )
+    report = build(opts)
+    _print_build(report)
+    return 0
+
+
+def _print_build(r: dict) -> None:
+    t = r["totals"]
+    table = Table(title=f"qloom build {r['model']} -> {r['dir']}")
+    table.add_column("")
+    table.add_column("value")
+    sim = r.get("sim", {})
+    rows = [
+        ("part / clock", f"{r['part']} @ {r['clock_mhz']:g} MHz"),
+        ("folding", r["folding"]),
+        ("cycles/frame (formula)", f"{t['cycles_per_frame']:,} (bottleneck {t['bottleneck']})"),
+        ("cycles/frame (RTL sim)", f"{sim['cycles_per_frame']:,.0f}" if sim else "not simulated"),
+        ("FPS at clock", f"{t['fps_at_clock']:,.0f}"),
+        ("latency (RTL sim)", f"{sim['latency_cycles']:,} cycles" if sim else "-"),
+        (
+            "RTL == integer model",
+            f"{sim['verdict']} ({sim['frames']} frames of {sim['inputs']})" if sim else "-",
+        ),
+        (
+            "LUT / FF / BRAM18 / DSP (estimate)",
+            " / ".join(f"{t['est'].get(k, 0):,.0f}" for k in ("lut", "ff", "bram", "dsp")),
+        ),
+    ]
+    if "synth" in t:
+        rows.append(
+            (
+                "LUT / FF / BRAM18 / DSP (Yosys)",
+                " / ".join(f"{t['synth'].get(k, 0):,.0f}" for k in ("lut", "ff", "bram", "dsp")),
+            )
+        )
+    if "pnr" in r:
+        p = r["pnr"]
+        rows.append((f"Fmax on {p['part']} (nextpnr)", f"{p['fmax_mhz']:.1f} MHz"))
+        rows.append(("bitstream", str(p["bitstream"])))
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from qloom.synth import DEVICES
+
+    table = Table(title="FPGA parts")
+    for col in ("part", "family", "LUT", "FF", "BRAM", "DSP", "boards"):
+        table.add_column(col)
+    for d in DEVICES:
+        table.add_row(
+            d.name,
+            d.family,
+            f"{d.luts:,}",
+            f"{d.ffs:,}",
+            str(d.bram),
+            str(d.dsp),
+            ", ".join(d.boards),
+        )
+    console.print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qloom", description=__doc__)
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -96,6 +180,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=0, help="only the first N images")
     s.set_defaults(fn=_run)
 
+    s = sub.add_parser("build", help="compile to verified RTL, synthesize, report")
+    s.add_argument("model")
+    s.add_argument("--out", default="build", help="parent of the build directory")
+    s.add_argument("--name", default=None, help="build directory name (default: model stem)")
+    s.add_argument("--part", default="xc7z020", help="FPGA part or board (qloom devices)")
+    s.add_argument("--clock-mhz", type=float, default=100.0)
+    s.add_argument("--target-fps", type=float, default=None)
+    s.add_argument("--max-fps", action="store_true", help="fastest design that fits the part")
+    s.add_argument("--max-utilization", type=float, default=0.8)
+    s.add_argument("--folding", default=None, help="FINN-style folding.json to use as is")
+    s.add_argument("--data", default="mnist-test", help="frames to simulate ('none': random)")
+    s.add_argument("--sim-frames", type=int, default=100, help="0 skips RTL simulation")
+    s.add_argument("--synth", action="store_true", help="Yosys synthesis per stage for --part")
+    s.add_argument(
+        "--pnr",
+        default=None,
+        metavar="PART",
+        help="place and route on an ECP5/iCE40 part (e.g. LFE5U-85F): Fmax and bitstream",
+    )
+    s.set_defaults(fn=_build)
+
+    s = sub.add_parser("devices", help="list the FPGA parts qloom knows")
+    s.set_defaults(fn=_devices)
+
+    from qloom.sim.cli import add_parser as add_sim
+
+    add_sim(sub)
     try:
         from qloom.train.cli import add_parser as add_train
         from qloom.train.cli import run as run_train

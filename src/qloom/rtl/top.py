@@ -230,6 +230,7 @@ def generate_top(
     default_depth: int = DEFAULT_FIFO_DEPTH,
     copy_library: bool = True,
     absolute_paths: bool = False,
+    memory_subdir: str = "mem",
 ) -> RtlFiles:
     """Write the top level, its memory files (and library copies) into `out_dir`.
 
@@ -312,7 +313,7 @@ def generate_top(
         )
 
     # memory files
-    mem_dir = out / "mem"
+    mem_dir = out / memory_subdir  # "" puts them beside the top (tools that stage flat)
     memories = {k: dict(v) for k, v in design.write_memories(mem_dir).items()}
 
     def mem_path(p: Path) -> str:

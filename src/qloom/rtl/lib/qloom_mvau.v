@@ -180,8 +180,30 @@ module qloom_mvau #(
     for (p = 0; p < PE; p = p + 1) begin : g_dot
       wire [SIMD*WBITS-1:0] wl = w1[p*SIMD*WBITS+:SIMD*WBITS];
       if (BINARY != 0) begin : g_xnor
+        // popcount as an adder tree over 16-bit $countones chunks: one $countones over
+        // hundreds of bits exhausts Yosys' recursion (wasm stack), chunks keep Verilator fast
+        localparam integer CB = 16;
+        localparam integer NC = (SIMD + CB - 1) / CB;
+        localparam integer C2 = (NC > 1) ? (1 << $clog2(NC)) : 1;
         wire [SIMD-1:0] eq = ~(x1 ^ wl);
-        assign ps[p*PSW+:PSW] = $countones(eq);
+        /* verilator lint_off UNUSEDSIGNAL */
+        wire [2*C2*PSW-1:0] ctree;  // slot 0 unused
+        /* verilator lint_on UNUSEDSIGNAL */
+        for (s = 0; s < C2; s = s + 1) begin : g_chunk
+          if (s < NC) begin : g_pc
+            localparam integer LO = s * CB;
+            localparam integer CW2 = (SIMD - LO < CB) ? (SIMD - LO) : CB;
+            wire [CW2-1:0] bits = eq[LO+:CW2];
+            assign ctree[(C2+s)*PSW+:PSW] = $countones(bits);
+          end else begin : g_pz
+            assign ctree[(C2+s)*PSW+:PSW] = {PSW{1'b0}};
+          end
+        end
+        for (i = 1; i < C2; i = i + 1) begin : g_cnode
+          assign ctree[i*PSW+:PSW] = ctree[(2*i)*PSW+:PSW] + ctree[(2*i+1)*PSW+:PSW];
+        end
+        assign ctree[0+:PSW] = {PSW{1'b0}};  // slot 0 of the heap-ordered tree is unused
+        assign ps[p*PSW+:PSW] = ctree[PSW+:PSW];
       end else begin : g_mac
         // adder tree over SIMD products, leaves padded to a power of two
         localparam integer P2 = (SIMD > 1) ? (1 << $clog2(SIMD)) : 1;

@@ -1,0 +1,311 @@
+"""`qloom build`: one QONNX file in, a complete build directory out.
+
+    build/<name>/
+      model.onnx              the input model, as given
+      graphs/                 every representation as ONNX (Netron): imported, integer, dataflow
+      folding.json            FINN-style folding (PE, SIMD, ram_style) that was built
+      design.json             stages, streams, cycle formulas
+      rtl/                    generated top + library copies + memory files
+      sim/                    RTL simulation result (outputs checked against the integer model)
+      synth/                  per-stage Yosys results, Vivado TCL, ECP5 place and route + bitstream
+      report.json, report.html
+
+The directory is assembled as build/<name>.partial and renamed only when every requested step
+passed, so a directory without the suffix is always complete; a failed build leaves the
+.partial directory (with FAILED.txt) and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qloom.errors import QloomError
+
+
+class BuildError(QloomError):
+    """A build step failed (e.g. RTL outputs differ from the integer model)."""
+
+    exit_code = 1
+
+
+@dataclass
+class BuildOptions:
+    model: Path
+    out_dir: Path = Path("build")
+    name: str | None = None
+    part: str = "xc7z020"
+    clock_mhz: float = 100.0
+    target_fps: float | None = None
+    max_fps: bool = False
+    max_utilization: float = 0.8
+    folding: Path | None = None
+    data: str | None = "mnist-test"
+    sim_frames: int = 100
+    synth: bool = False
+    pnr_part: str | None = None  # an ECP5/iCE40 part for place and route (default: none)
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _status(console, quiet: bool):
+    class _Step:
+        def __init__(self):
+            self.t0 = time.perf_counter()
+            self.times: dict[str, float] = {}
+
+        def __call__(self, what: str):
+            now = time.perf_counter()
+            if not quiet:
+                console.print(f"[dim]{now - self.t0:7.1f} s[/] {what}")
+            return self
+
+    return _Step()
+
+
+def _images(opts: BuildOptions, shape: tuple[int, ...], n: int) -> tuple[np.ndarray, str]:
+    """Frames for simulation: the dataset's test images when they fit the model, else random."""
+    if opts.data:
+        from qloom.data import load_dataset, parse_dataset_spec
+
+        name, split = parse_dataset_spec(opts.data)
+        images, _ = load_dataset(name, split)
+        if images.shape[1:] == shape or int(np.prod(images.shape[1:])) == int(np.prod(shape)):
+            return images[:n].reshape((-1,) + shape), f"{name} {split}"
+        raise QloomError(
+            f"dataset {opts.data} has images of shape {images.shape[1:]}; the model "
+            f"takes {shape}: pass --data none for random inputs"
+        )
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(n,) + shape, dtype=np.uint8), "random uint8"
+
+
+def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
+    from qloom.synth import get_device
+
+    if opts.folding:
+        try:
+            return json.loads(Path(opts.folding).read_text()), f"from {opts.folding}"
+        except (OSError, json.JSONDecodeError) as e:
+            raise QloomError(f"folding file {opts.folding}: {e}") from None
+    from qloom.fold import fold_for_target, fold_max_fps
+
+    device = get_device(opts.part)
+    if opts.max_fps:
+        say(
+            f"folding for the highest FPS that fits {device.name} "
+            f"(<= {opts.max_utilization:.0%} utilization)"
+        )
+        return fold_max_fps(integer, opts.clock_mhz, device, opts.max_utilization), "max FPS"
+    if opts.target_fps:
+        say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz on {device.name}")
+        folding = fold_for_target(
+            integer, opts.target_fps, opts.clock_mhz, device, opts.max_utilization
+        )
+        return folding, f"target {opts.target_fps:g} FPS"
+    return {}, "minimal (PE=SIMD=1)"
+
+
+def _compare(sim_outputs: dict, reference: dict, frames: int) -> int:
+    """Number of frames whose RTL outputs differ from the integer model's."""
+    bad = np.zeros(frames, dtype=bool)
+    for name, want in reference.items():
+        if name not in sim_outputs:
+            continue
+        got = np.asarray(sim_outputs[name]).reshape(frames, -1)
+        want = np.asarray(want).reshape(frames, -1)
+        bad |= ~np.all(np.isclose(got, want, rtol=0, atol=0), axis=1)
+    return int(bad.sum())
+
+
+def build(opts: BuildOptions) -> dict:
+    from rich.console import Console
+
+    from qloom.dataflow import to_dataflow
+    from qloom.flow import compile_model, run_integer
+    from qloom.fold import estimate_stage
+    from qloom.irio import save_graph
+    from qloom.report.html import write_html
+    from qloom.synth import get_device
+
+    console = Console(stderr=True, quiet=opts.quiet)
+    say = _status(console, opts.quiet)
+    model = Path(opts.model)
+    name = opts.name or model.stem
+    final = (Path(opts.out_dir) / name).resolve()
+    work = final.with_name(f"{name}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    device = get_device(opts.part)
+    report: dict = {
+        "model": name,
+        "input": str(model),
+        "part": device.name,
+        "clock_mhz": opts.clock_mhz,
+        "target_fps": opts.target_fps,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    try:
+        say(f"compiling {model}")
+        compiled = compile_model(model)
+        shutil.copy(model, work / "model.onnx")
+        save_graph(compiled.imported, work / "graphs" / "1_imported.onnx")
+        save_graph(compiled.integer, work / "graphs" / "2_integer.onnx")
+        folding, how = _folding(opts, compiled.integer, say)
+        design = to_dataflow(compiled.integer, folding)
+        save_graph(design.to_graph(), work / "graphs" / "3_dataflow.onnx")
+        design.write_folding(work / "folding.json")
+        (work / "design.json").write_text(json.dumps(design.to_json(), indent=2, default=str))
+        report["folding"] = how
+        stages = []
+        for s in design.stages:
+            est = estimate_stage(s, device)
+            stages.append(
+                {
+                    "name": s.name,
+                    "kind": s.kind,
+                    "folding": s.folding(),
+                    "cycles": s.cycles_per_frame(),
+                    "est": {k.lower(): v for k, v in est.as_dict().items()},
+                }
+            )
+        total_est = {k: sum(st["est"][k] for st in stages) for k in stages[0]["est"]}
+        cpf = design.cycles_per_frame()
+        report["stages"] = stages
+        report["totals"] = {
+            "cycles_per_frame": cpf,
+            "bottleneck": design.bottleneck().name,
+            "fps_at_clock": opts.clock_mhz * 1e6 / cpf,
+            "latency_estimate_cycles": design.latency_estimate(),
+            "est": total_est,
+        }
+        shape = compiled.imported.tensors[compiled.imported.inputs[0]].shape
+        fifo_depths = None
+        if opts.sim_frames > 0:
+            from qloom.sim.design import simulate, size_fifos
+
+            images, source = _images(opts, shape, opts.sim_frames)
+            say(f"sizing FIFOs (RTL simulation, {min(8, len(images))} frames)")
+            fifo_depths = size_fifos(design, images[:8], quiet=opts.quiet)
+            say(f"simulating {len(images)} frames of {source} in Verilator")
+            res = simulate(
+                design,
+                images,
+                fifo_depths=fifo_depths,
+                work_dir=work / "sim" / "run",
+                quiet=opts.quiet,
+            )
+            reference = run_integer(compiled.integer, images)
+            mismatches = _compare(res.outputs, reference, len(images)) if res.ok else len(images)
+            verdict = "yes" if res.ok and mismatches == 0 else "NO"
+            report["sim"] = {
+                "frames": len(images),
+                "inputs": source,
+                "mismatches": mismatches,
+                "cycles_per_frame": res.cycles_per_frame,
+                "latency_cycles": res.latency,
+                "total_cycles": res.total_cycles,
+                "fifo_depths": res.fifo_depths,
+                "problems": res.problems + res.diagnosis,
+                "verdict": verdict,
+            }
+            (work / "sim" / "result.json").write_text(json.dumps(report["sim"], indent=2))
+            if verdict != "yes":
+                raise BuildError(
+                    f"RTL simulation: {mismatches} of {len(images)} frames differ "
+                    f"from the integer model; {'; '.join(res.problems[:3])}"
+                )
+        from qloom.rtl.top import generate_top
+
+        rtl = generate_top(design, work / "rtl", fifo_depths)
+        report["rtl"] = {
+            "top": rtl.top,
+            "files": [str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
+        }
+        if opts.synth:
+            _synthesize(design, device, work, report, say)
+        if opts.pnr_part:
+            _place_and_route(design, fifo_depths, opts, work, report, say)
+    except BaseException as e:
+        (work / "FAILED.txt").write_text(f"{type(e).__name__}: {e}\n")
+        (work / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        raise
+    (work / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    write_html(report, work / "report.html")
+    shutil.rmtree(final, ignore_errors=True)
+    work.rename(final)
+    say(f"done: {final}/report.html")
+    report["dir"] = str(final)
+    return report
+
+
+def _synthesize(design, device, work: Path, report: dict, say) -> None:
+    """Per-stage out-of-context Yosys synthesis (cached by content) and a Vivado script."""
+    from qloom.fold.synth import synth_stage
+    from qloom.synth import write_vivado_project
+
+    say(f"synthesizing {len(design.stages)} stages for {device.name} with Yosys")
+    total: dict[str, float] = {}
+    for st, s in zip(report["stages"], design.stages, strict=True):
+        r = synth_stage(s, device)
+        st["synth"] = {"lut": r.luts, "ff": r.ffs, "bram": r.bram, "dsp": r.dsp}
+        for k, v in st["synth"].items():
+            total[k] = total.get(k, 0) + v
+    report["totals"]["synth"] = total
+    (work / "synth").mkdir(exist_ok=True)
+    (work / "synth" / "yosys_stages.json").write_text(
+        json.dumps([{"name": s["name"], **s["synth"]} for s in report["stages"]], indent=2)
+    )
+    rtl_dir = work / "rtl"
+    sources = sorted((rtl_dir).rglob("*.v"))
+    mems = sorted((rtl_dir / "mem").glob("*")) if (rtl_dir / "mem").exists() else []
+    try:
+        write_vivado_project(
+            work / "synth" / "vivado",
+            sources,
+            report["rtl"]["top"],
+            device,
+            {},
+            mems,
+            report["clock_mhz"],
+        )
+    except TypeError:  # signature drift is not worth failing a build for
+        pass
+
+
+def _place_and_route(
+    design, fifo_depths, opts: BuildOptions, work: Path, report: dict, say
+) -> None:
+    from qloom.rtl.top import generate_top
+    from qloom.synth import get_device, place_and_route
+
+    dev = get_device(opts.pnr_part)
+    say(f"place and route on {dev.name} with nextpnr (target {opts.clock_mhz:g} MHz)")
+    flat = work / "synth" / "pnr_rtl"
+    rtl = generate_top(design, flat, fifo_depths, memory_subdir="")  # nextpnr stages files flat
+    mems = [p for d in rtl.memories.values() for p in d.values()]
+    res = place_and_route(
+        rtl.sources,
+        rtl.top,
+        {},
+        dev,
+        work / "synth" / "pnr",
+        mems,
+        opts.clock_mhz,
+        quiet=opts.quiet,
+    )
+    t = report["totals"]
+    t["fmax_mhz"] = res.fmax_mhz
+    t["fps_at_fmax"] = res.fmax_mhz * 1e6 / t["cycles_per_frame"] if res.fmax_mhz else None
+    report["pnr"] = {
+        "part": dev.name,
+        "fmax_mhz": res.fmax_mhz,
+        "timing_met": res.timing_met,
+        "utilization": res.utilization,
+        "bitstream": str(Path(res.bitstream).relative_to(work)) if res.bitstream else None,
+    }
