@@ -1,0 +1,113 @@
+"""`qloom build` end to end: a TFC model to a verified, synthesized, placed-and-routed ECP5
+bitstream with a complete build directory; failures leave only a .partial directory."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from conftest import tfc_path
+
+from qloom.cli import main
+
+
+@pytest.fixture(scope="module")
+def ecp5_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("builds")
+    argv = [
+        "--quiet",
+        "build",
+        str(tfc_path("TFC_1W1A")),
+        "--out",
+        str(out),
+        "--name",
+        "tfc",
+        "--target-fps",
+        "1e5",
+        "--sim-frames",
+        "100",
+        "--synth",
+        "--pnr",
+        "LFE5U-85F",
+    ]
+    assert main(argv) == 0
+    return out / "tfc"
+
+
+def test_build_directory_is_complete(ecp5_build):
+    d = ecp5_build
+    assert not d.with_name("tfc.partial").exists()
+    for name in ("model.onnx", "folding.json", "design.json", "report.json", "report.html"):
+        assert (d / name).is_file(), name
+    for g in ("1_imported", "2_integer", "3_dataflow"):
+        onnx.checker.check_model(onnx.load(d / "graphs" / f"{g}.onnx"))
+    report = json.loads((d / "report.json").read_text())
+    assert any(f.endswith(".v") for f in report["rtl"]["files"])
+    folding = json.loads((d / "folding.json").read_text())
+    assert any("PE" in v for v in folding.values() if isinstance(v, dict))
+
+
+def test_build_meets_target_and_is_bit_exact(ecp5_build):
+    report = json.loads((ecp5_build / "report.json").read_text())
+    sim = report["sim"]
+    assert sim["verdict"] == "yes" and sim["mismatches"] == 0 and sim["frames"] == 100
+    cpf = report["totals"]["cycles_per_frame"]
+    assert 100e6 / cpf >= 1e5
+    assert abs(sim["cycles_per_frame"] - cpf) <= 0.05 * cpf
+
+
+def test_build_synthesizes_and_places(ecp5_build):
+    report = json.loads((ecp5_build / "report.json").read_text())
+    assert report["totals"]["synth"]["lut"] > 0
+    for st in report["stages"]:
+        assert st["synth"]["lut"] >= 0 and st["est"]["lut"] >= 0
+    pnr = report["pnr"]
+    assert pnr["fmax_mhz"] > 0
+    bit = ecp5_build / pnr["bitstream"]
+    assert bit.is_file() and bit.stat().st_size > 100_000  # an LFE5U-85F bitstream
+    html = (ecp5_build / "report.html").read_text()
+    assert "<svg" in html and report["stages"][0]["name"] in html
+
+
+def test_infeasible_target_fails_cleanly(tmp_path, capsys):
+    argv = [
+        "--quiet",
+        "build",
+        str(tfc_path("TFC_1W1A")),
+        "--out",
+        str(tmp_path),
+        "--name",
+        "x",
+        "--target-fps",
+        "1e12",
+        "--sim-frames",
+        "0",
+    ]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not reachable" in err and "best achievable" in err
+    assert not (tmp_path / "x").exists()
+    assert (tmp_path / "x.partial" / "FAILED.txt").is_file()
+
+
+def test_folding_file_is_used_as_given(tmp_path):
+    folding = {"Defaults": {}, "MatMul_16": {"PE": 4, "SIMD": 16}}
+    path = tmp_path / "folding.json"
+    path.write_text(json.dumps(folding))
+    argv = [
+        "--quiet",
+        "build",
+        str(tfc_path("TFC_1W1A")),
+        "--out",
+        str(tmp_path),
+        "--name",
+        "f",
+        "--folding",
+        str(path),
+        "--sim-frames",
+        "20",
+    ]
+    assert main(argv) == 0
+    built = json.loads((tmp_path / "f" / "folding.json").read_text())
+    assert built["MatMul_16"]["PE"] == 4 and built["MatMul_16"]["SIMD"] == 16
