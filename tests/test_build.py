@@ -7,7 +7,7 @@ import json
 
 import onnx
 import pytest
-from conftest import tfc_path
+from tfc_data import tfc_path
 
 from qloom.cli import main
 

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TFC_MODELS, tfc_path
+from tfc_data import TFC_MODELS, tfc_path
 
 from qloom.dataflow import (
     DWC,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tfc_path
+from tfc_data import tfc_path
 
 from qloom.dataflow import MVAU, to_dataflow
 from qloom.datatype import DataType

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import tfc_path
+from tfc_data import tfc_path
 
 from qloom.dataflow import to_dataflow
 from qloom.flow import compile_model, predictions, run_integer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import TFC_ACCURACY, TFC_MODELS, qonnx_reference, tfc_path
+from tfc_data import TFC_ACCURACY, TFC_MODELS, qonnx_reference, tfc_path
 
 from qloom.flow import compile_model, predictions, run_imported, run_integer
 from qloom.frontend.reference import qonnx_outputs

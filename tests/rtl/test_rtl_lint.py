@@ -6,8 +6,8 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import HAVE_YOSYS, LIB, YOSYS, needs_verilator
 from rtl_cases import CASES, memory_files
+from rtl_support import HAVE_YOSYS, LIB, YOSYS, needs_verilator
 
 from qloom.sim import lint
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import build_lib, needs_verilator, run_check
 from rtl_golden import (
     beats,
     decode,
@@ -16,6 +15,7 @@ from rtl_golden import (
     threshold_words,
     write_hex,
 )
+from rtl_support import build_lib, needs_verilator, run_check
 
 pytestmark = needs_verilator
 

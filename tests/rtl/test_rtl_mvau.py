@@ -6,7 +6,6 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import build_lib, needs_verilator, run_check
 from rtl_golden import (
     beats,
     mvau,
@@ -16,6 +15,7 @@ from rtl_golden import (
     threshold_words,
     write_hex,
 )
+from rtl_support import build_lib, needs_verilator, run_check
 
 pytestmark = needs_verilator
 

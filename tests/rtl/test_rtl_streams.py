@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import build_lib, needs_verilator, run_check
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rtl_golden import add as add_model
 from rtl_golden import beats, dwc, rand_raw
+from rtl_support import build_lib, needs_verilator, run_check
 
 pytestmark = needs_verilator
 

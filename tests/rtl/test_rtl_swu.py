@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import build_lib, needs_verilator, run_check
 from rtl_golden import beats, rand_raw, swu, swu_dims
+from rtl_support import build_lib, needs_verilator, run_check
 
 pytestmark = needs_verilator
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LIB, build_lib, needs_verilator
 from hypothesis import given
 from hypothesis import strategies as st
+from rtl_support import LIB, build_lib, needs_verilator
 
 from qloom.sim import (
     SimError,
