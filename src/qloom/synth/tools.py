@@ -261,3 +261,29 @@ def copy_into(src: Path, dst: Path) -> Path:
         pass
     shutil.copy2(src, dst)
     return dst
+
+
+def load_cached_result(
+    cache: Path, key: str, wd: Path | None, outputs: list[str], version: str, from_dict, repoint
+):
+    """A cached tool result (synthesis or place and route) or None: the entry must have this
+    `version` and every output file; with `wd` the outputs are copied there and the result's
+    paths point at them (`repoint(result, folder)`)."""
+    meta = load_entry(cache, key)
+    if meta is None or meta.get("version") != version:
+        return None
+    entry = cache / key
+    if not all((entry / n).is_file() for n in outputs):
+        return None
+    try:
+        result = from_dict(meta["result"])
+    except (KeyError, TypeError):
+        return None
+    result.cached = True
+    where = entry
+    if wd is not None:
+        for n in outputs:
+            copy_into(entry / n, wd / n)
+        where = wd
+    repoint(result, where)
+    return result

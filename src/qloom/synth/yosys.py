@@ -47,10 +47,9 @@ from qloom.synth.tools import (
     Hasher,
     ToolError,
     cache_lock,
-    copy_into,
     default_cache_dir,
     find_tool,
-    load_entry,
+    load_cached_result,
     status,
     store_entry,
 )
@@ -502,24 +501,9 @@ def _repoint(result: SynthResult, where: Path) -> None:
 
 
 def _load_cached(cache: Path, key: str, wd: Path | None, outputs: list[str]) -> SynthResult | None:
-    meta = load_entry(cache, key)
-    if meta is None or meta.get("version") != SYNTH_VERSION:
-        return None
-    entry = cache / key
-    if not all((entry / n).is_file() for n in outputs):
-        return None
-    try:
-        result = SynthResult.from_dict(meta["result"])
-    except (KeyError, TypeError):
-        return None
-    result.cached = True
-    where = entry
-    if wd is not None:
-        for n in outputs:
-            copy_into(entry / n, wd / n)
-        where = wd
-    _repoint(result, where)
-    return result
+    return load_cached_result(
+        cache, key, wd, outputs, SYNTH_VERSION, SynthResult.from_dict, _repoint
+    )
 
 
 # ---------------------------------------------------------------------------------------------
