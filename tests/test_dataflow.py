@@ -575,31 +575,10 @@ def test_unsupported_op_names_node():
 
 
 def test_brevitas_cnn_dataflow(tmp_path):
-    torch = pytest.importorskip("torch")
-    bnn = pytest.importorskip("brevitas.nn")
-    from test_streamline_random import activation, calibrate, weight_kwargs
+    pytest.importorskip("brevitas.nn")
+    from test_streamline_random import small_cnn_onnx
 
-    from qloom.train.export import export_qonnx
-
-    torch.manual_seed(0)
-    mods = [
-        activation(4, "signed"),
-        bnn.QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(3, True)),
-        torch.nn.BatchNorm2d(4),
-        torch.nn.MaxPool2d(2),
-        activation(2, "relu"),
-        bnn.QuantConv2d(4, 4, 3, padding=0, bias=False, **weight_kwargs(2, False)),
-        torch.nn.BatchNorm2d(4),
-        activation(3, "signed"),
-        torch.nn.Flatten(),
-        bnn.QuantLinear(36, 4, bias=False, **weight_kwargs(2, False)),
-    ]
-    model = calibrate(torch.nn.Sequential(*mods), (2, 10, 10), 0)
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as d:
-        graph = compile_model(export_qonnx(model, Path(d) / "m.onnx", in_shape=(1, 2, 10, 10)))
+    graph = compile_model(small_cnn_onnx(tmp_path / "m.onnx"))
     graph = graph.integer
     images = np.random.default_rng(1).integers(0, 256, size=(48, 2, 10, 10), dtype=np.uint8)
     names = [n.name for n in graph.nodes if n.op == "Conv"]

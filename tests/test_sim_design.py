@@ -189,27 +189,10 @@ def test_cnn_rtl_matches_integer(which):
 
 
 def test_brevitas_cnn_rtl(tmp_path):
-    torch = pytest.importorskip("torch")
-    bnn = pytest.importorskip("brevitas.nn")
-    from test_streamline_random import activation, calibrate, weight_kwargs
+    pytest.importorskip("brevitas.nn")
+    from test_streamline_random import small_cnn_onnx
 
-    from qloom.train.export import export_qonnx
-
-    torch.manual_seed(0)
-    mods = [
-        activation(4, "signed"),
-        bnn.QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(3, True)),
-        torch.nn.BatchNorm2d(4),
-        torch.nn.MaxPool2d(2),
-        activation(2, "relu"),
-        bnn.QuantConv2d(4, 4, 3, padding=0, bias=False, **weight_kwargs(2, False)),
-        torch.nn.BatchNorm2d(4),
-        activation(3, "signed"),
-        torch.nn.Flatten(),
-        bnn.QuantLinear(36, 4, bias=False, **weight_kwargs(2, False)),
-    ]
-    model = calibrate(torch.nn.Sequential(*mods), (2, 10, 10), 0)
-    graph = compile_model(export_qonnx(model, tmp_path / "m.onnx", in_shape=(1, 2, 10, 10)))
+    graph = compile_model(small_cnn_onnx(tmp_path / "m.onnx"))
     graph = graph.integer
     names = [n.name for n in graph.nodes if n.op == "Conv"]
     design = to_dataflow(graph, {names[0]: {"PE": 2, "SIMD": 18}, names[1]: {"PE": 4, "SIMD": 4}})

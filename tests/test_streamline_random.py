@@ -174,3 +174,23 @@ def test_random_cnn(tmp_path_factory, layers, in_bits, seed):
     ]
     model = calibrate(torch.nn.Sequential(*mods), shape, seed)
     check_equal(tmp_path_factory.mktemp("cnn"), model, shape, seed)
+
+
+def small_cnn_onnx(path):
+    """A fixed small Brevitas CNN (padding, max-pool, 2-4 bit layers) exported to `path`;
+    the dataflow and RTL tests reuse it."""
+    torch.manual_seed(0)
+    mods = [
+        activation(4, "signed"),
+        brevitas_nn.QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(3, True)),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.MaxPool2d(2),
+        activation(2, "relu"),
+        brevitas_nn.QuantConv2d(4, 4, 3, padding=0, bias=False, **weight_kwargs(2, False)),
+        torch.nn.BatchNorm2d(4),
+        activation(3, "signed"),
+        torch.nn.Flatten(),
+        brevitas_nn.QuantLinear(36, 4, bias=False, **weight_kwargs(2, False)),
+    ]
+    model = calibrate(torch.nn.Sequential(*mods), (2, 10, 10), 0)
+    return export_qonnx(model, path, in_shape=(1, 2, 10, 10))
