@@ -320,8 +320,8 @@ def _dsp_lanes(s: MVAU) -> int:
     its own width, a zero-extended one one bit more; products of >= 9 bits go to DSPs
     (measured: 4x4-bit signed stays in LUTs, 8x4-bit signed uses one DSP48E1 per lane)."""
     p = s.rtl_params()
-    if p["BINARY"]:
-        return 0
+    if p["BINARY"] or p["IBIPOLAR"] or p["WBIPOLAR"]:
+        return 0  # a bipolar operand only selects the sign of the other (no multiplier)
     a = 2 if p["IBIPOLAR"] else p["IBITS"] + (0 if p["ISIGNED"] else 1)
     b = 2 if p["WBIPOLAR"] else p["WBITS"] + (0 if p["WSIGNED"] else 1)
     if a + b >= DSP_MIN_PRODUCT_BITS and min(a, b) >= 2:

@@ -212,8 +212,10 @@ module qloom_mvau #(
           if (s < SIMD) begin : g_prod
             wire [IBITS-1:0] xr = x1[s*IBITS+:IBITS];
             wire [WBITS-1:0] wr = wl[s*WBITS+:WBITS];
+            /* verilator lint_off UNUSEDSIGNAL */  // a bipolar side only gives the sign
             wire signed [XW-1:0] xv;
             wire signed [YW-1:0] yv;
+            /* verilator lint_on UNUSEDSIGNAL */
             if (IBIPOLAR != 0) begin : g_xb
               assign xv = xr[0] ? 2'sb01 : 2'sb11;
             end else begin : g_xi
@@ -224,7 +226,15 @@ module qloom_mvau #(
             end else begin : g_wi
               assign yv = {(WSIGNED != 0) && wr[WBITS-1], wr};
             end
-            wire signed [PW-1:0] prod = xv * yv;
+            // a bipolar operand only selects the sign: no multiplier (and no DSP) for it
+            wire signed [PW-1:0] prod;
+            if (WBIPOLAR != 0) begin : g_pw
+              assign prod = wr[0] ? {{(PW - XW) {xv[XW-1]}}, xv} : -{{(PW - XW) {xv[XW-1]}}, xv};
+            end else if (IBIPOLAR != 0) begin : g_px
+              assign prod = xr[0] ? {{(PW - YW) {yv[YW-1]}}, yv} : -{{(PW - YW) {yv[YW-1]}}, yv};
+            end else begin : g_pm
+              assign prod = xv * yv;
+            end
             assign tree[(P2+s)*PSW+:PSW] = {{(PSW - PW) {prod[PW-1]}}, prod};
           end else begin : g_zero
             assign tree[(P2+s)*PSW+:PSW] = {PSW{1'b0}};
