@@ -1,0 +1,361 @@
+"""qloom vs FINN's published results (Umuroglu et al., FPGA 2017) at FINN's throughput points.
+
+    .venv/bin/python bench/finn_compare.py [--nets sfc,lfc,cnv] [--frames 4]
+        [--synth-limit 900] [--stage-timeout 600] [--no-synth] [--ecp5]
+
+For every FINN design point with a published FPS (FINN_POINTS below, each number with its
+source), the zoo network (random weights, BN statistics from one random training-mode batch,
+as bench/executor_speed.py's cnv_model) is exported to QONNX, compiled, folded with
+`fold_design` to the same FPS at 200 MHz on xc7z045 (ZC706), simulated in Verilator on a few
+random frames (measured cycles/frame vs the formula, outputs bit-exact vs the integer model)
+and synthesized per stage with Yosys for xc7z045 (`synth_stage`, cached by content). Points
+run cheapest first (by estimated LUTs); a design whose synthesis exceeds --synth-limit
+seconds gets its remaining stages skipped (reported as partial). --ecp5 adds nextpnr
+place and route on LFE5U-85F (Fmax) for designs estimated under --ecp5-max-lut LUTs.
+
+Prints a table and writes bench/results/finn_compare.json. Not a test: no thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CLOCK_MHZ = 200.0
+PART = "xc7z045"
+
+ARXIV = (
+    "Umuroglu et al., FINN, FPGA 2017, arXiv:1612.07119 abstract (https://arxiv.org/abs/1612.07119)"
+)
+NEURALUT = (
+    "FINN SFC-max row of NeuraLUT's Table III (comparison table citing FINN FPGA 2017), "
+    "as transcribed in a public GitHub notes file; the FINN paper's own table was not "
+    "reachable with the search tool"
+)
+
+#: FINN FPGA 2017 design points on ZC706 at 200 MHz. None = not found with the search tool.
+FINN_POINTS = [
+    {
+        "net": "sfc",
+        "point": "max",
+        "fps": 12.3e6,  # "up to 12.3 million image classifications per second" (MNIST, SFC-max)
+        "latency_us": 0.31,
+        "lut": 91131,
+        "bram": 5,  # as NeuraLUT prints it; unit (BRAM18/36) not checked
+        "source": {"fps": ARXIV, "latency_us": ARXIV, "lut": NEURALUT, "bram": NEURALUT},
+    },
+    {
+        "net": "cnv",
+        "point": "max",
+        "fps": 21906.0,  # "21906 image classifications per second with 283 us latency"
+        "latency_us": 283.0,
+        "lut": None,
+        "bram": None,
+        "source": {"fps": ARXIV, "latency_us": ARXIV, "lut": "not found", "bram": "not found"},
+    },
+    {
+        "net": "lfc",
+        "point": "max",
+        "fps": None,
+        "latency_us": None,
+        "lut": None,
+        "bram": None,
+        "source": {"all": "not found (the paper's table was not reachable with the search tool)"},
+    },
+    # SFC-fix / LFC-fix / CNV-fix: not found (the paper's table was not reachable)
+]
+
+NETS = {
+    "sfc": ("sfc-w1a1", 1, 28),
+    "lfc": ("lfc-w1a1", 1, 28),
+    "cnv": ("cnv-w1a1", 3, 32),
+}
+
+
+def export_model(net: str) -> Path:
+    """The zoo network with random weights and BN statistics from one random batch."""
+    name, ch, size = NETS[net]
+    out = RESULTS / "models" / f"{name}.onnx"
+    if out.exists():
+        return out
+    import torch
+
+    from qloom.train.export import export_qonnx
+    from qloom.train.zoo import build_model
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    model = build_model(name, ch, size, 10)
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(64, ch, size, size))
+    return export_qonnx(model.eval(), out, in_shape=(1, ch, size, size))
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def prepare(pt: dict) -> dict:
+    """Compile and fold one point (cheap); returns the row with the folded design attached."""
+    from qloom.errors import FoldingError
+    from qloom.flow import compile_model
+    from qloom.fold import fold_design, fold_max_fps_design
+
+    row = {k: pt[k] for k in ("net", "point")}
+    row["finn"] = {k: pt[k] for k in ("fps", "latency_us", "lut", "bram")}
+    row["finn_source"] = pt["source"]
+    t0 = time.monotonic()
+    path = export_model(pt["net"])
+    compiled = compile_model(path)
+    row["compile_s"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    try:
+        fr = fold_design(compiled.integer, pt["fps"], CLOCK_MHZ, PART, max_utilization=1.0)
+        row["fold"] = "fold_for_target"
+    except FoldingError as e:
+        row["fold_error"] = str(e)
+        log(f"{pt['net']}-{pt['point']}: {e}; using fold_max_fps_design instead")
+        fr = fold_max_fps_design(compiled.integer, CLOCK_MHZ, PART, max_utilization=1.0)
+        row["fold"] = "fold_max_fps (target unreachable)"
+    row["fold_s"] = time.monotonic() - t0
+    design = fr.design
+    row["cycles_per_frame_formula"] = design.cycles_per_frame()
+    row["latency_estimate_cycles"] = design.latency_estimate()
+    row["bottleneck"] = design.bottleneck().name
+    row["estimate"] = {
+        k: {kk.lower(): vv for kk, vv in v.as_dict().items()} for k, v in fr.estimate.items()
+    }
+    row["folding"] = fr.folding
+    row["_design"] = design
+    row["_graph"] = compiled.integer
+    row["_shape"] = compiled.imported.tensors[compiled.imported.inputs[0]].shape
+    return row
+
+
+def simulate_row(row: dict, frames: int) -> None:
+    from qloom.flow import run_integer
+    from qloom.sim.design import simulate, size_fifos
+
+    design, graph = row["_design"], row["_graph"]
+    shape = tuple(row["_shape"])
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(frames, *shape), dtype=np.uint8)
+    t0 = time.monotonic()
+    depths = size_fifos(design, images[: min(frames, 8)], quiet=True)
+    res = simulate(design, images, fifo_depths=depths, quiet=True)
+    sim = {
+        "frames": frames,
+        "ok": res.ok,
+        "cycles_per_frame": res.cycles_per_frame,
+        "latency_cycles": res.latency,
+        "build_s": res.build_s,
+        "sim_s": res.wall_s,
+        "total_s": time.monotonic() - t0,
+        "problems": res.problems + res.diagnosis,
+    }
+    if res.ok:
+        ref = run_integer(graph, images)
+        bad = np.zeros(frames, dtype=bool)
+        for t in graph.outputs:
+            got = np.asarray(res.outputs[t]).reshape(frames, -1)
+            bad |= ~np.all(got == np.asarray(ref[t]).reshape(frames, -1), axis=1)
+        sim["mismatches"] = int(bad.sum())
+    row["sim"] = sim
+
+
+def synth_row(row: dict, limit_s: float, stage_timeout: float) -> None:
+    from qloom.fold.synth import synth_stage
+
+    design = row["_design"]
+    t_start = time.monotonic()
+    stages, total, skipped = [], {"lut": 0, "ff": 0, "bram": 0, "dsp": 0}, []
+    # smallest stages first so that a time-out loses the fewest
+    order = sorted(design.stages, key=lambda s: row["estimate"][s.name]["lut"])
+    for s in order:
+        if time.monotonic() - t_start > limit_s:
+            skipped.append({"name": s.name, "why": f"design synthesis limit {limit_s:.0f} s"})
+            continue
+        t0 = time.monotonic()
+        try:
+            r = synth_stage(s, PART, timeout=stage_timeout)
+        except Exception as e:  # noqa: BLE001 - a bench reports and goes on
+            skipped.append({"name": s.name, "why": f"{type(e).__name__}: {str(e)[:200]}"})
+            log(f"  {s.name}: synthesis failed: {type(e).__name__}")
+            continue
+        d = {"lut": r.luts, "ff": r.ffs, "bram": r.bram, "dsp": r.dsp}
+        est = row["estimate"][s.name]["lut"]
+        stages.append(
+            {"name": s.name, "kind": s.kind, **d, "cached": r.cached, "est_lut": est,
+             "s": time.monotonic() - t0}
+        )  # fmt: skip
+        for k in total:
+            total[k] += d[k]
+        log(f"  {s.name} ({s.kind}): {r.luts} LUT {r.ffs} FF {r.bram} BRAM18 {r.dsp} DSP"
+            f" ({'cached' if r.cached else f'{time.monotonic() - t0:.0f} s'})")  # fmt: skip
+    row["synth"] = {
+        "stages": stages,
+        "total": total,
+        "skipped": skipped,
+        "complete": not skipped,
+        "seconds": time.monotonic() - t_start,
+    }
+
+
+def ecp5_row(row: dict) -> None:
+    from qloom.rtl.top import generate_top
+    from qloom.sim.design import size_fifos
+    from qloom.synth import place_and_route
+
+    design = row["_design"]
+    shape = tuple(row["_shape"])
+    images = np.random.default_rng(0).integers(0, 256, size=(4, *shape), dtype=np.uint8)
+    depths = size_fifos(design, images, quiet=True)
+    work = RESULTS / "finn_compare_pnr" / f"{row['net']}-{row['point']}"
+    rtl = generate_top(design, work / "rtl", depths, memory_subdir="")
+    mems = [p for d in rtl.memories.values() for p in d.values()]
+    t0 = time.monotonic()
+    res = place_and_route(rtl.sources, rtl.top, {}, "LFE5U-85F", work / "pnr", mems, CLOCK_MHZ,
+                          quiet=True)  # fmt: skip
+    row["ecp5"] = {
+        "fmax_mhz": res.fmax_mhz,
+        "timing_met": res.timing_met,
+        "utilization": res.utilization,
+        "seconds": time.monotonic() - t0,
+    }
+
+
+def derived(row: dict) -> None:
+    cpf = (row.get("sim") or {}).get("cycles_per_frame") or row["cycles_per_frame_formula"]
+    lat = (row.get("sim") or {}).get("latency_cycles")
+    row["fps_200mhz"] = CLOCK_MHZ * 1e6 / cpf
+    row["latency_us_200mhz"] = lat / CLOCK_MHZ if lat else None
+    synth = row.get("synth")
+    lut = synth["total"]["lut"] if synth and synth["complete"] else None
+    f = row["finn"]
+    if lut and f["lut"] and f["fps"]:
+        row["fps_per_lut_ratio"] = (row["fps_200mhz"] / lut) / (f["fps"] / f["lut"])
+        row["lut_ratio"] = lut / f["lut"]
+
+
+def fmt(v, spec=",.0f") -> str:
+    if v is None:
+        return "n/f"
+    return format(v, spec)
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"qloom vs FINN (FPGA 2017) on {PART} at {CLOCK_MHZ:g} MHz")
+    md = []
+    cols = ["net", "point", "FINN FPS", "FINN lat us", "FINN LUT", "FINN BRAM",
+            "cyc/frame sim", "formula", "bit-exact", "FPS", "lat us", "Yosys LUT", "FF",
+            "BRAM18", "DSP", "est LUT", "FPS/LUT vs FINN", "ECP5 Fmax"]  # fmt: skip
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("net", "point") else "right")
+    md.append("| " + " | ".join(cols) + " |")
+    md.append("|" + "---|" * len(cols))
+    for r in rows:
+        f, sim, syn = r["finn"], r.get("sim") or {}, r.get("synth")
+        tot = syn["total"] if syn else {}
+        part = "" if not syn or syn["complete"] else " (partial)"
+        exact = "-" if "mismatches" not in sim else ("yes" if sim["mismatches"] == 0 else "NO")
+        cells = [
+            r["net"], r["point"], fmt(f["fps"]), fmt(f["latency_us"], ".2f"), fmt(f["lut"]),
+            fmt(f["bram"], "g"), fmt(sim.get("cycles_per_frame"), ",.1f"),
+            fmt(r["cycles_per_frame_formula"]), exact, fmt(r["fps_200mhz"]),
+            fmt(r["latency_us_200mhz"], ".2f"),
+            (fmt(tot.get("lut")) + part) if syn else "-",
+            fmt(tot.get("ff")) if syn else "-", fmt(tot.get("bram"), "g") if syn else "-",
+            fmt(tot.get("dsp"), "g") if syn else "-", fmt(r["estimate"]["total"]["lut"]),
+            fmt(r.get("fps_per_lut_ratio"), ".2f"),
+            fmt((r.get("ecp5") or {}).get("fmax_mhz"), ".1f"),
+        ]  # fmt: skip
+        t.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    Console(width=260).print(t)
+    print("\n".join(md))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nets", default="sfc,lfc,cnv")
+    ap.add_argument("--frames", type=int, default=4)
+    ap.add_argument("--no-sim", action="store_true")
+    ap.add_argument("--no-synth", action="store_true")
+    ap.add_argument("--synth-limit", type=float, default=900.0, help="seconds per design")
+    ap.add_argument("--stage-timeout", type=float, default=600.0, help="Yosys seconds per stage")
+    ap.add_argument("--ecp5", action="store_true", help="nextpnr on LFE5U-85F (small designs)")
+    ap.add_argument("--ecp5-max-lut", type=float, default=20000)
+    args = ap.parse_args()
+
+    nets = args.nets.split(",")
+    rows = []
+    for pt in FINN_POINTS:
+        if pt["net"] not in nets:
+            continue
+        if pt["fps"] is None:
+            log(f"{pt['net']}-{pt['point']}: FINN's FPS not found, skipped")
+            rows.append({"net": pt["net"], "point": pt["point"], "skipped": "FINN FPS not found",
+                         "finn_source": pt["source"]})  # fmt: skip
+            continue
+        log(f"{pt['net']}-{pt['point']}: compile + fold for {pt['fps']:,.0f} FPS")
+        row = prepare(pt)
+        log(f"  {row['cycles_per_frame_formula']} cycles/frame, estimate "
+            f"{row['estimate']['total']}, fold {row['fold_s']:.1f} s")  # fmt: skip
+        rows.append(row)
+    done = [r for r in rows if "_design" in r]
+    done.sort(key=lambda r: r["estimate"]["total"]["lut"])  # cheapest first
+    out = RESULTS / "finn_compare.json"
+
+    def save() -> None:
+        meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.platform(),
+                "cpus": os.cpu_count(), "part": PART, "clock_mhz": CLOCK_MHZ}  # fmt: skip
+        clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"meta": meta, "rows": clean}, indent=2, default=str))
+
+    for r in done:
+        name = f"{r['net']}-{r['point']}"
+        if not args.no_sim:
+            log(f"{name}: simulating {args.frames} frames")
+            try:
+                simulate_row(r, args.frames)
+                log(f"  {r['sim']}")
+            except Exception as e:  # noqa: BLE001
+                r["sim"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+                log(f"  simulation failed: {r['sim']['error']}")
+        derived(r)
+        save()
+        if not args.no_synth:
+            log(f"{name}: Yosys synthesis of {len(r['_design'].stages)} stages for {PART}")
+            synth_row(r, args.synth_limit, args.stage_timeout)
+        if args.ecp5 and r["estimate"]["total"]["lut"] <= args.ecp5_max_lut:
+            log(f"{name}: nextpnr on LFE5U-85F")
+            try:
+                ecp5_row(r)
+            except Exception as e:  # noqa: BLE001
+                r["ecp5"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+        derived(r)
+        save()
+    print_table(done)
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r['net']}-{r['point']}: skipped ({r['skipped']})")
+        elif r.get("synth") and r["synth"]["skipped"]:
+            print(f"{r['net']}-{r['point']}: not synthesized: {r['synth']['skipped']}")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
