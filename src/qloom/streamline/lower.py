@@ -777,6 +777,8 @@ def _search_thresholds(level, lo: np.ndarray, hi: np.ndarray, bipolar: bool):
     base = -1 if bipolar else int(v_lo.min())
     targets = np.array([1]) if bipolar else np.arange(base + 1, int(v_hi.max()) + 1)
     k = targets.shape[0]
+    if k == 0:  # a constant output: one threshold no accumulator reaches keeps NT >= 1
+        return (hi2 + 1)[:, None], negate, v_lo, v_hi
     low = np.repeat(lo2[:, None], k, 1)
     high = np.repeat(hi2[:, None] + 1, k, 1)  # hi2 + 1 means "never reached"
     while np.any(low < high):
