@@ -1,7 +1,7 @@
 """qloom vs FINN's published results (Umuroglu et al., FPGA 2017) at FINN's throughput points.
 
     .venv/bin/python bench/finn_compare.py [--nets sfc,lfc,cnv] [--frames 4]
-        [--synth-limit 900] [--stage-timeout 600] [--no-synth] [--ecp5]
+        [--synth-limit 900] [--stage-timeout 600] [--no-synth] [--ecp5] [--points max,ecp5]
 
 For every FINN design point with a published FPS (FINN_POINTS below, each number with its
 source), the zoo network (random weights, BN statistics from one random training-mode batch,
@@ -12,6 +12,10 @@ and synthesized per stage with Yosys for xc7z045 (`synth_stage`, cached by conte
 run cheapest first (by estimated LUTs); a design whose synthesis exceeds --synth-limit
 seconds gets its remaining stages skipped (reported as partial). --ecp5 adds nextpnr
 place and route on LFE5U-85F (Fmax) for designs estimated under --ecp5-max-lut LUTs.
+--points ecp5 adds one row per network for the ECP5: FINN's max points do not fit an
+LFE5U-85F, so each network is folded for the highest FPS whose estimate stays within
+ECP5_UTILIZATION of the part, simulated (bit-exact, cycles/frame) and placed and routed
+(Fmax, FPS at Fmax, LUT4/FF/EBR/DSP, the critical path's end points).
 
 Prints a table and writes bench/results/finn_compare.json. Not a test: no thresholds.
 """
@@ -31,6 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CLOCK_MHZ = 200.0
 PART = "xc7z045"
+#: the ECP5 rows: each network folded for the highest FPS whose estimate fits this share of
+#: the LFE5U-85F at ECP5_CLOCK_MHZ (FINN's max points do not fit an ECP5), placed and routed
+ECP5_PART = "LFE5U-85F"
+ECP5_CLOCK_MHZ = 100.0
+ECP5_UTILIZATION = 0.15
 
 ARXIV = (
     "Umuroglu et al., FINN, FPGA 2017, arXiv:1612.07119 abstract (https://arxiv.org/abs/1612.07119)"
@@ -39,6 +48,14 @@ NEURALUT = (
     "FINN SFC-max row of NeuraLUT's Table III (comparison table citing FINN FPGA 2017), "
     "as transcribed in a public GitHub notes file; the FINN paper's own table was not "
     "reachable with the search tool"
+)
+
+LFC_CONFIG = (
+    "FINN's finnthesizer config.h for the LFC topology (784-1024-1024-1024-10): L0 1024x832 "
+    "SIMD 64 PE 128 (104 cycles), L1 and L2 1024x1024 SIMD 64 PE 128 (128), L3 16x1024 SIMD 8 "
+    "PE 16 (128): 128 cycles/frame = 1.5625 M FPS at 200 MHz; found with code search next to "
+    "FINN's HLS-era host code that loads 'lfc-max-zc706' (the index did not name the "
+    "repository), so the FPS is derived from FINN's folding, not read from the paper"
 )
 
 #: FINN FPGA 2017 design points on ZC706 at 200 MHz. None = not found with the search tool.
@@ -64,11 +81,16 @@ FINN_POINTS = [
     {
         "net": "lfc",
         "point": "max",
-        "fps": None,
+        "fps": CLOCK_MHZ * 1e6 / 128,  # 128 cycles/frame: FINN's LFC folding, see LFC_CONFIG
         "latency_us": None,
         "lut": None,
         "bram": None,
-        "source": {"all": "not found (the paper's table was not reachable with the search tool)"},
+        "source": {
+            "fps": LFC_CONFIG,
+            "latency_us": "not found",
+            "lut": "not found",
+            "bram": "not found",
+        },  # fmt: skip
     },
     # SFC-fix / LFC-fix / CNV-fix: not found (the paper's table was not reachable)
 ]
@@ -127,6 +149,27 @@ def prepare(pt: dict) -> dict:
         fr = fold_max_fps_design(compiled.integer, CLOCK_MHZ, PART, max_utilization=1.0)
         row["fold"] = "fold_max_fps (target unreachable)"
     row["fold_s"] = time.monotonic() - t0
+    return attach(row, fr, compiled)
+
+
+def prepare_ecp5(net: str) -> dict:
+    """An ECP5 row: the fastest folding of `net` within ECP5_UTILIZATION of the part."""
+    from qloom.flow import compile_model
+    from qloom.fold import fold_max_fps_design
+
+    row = {"net": net, "point": "ecp5", "part": ECP5_PART, "clock_mhz": ECP5_CLOCK_MHZ}
+    t0 = time.monotonic()
+    compiled = compile_model(export_model(net))
+    row["compile_s"] = time.monotonic() - t0
+    t0 = time.monotonic()
+    fr = fold_max_fps_design(compiled.integer, ECP5_CLOCK_MHZ, ECP5_PART, ECP5_UTILIZATION)
+    row["fold"] = f"fold_max_fps ({ECP5_UTILIZATION:.0%} of {ECP5_PART})"
+    row["fold_s"] = time.monotonic() - t0
+    return attach(row, fr, compiled)
+
+
+def attach(row: dict, fr, compiled) -> dict:
+    """Add the folded design (and what the tables show of it) to `row`."""
     design = fr.design
     row["cycles_per_frame_formula"] = design.cycles_per_frame()
     row["latency_estimate_cycles"] = design.latency_estimate()
@@ -223,13 +266,42 @@ def ecp5_row(row: dict) -> None:
     rtl = generate_top(design, work / "rtl", depths, memory_subdir="")
     mems = [p for d in rtl.memories.values() for p in d.values()]
     t0 = time.monotonic()
-    res = place_and_route(rtl.sources, rtl.top, {}, "LFE5U-85F", work / "pnr", mems, CLOCK_MHZ,
+    clock = row.get("clock_mhz", CLOCK_MHZ)
+    res = place_and_route(rtl.sources, rtl.top, {}, ECP5_PART, work / "pnr", mems, clock,
                           quiet=True)  # fmt: skip
+    used = {k: v["used"] for k, v in res.utilization.items()}
     row["ecp5"] = {
         "fmax_mhz": res.fmax_mhz,
+        "target_mhz": clock,
         "timing_met": res.timing_met,
+        "lut4": used.get("TRELLIS_COMB"),
+        "ff": used.get("TRELLIS_FF"),
+        "ebr": used.get("DP16KD"),
+        "dsp": used.get("MULT18X18D"),
+        "harness": res.harness,
+        "critical_path": critical_path(res.report),
         "utilization": res.utilization,
         "seconds": time.monotonic() - t0,
+    }
+    if res.fmax_mhz:
+        cpf = (row.get("sim") or {}).get("cycles_per_frame") or row["cycles_per_frame_formula"]
+        row["ecp5"]["fps_at_fmax"] = res.fmax_mhz * 1e6 / cpf
+
+
+def critical_path(report: str | Path | None) -> dict | None:
+    """First and last cell of nextpnr's critical path and its delay split (logic/routing)."""
+    if not report or not Path(report).exists():
+        return None
+    paths = json.loads(Path(report).read_text()).get("critical_paths") or []
+    if not paths:
+        return None
+    steps = max(paths, key=lambda cp: sum(st["delay"] for st in cp["path"]))["path"]
+    delay = {k: sum(st["delay"] for st in steps if st["type"] == k) for k in ("logic", "routing")}
+    return {
+        "from": steps[0]["from"]["cell"],
+        "to": steps[-1]["to"]["cell"],
+        "delay_ns": sum(st["delay"] for st in steps),
+        **{f"{k}_ns": v for k, v in delay.items()},
     }
 
 
@@ -287,6 +359,29 @@ def print_table(rows: list[dict]) -> None:
     print("\n".join(md))
 
 
+def print_ecp5_table(rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = ["net", "cyc/frame sim", "formula", "bit-exact", "Fmax MHz", "FPS at Fmax",
+            "LUT4", "FF", "EBR", "DSP", "est LUT", "P&R s"]  # fmt: skip
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        sim, e = r.get("sim") or {}, r.get("ecp5") or {}
+        exact = "-" if "mismatches" not in sim else ("yes" if sim["mismatches"] == 0 else "NO")
+        cells = [
+            r["net"], fmt(sim.get("cycles_per_frame"), ",.1f"),
+            fmt(r["cycles_per_frame_formula"]), exact, fmt(e.get("fmax_mhz"), ".1f"),
+            fmt(e.get("fps_at_fmax")), fmt(e.get("lut4")), fmt(e.get("ff")), fmt(e.get("ebr")),
+            fmt(e.get("dsp")), fmt(r["estimate"]["total"]["lut"]), fmt(e.get("seconds")),
+        ]  # fmt: skip
+        md.append("| " + " | ".join(cells) + " |")
+        if "error" in e:
+            print(f"{r['net']}-ecp5: {e['error']}")
+    print(f"\n{ECP5_PART}, fastest folding within {ECP5_UTILIZATION:.0%} (estimate) at "
+          f"{ECP5_CLOCK_MHZ:g} MHz target:")  # fmt: skip
+    print("\n".join(md))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nets", default="sfc,lfc,cnv")
@@ -297,12 +392,19 @@ def main() -> None:
     ap.add_argument("--stage-timeout", type=float, default=600.0, help="Yosys seconds per stage")
     ap.add_argument("--ecp5", action="store_true", help="nextpnr on LFE5U-85F (small designs)")
     ap.add_argument("--ecp5-max-lut", type=float, default=20000)
+    ap.add_argument(
+        "--points",
+        default="max",
+        help="max: FINN's design points on xc7z045; ecp5: each network at the fastest folding "
+        f"within a share of {ECP5_UTILIZATION:g} of {ECP5_PART}, simulated, placed and routed",
+    )
     args = ap.parse_args()
 
     nets = args.nets.split(",")
     rows = []
+    points = args.points.split(",")
     for pt in FINN_POINTS:
-        if pt["net"] not in nets:
+        if pt["net"] not in nets or pt["point"] not in points:
             continue
         if pt["fps"] is None:
             log(f"{pt['net']}-{pt['point']}: FINN's FPS not found, skipped")
@@ -314,6 +416,13 @@ def main() -> None:
         log(f"  {row['cycles_per_frame_formula']} cycles/frame, estimate "
             f"{row['estimate']['total']}, fold {row['fold_s']:.1f} s")  # fmt: skip
         rows.append(row)
+    if "ecp5" in points:
+        for net in nets:
+            log(f"{net}-ecp5: compile + fold for {ECP5_UTILIZATION:.0%} of {ECP5_PART}")
+            row = prepare_ecp5(net)
+            log(f"  {row['cycles_per_frame_formula']} cycles/frame, estimate "
+                f"{row['estimate']['total']}")  # fmt: skip
+            rows.append(row)
     done = [r for r in rows if "_design" in r]
     done.sort(key=lambda r: r["estimate"]["total"]["lut"])  # cheapest first
     out = RESULTS / "finn_compare.json"
@@ -322,6 +431,10 @@ def main() -> None:
         meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.platform(),
                 "cpus": os.cpu_count(), "part": PART, "clock_mhz": CLOCK_MHZ}  # fmt: skip
         clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        ran = {(r["net"], r["point"]) for r in clean}
+        if out.exists():  # keep the rows of networks not run this time
+            old = json.loads(out.read_text()).get("rows", [])
+            clean += [r for r in old if (r["net"], r["point"]) not in ran]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"meta": meta, "rows": clean}, indent=2, default=str))
 
@@ -335,6 +448,15 @@ def main() -> None:
             except Exception as e:  # noqa: BLE001
                 r["sim"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
                 log(f"  simulation failed: {r['sim']['error']}")
+        if r["point"] == "ecp5":
+            log(f"{name}: nextpnr on {ECP5_PART}")
+            try:
+                ecp5_row(r)
+                log(f"  { ({k: v for k, v in r['ecp5'].items() if k != 'utilization'}) }")
+            except Exception as e:  # noqa: BLE001
+                r["ecp5"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            save()
+            continue
         derived(r)
         save()
         if not args.no_synth:
@@ -348,7 +470,8 @@ def main() -> None:
                 r["ecp5"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
         derived(r)
         save()
-    print_table(done)
+    print_table([r for r in done if r["point"] != "ecp5"])
+    print_ecp5_table([r for r in done if r["point"] == "ecp5"])
     for r in rows:
         if "skipped" in r:
             print(f"{r['net']}-{r['point']}: skipped ({r['skipped']})")

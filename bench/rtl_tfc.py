@@ -21,19 +21,23 @@ from pathlib import Path
 
 import numpy as np
 
+from qloom.fold import parallel_folding
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("QLOOM_SHARED", ROOT.parent / "shared"))
 MODELS = ["TFC_1W1A", "TFC_1W2A", "TFC_2W2A"]
-FOLDINGS = ["serial", "middle", "fast"]
+FOLDINGS = ["serial", "middle", "fast", "parallel"]
 
 
 def tfc_folding(design, which: str) -> dict:
     """serial: PE = SIMD = 1 (50176 cycles/frame); middle: 128 cycles/frame with DWCs;
-    fast: 16 cycles/frame."""
+    fast: 16 cycles/frame; parallel: PE = MH and SIMD = MW everywhere (1 cycle/frame)."""
     thr = next(s.name for s in design.stages if s.kind == "Thresholding")
     mvaus = [s.name for s in design.stages if s.kind == "MVAU"]
     if which == "serial":
         return {}
+    if which == "parallel":
+        return parallel_folding(design)
     if which == "middle":
         plan = [(16, 49), (4, 8), (2, 32), (5, 4)]
         fold = {thr: {"PE": 8}}

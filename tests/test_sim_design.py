@@ -14,6 +14,7 @@ from tfc_data import tfc_path
 
 from qloom.dataflow import to_dataflow
 from qloom.flow import compile_model, predictions, run_integer
+from qloom.fold import parallel_folding
 from qloom.sim import VerilatorError, find_verilator
 
 try:
@@ -27,8 +28,11 @@ from qloom.sim.design import simulate, size_fifos  # noqa: E402
 
 def tfc_folding(graph, which: str) -> dict:
     """serial: PE = SIMD = 1 (50176 cycles/frame); middle: 128 cycles/frame with DWCs
-    (split, gather and through lcm(8, 49)); fast: 16 cycles/frame."""
+    (split, gather and through lcm(8, 49)); fast: 16 cycles/frame; parallel: PE = MH and
+    SIMD = MW everywhere (1 cycle/frame)."""
     base = to_dataflow(graph)
+    if which == "parallel":
+        return parallel_folding(base)
     thr = next(s.name for s in base.stages if s.kind == "Thresholding")
     mvaus = [s.name for s in base.stages if s.kind == "MVAU"]
     if which == "serial":
@@ -122,6 +126,23 @@ def test_tfc_rtl_matches_integer(model, which, frames, tfc_graphs, mnist):
     assert all(0 <= m <= res.fifo_depths[s] for s, m in res.fifo_max.items())
     if which == "middle":
         assert res.cycles_per_frame == est  # DWC chains and FIFOs keep the MVAU rate
+
+
+def test_tfc_fully_parallel_rtl(tfc_graphs, mnist):
+    """PE = MH, SIMD = MW everywhere: one frame per clock, bit-exact, also under stalls."""
+    graph = tfc_graphs["TFC_1W1A"]
+    images = mnist[0]
+    design = to_dataflow(graph, tfc_folding(graph, "parallel"))
+    assert [s.pe for s in design.stages if s.kind == "MVAU"] == [64, 64, 64, 10]
+    assert [s.simd for s in design.stages if s.kind == "MVAU"] == [784, 64, 64, 64]
+    assert design.cycles_per_frame() == 1
+    ref = run_integer(graph, images)
+    res = simulate(design, images).check()
+    assert_equal_outputs(graph, res.outputs, ref)
+    assert res.cycles_per_frame == 1.0
+    assert res.latency is not None and res.latency < 40
+    res = simulate(design, images[:50], in_valid_prob=0.6, out_ready_prob=0.5, seed=5).check()
+    assert_equal_outputs(graph, res.outputs, run_integer(graph, images[:50]))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from qloom.fold.solver import (
     fold_max_fps_design,
     legal_values,
     minimality_violations,
+    parallel_folding,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "fold_max_fps_design",
     "legal_values",
     "minimality_violations",
+    "parallel_folding",
     "utilization",
 ]

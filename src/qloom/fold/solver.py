@@ -104,6 +104,18 @@ def legal_values(stage: Stage) -> dict[str, list[int]]:
     return {}
 
 
+def parallel_folding(design: DataflowDesign) -> dict:
+    """The fully unrolled folding: every parameter at its largest legal value (PE = MH and
+    SIMD = MW for an MVAU, one threshold lane per element, ...), so that each stage takes
+    the fewest cycles its shape allows (one per frame for an MLP). No resource or stream-width
+    check: this is the "as fast as possible" end of the design space, for comparison."""
+    return {
+        s.name: {p: max(legal_values(s)[p]) for p in FOLDABLE[s.kind]}
+        for s in design.stages
+        if s.kind in FOLDABLE
+    }
+
+
 def refold(stage: Stage, values: dict, ram_style: str | None = None) -> Stage:
     """A copy of `stage` with new folding (as to_dataflow would build it)."""
     k = stage.kind
