@@ -129,7 +129,7 @@ class MVAU(Stage):
         return self.nf * self.sf * self.pixels
 
     def latency_cycles(self) -> int:
-        return self.cycles_per_frame() + 4
+        return self.cycles_per_frame() + 6
 
     def memory_bits(self) -> int:
         t = self.mh * self.nt * self.t_dtype.bits if self.t_dtype else 0

@@ -340,9 +340,16 @@ def mvau_ffs(s: MVAU) -> float:
     nfw, sfw, waw = _w(s.nf), _w(s.sf), _w(s.nf * s.sf)
     ow = p["OBITS"] if s.nt else p["ACC_BITS"]
     ff = sfw + nfw + waw + 1  # counters, output valid
-    ff += 3 + nfw + 3 + nfw + 1  # v/f/l/n of stages 1 and 2, v3
+    ff += 4 * (3 + nfw) + 1  # v/f/l/n of stages 1, 1b, 2a (the tree cut) and 2, v3
     if not _dsp_lanes(s):
-        ff += simd * p["IBITS"]  # x1 (inside the DSP48s' input registers when they are used)
+        ff += 2 * simd * p["IBITS"]  # x1, xb (in the DSP48s' input registers when used)
+    if s.nf * s.sf > 1:
+        ff += pe * simd * p["WBITS"]  # wb: the weight memory's output register
+    # the adder tree's cut registers: level CUT of a tree over NL leaves padded to 2^LEVELS
+    leaves = -(-simd // 16) if binary else simd
+    levels = clog2(leaves)
+    cut = (levels + 1) // 2
+    ff += pe * -(-leaves // 2 ** (levels - cut)) * psw
     ff += pe * psw + pe * p["ACC_BITS"] + pe * ow  # ps2, acc, od
     return ff
 

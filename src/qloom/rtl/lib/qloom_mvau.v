@@ -31,8 +31,9 @@
 //
 // Schedule (FINN's): during neuron fold nf = 0 the input beats are used directly and stored in
 // an SF-deep input buffer; folds nf = 1..NF-1 replay the buffer. One (nf, sf) step per cycle:
-// NF*SF cycles per vector back to back, plus a 4-cycle pipeline latency (issue, weight read /
-// dot product, accumulate, activation). All stages stall together when the output register is
+// NF*SF cycles per vector back to back, plus a 6-cycle pipeline latency (issue / weight read,
+// memory output register, dot product to the tree's CUT level, rest of the tree, accumulate,
+// activation). All stages stall together when the output register is
 // full and not accepted (s_axis_tready = that enable && nf == 0); outputs are registered.
 module qloom_mvau #(
     parameter integer MW = 4,
@@ -167,7 +168,36 @@ module qloom_mvau #(
     end
   endgenerate
 
+  // ---------------------------------------------------------------- stage 1b: memory output
+  // A second register after the weight read: a block RAM's clock-to-output is slow (5.6 ns on
+  // ECP5 without its output register) and used to start the critical path into the dot
+  // product. Constant weights (NF*SF = 1) make it constant, which synthesis removes.
+  reg vb, fb, lb;
+  reg [NFW-1:0] nb;
+  reg [SIMD*IBITS-1:0] xb;
+  reg [WWORD-1:0] wb;
+  always @(posedge ap_clk) begin
+    if (en) begin
+      xb <= x1;
+      wb <= w1;
+      fb <= f1;
+      lb <= l1;
+      nb <= n1;
+    end
+    if (!ap_rst_n) vb <= 1'b0;
+    else if (en) vb <= v1;
+  end
+
   // ---------------------------------------------------------------- stage 2: dot products
+  // Per PE an adder tree over NL leaves (SIMD products, or the popcounts of 16-bit chunks in
+  // XNOR mode), padded to L2 = 2^LEVELS leaves and stored heap-ordered (node i has children 2i
+  // and 2i+1, leaves at L2..2*L2-1). The nodes of level CUT (the root is level 0) are
+  // registers: stage 2a ends there, stage 2b (the rest of the tree) ends in ps2.
+  localparam integer CB = 16;  // XNOR chunk width
+  localparam integer NL = (BINARY != 0) ? (SIMD + CB - 1) / CB : SIMD;
+  localparam integer L2 = (NL > 1) ? (1 << $clog2(NL)) : 1;
+  localparam integer LEVELS = $clog2(L2);
+  localparam integer CUT = (LEVELS + 1) / 2;
   wire [PE*PSW-1:0] ps;
   genvar p, s, k, i;
   generate
@@ -178,39 +208,26 @@ module qloom_mvau #(
       qloom_mvau_error_bad_parameters u_err ();
     end
     for (p = 0; p < PE; p = p + 1) begin : g_dot
-      wire [SIMD*WBITS-1:0] wl = w1[p*SIMD*WBITS+:SIMD*WBITS];
+      wire [SIMD*WBITS-1:0] wl = wb[p*SIMD*WBITS+:SIMD*WBITS];
+      wire [L2*PSW-1:0] leaf;
       if (BINARY != 0) begin : g_xnor
-        // popcount as an adder tree over 16-bit $countones chunks: one $countones over
-        // hundreds of bits exhausts Yosys' recursion (wasm stack), chunks keep Verilator fast
-        localparam integer CB = 16;
-        localparam integer NC = (SIMD + CB - 1) / CB;
-        localparam integer C2 = (NC > 1) ? (1 << $clog2(NC)) : 1;
-        wire [SIMD-1:0] eq = ~(x1 ^ wl);
-        /* verilator lint_off UNUSEDSIGNAL */
-        wire [2*C2*PSW-1:0] ctree;  // slot 0 unused
-        /* verilator lint_on UNUSEDSIGNAL */
-        for (s = 0; s < C2; s = s + 1) begin : g_chunk
-          if (s < NC) begin : g_pc
+        // popcounts of 16-bit chunks: one $countones over hundreds of bits exhausts Yosys'
+        // recursion (wasm stack), chunks keep Verilator fast
+        wire [SIMD-1:0] eq = ~(xb ^ wl);
+        for (s = 0; s < L2; s = s + 1) begin : g_chunk
+          if (s < NL) begin : g_pc
             localparam integer LO = s * CB;
             localparam integer CW2 = (SIMD - LO < CB) ? (SIMD - LO) : CB;
             wire [CW2-1:0] bits = eq[LO+:CW2];
-            assign ctree[(C2+s)*PSW+:PSW] = $countones(bits);
+            assign leaf[s*PSW+:PSW] = $countones(bits);
           end else begin : g_pz
-            assign ctree[(C2+s)*PSW+:PSW] = {PSW{1'b0}};
+            assign leaf[s*PSW+:PSW] = {PSW{1'b0}};
           end
         end
-        for (i = 1; i < C2; i = i + 1) begin : g_cnode
-          assign ctree[i*PSW+:PSW] = ctree[(2*i)*PSW+:PSW] + ctree[(2*i+1)*PSW+:PSW];
-        end
-        assign ctree[0+:PSW] = {PSW{1'b0}};  // slot 0 of the heap-ordered tree is unused
-        assign ps[p*PSW+:PSW] = ctree[PSW+:PSW];
       end else begin : g_mac
-        // adder tree over SIMD products, leaves padded to a power of two
-        localparam integer P2 = (SIMD > 1) ? (1 << $clog2(SIMD)) : 1;
-        wire [2*P2*PSW-1:0] tree;
-        for (s = 0; s < P2; s = s + 1) begin : g_leaf
+        for (s = 0; s < L2; s = s + 1) begin : g_leaf
           if (s < SIMD) begin : g_prod
-            wire [IBITS-1:0] xr = x1[s*IBITS+:IBITS];
+            wire [IBITS-1:0] xr = xb[s*IBITS+:IBITS];
             wire [WBITS-1:0] wr = wl[s*WBITS+:WBITS];
             /* verilator lint_off UNUSEDSIGNAL */  // a bipolar side only gives the sign
             wire signed [XW-1:0] xv;
@@ -235,22 +252,47 @@ module qloom_mvau #(
             end else begin : g_pm
               assign prod = xv * yv;
             end
-            assign tree[(P2+s)*PSW+:PSW] = {{(PSW - PW) {prod[PW-1]}}, prod};
+            assign leaf[s*PSW+:PSW] = {{(PSW - PW) {prod[PW-1]}}, prod};
           end else begin : g_zero
-            assign tree[(P2+s)*PSW+:PSW] = {PSW{1'b0}};
+            assign leaf[s*PSW+:PSW] = {PSW{1'b0}};
           end
         end
-        for (i = 1; i < P2; i = i + 1) begin : g_node
-          assign tree[i*PSW+:PSW] = tree[(2*i)*PSW+:PSW] + tree[(2*i+1)*PSW+:PSW];
-        end
-        assign ps[p*PSW+:PSW] = tree[PSW+:PSW];  // the root (the only leaf when SIMD == 1)
-        /* verilator lint_off UNUSEDSIGNAL */
-        wire [PSW-1:0] unused_node0 = tree[PSW-1:0];
-        /* verilator lint_on UNUSEDSIGNAL */
-        assign tree[PSW-1:0] = {PSW{1'b0}};
       end
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire [2*L2*PSW-1:0] node;  // slot 0 unused
+      /* verilator lint_on UNUSEDSIGNAL */
+      assign node[0+:PSW] = {PSW{1'b0}};
+      for (i = 1; i < 2 * L2; i = i + 1) begin : g_node
+        localparam integer LV = $clog2(i + 1) - 1;  // floor(log2(i)): the node's level
+        wire [PSW-1:0] c;
+        if (i >= L2) begin : g_leafnode
+          assign c = leaf[(i-L2)*PSW+:PSW];
+        end else begin : g_sum
+          assign c = node[(2*i)*PSW+:PSW] + node[(2*i+1)*PSW+:PSW];
+        end
+        if (LV == CUT) begin : g_cut
+          reg [PSW-1:0] r;
+          always @(posedge ap_clk) if (en) r <= c;
+          assign node[i*PSW+:PSW] = r;
+        end else begin : g_comb
+          assign node[i*PSW+:PSW] = c;
+        end
+      end
+      assign ps[p*PSW+:PSW] = node[PSW+:PSW];  // the root
     end
   endgenerate
+
+  reg vc, fc, lc;  // the flags beside the CUT registers
+  reg [NFW-1:0] nc;
+  always @(posedge ap_clk) begin
+    if (en) begin
+      fc <= fb;
+      lc <= lb;
+      nc <= nb;
+    end
+    if (!ap_rst_n) vc <= 1'b0;
+    else if (en) vc <= vb;
+  end
 
   reg v2, f2, l2;
   reg [NFW-1:0] n2;
@@ -258,12 +300,12 @@ module qloom_mvau #(
   always @(posedge ap_clk) begin
     if (en) begin
       ps2 <= ps;
-      f2 <= f1;
-      l2 <= l1;
-      n2 <= n1;
+      f2 <= fc;
+      l2 <= lc;
+      n2 <= nc;
     end
     if (!ap_rst_n) v2 <= 1'b0;
-    else if (en) v2 <= v1;
+    else if (en) v2 <= vc;
   end
 
   // ---------------------------------------------------------------- stage 3: accumulate
