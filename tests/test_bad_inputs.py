@@ -135,3 +135,22 @@ def test_unknown_dataset(argv, capsys, tmp_path):
     argv = [a if a != "x.onnx" else str(path) for a in argv]
     assert main(argv) == 2
     assert "no-such-set" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content,fragment",
+    [(None, "No such file"), ("{not json", "Expecting property name"), ("[1, 2]", "JSON object")],
+)
+def test_bad_folding_file(content, fragment, capsys, tmp_path):
+    q, qi = _quant("x", "xq")
+    nodes, inits = _qlinear("xq", "y", 8, 4)
+    path = _save(tmp_path, [q] + nodes, qi + inits)
+    folding = tmp_path / "folding.json"
+    if content is not None:
+        folding.write_text(content)
+    argv = ["build", str(path), "--out", str(tmp_path / "b"), "--folding", str(folding)]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"folding file {folding}" in err and fragment in err
+    assert not (tmp_path / "b" / "m").exists()  # only m.partial/FAILED.txt, as documented
+    assert (tmp_path / "b" / "m.partial" / "FAILED.txt").is_file()

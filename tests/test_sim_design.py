@@ -257,3 +257,8 @@ def test_sim_cli(tfc_graphs, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "run" / "mem").is_dir()
     args = parser.parse_args(argv[:-4] + ["--size-fifos"])
     assert run(args) == 0
+    capsys.readouterr()
+    args = parser.parse_args(["sim", str(tfc_path("TFC_1W1A")), "--limit", "40", "--folding",
+                              "parallel"])  # fmt: skip
+    assert run(args) == 0
+    assert "all 40 frames equal" in capsys.readouterr().out

@@ -86,14 +86,13 @@ def _images(opts: BuildOptions, shape: tuple[int, ...], n: int) -> tuple[np.ndar
 
 
 def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
+    from qloom.fold import fold_for_target, fold_max_fps, read_folding
     from qloom.synth import get_device
 
+    if opts.folding == "parallel":
+        return read_folding("parallel", integer), "fully parallel (PE = MH, SIMD = MW)"
     if opts.folding:
-        try:
-            return json.loads(Path(opts.folding).read_text()), f"from {opts.folding}"
-        except (OSError, json.JSONDecodeError) as e:
-            raise QloomError(f"folding file {opts.folding}: {e}") from None
-    from qloom.fold import fold_for_target, fold_max_fps
+        return read_folding(opts.folding, integer), f"from {opts.folding}"
 
     device = get_device(opts.part)
     if opts.max_fps:

@@ -189,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target-fps", type=float, default=None)
     s.add_argument("--max-fps", action="store_true", help="fastest design that fits the part")
     s.add_argument("--max-utilization", type=float, default=0.8)
-    s.add_argument("--folding", default=None, help="FINN-style folding.json to use as is")
+    s.add_argument(
+        "--folding",
+        default=None,
+        help="FINN-style folding.json to use as is, or 'parallel' (PE = MH, SIMD = MW)",
+    )
     s.add_argument("--data", default="mnist-test", help="frames to simulate ('none': random)")
     s.add_argument("--sim-frames", type=int, default=100, help="0 skips RTL simulation")
     s.add_argument("--synth", action="store_true", help="Yosys synthesis per stage for --part")

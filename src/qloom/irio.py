@@ -40,7 +40,10 @@ def _attr_items(node_name: str, attrs: dict):
         elif isinstance(value, bool | int | float | str):
             attributes[key] = int(value) if isinstance(value, bool) else value
         elif isinstance(value, tuple | list) and all(isinstance(v, int) for v in value):
-            attributes[key] = list(value)
+            if value:  # ONNX cannot infer the type of an empty list: write it as text
+                attributes[key] = list(value)
+            else:
+                attributes[key] = "[]"
         elif value is not None:
             attributes[key] = str(value)
     return attributes, inits

@@ -18,6 +18,7 @@ from qloom.fold.solver import (
     legal_values,
     minimality_violations,
     parallel_folding,
+    read_folding,
 )
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "legal_values",
     "minimality_violations",
     "parallel_folding",
+    "read_folding",
     "utilization",
 ]

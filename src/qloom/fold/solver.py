@@ -22,15 +22,17 @@ Errors (qloom.errors.FoldingError):
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from math import floor, lcm
+from pathlib import Path
 
 import numpy as np
 
 from qloom.dataflow import to_dataflow
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import Stage, divisors
-from qloom.errors import FoldingError
+from qloom.errors import FoldingError, QloomError
 from qloom.fold.estimate import MAX_STREAM_BITS, Resources, estimate_design, estimate_stage
 from qloom.ir import Graph
 from qloom.synth.devices import Device, get_device
@@ -114,6 +116,20 @@ def parallel_folding(design: DataflowDesign) -> dict:
         for s in design.stages
         if s.kind in FOLDABLE
     }
+
+
+def read_folding(spec: str | Path, graph: Graph) -> dict:
+    """The folding a user names: "parallel" (`parallel_folding`) or a FINN-style folding.json
+    path. An unreadable or malformed file raises QloomError naming it."""
+    if str(spec) == "parallel":
+        return parallel_folding(to_dataflow(graph))
+    try:
+        folding = json.loads(Path(spec).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise QloomError(f"folding file {spec}: {e}") from None
+    if not isinstance(folding, dict):
+        raise QloomError(f"folding file {spec}: expected a JSON object {{stage: {{PE: ...}}}}")
+    return folding
 
 
 def refold(stage: Stage, values: dict, ram_style: str | None = None) -> Stage:

@@ -9,7 +9,6 @@ Exit code 0 when every frame matches, 1 on any mismatch or failed simulation.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--data", default="mnist-test", help="dataset[-split], e.g. mnist-test")
     s.add_argument("--data-dir", default=None)
     s.add_argument("--limit", type=int, default=100, help="first N images (0: all; default 100)")
-    s.add_argument("--folding", default=None, help="folding.json (FINN form: PE, SIMD, ...)")
+    s.add_argument(
+        "--folding", default=None, help="folding.json (FINN form: PE, SIMD, ...) or 'parallel'"
+    )
     s.add_argument(
         "--stall",
         type=float,
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from qloom.data import load_dataset, parse_dataset_spec
     from qloom.dataflow import to_dataflow
     from qloom.flow import compile_model, predictions, run_integer
+    from qloom.fold import read_folding
     from qloom.sim.design import simulate, size_fifos
 
     console = Console()
@@ -60,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     images, labels = load_dataset(name, split, data_dir=args.data_dir)
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
-    folding = json.loads(Path(args.folding).read_text()) if args.folding else None
     compiled = compile_model(args.model)
     graph = compiled.integer
+    folding = read_folding(args.folding, graph) if args.folding else None
     design = to_dataflow(graph, folding)
     depths = None
     if args.size_fifos:
