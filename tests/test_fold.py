@@ -82,6 +82,21 @@ def test_max_fps_fits_and_is_fastest(tfc):
     assert small.estimate["total"].lut <= 0.1 * dev.luts
 
 
+def test_per_resource_utilization_caps(tfc):
+    """A cap per resource: few LUTs but all the BRAM (the LFC-on-ECP5 case)."""
+    dev = get_device("LFE5U-85F")
+    with pytest.raises(FoldingError) as e:
+        fold_max_fps_design(tfc, CLOCK, dev, max_utilization=0.01)
+    assert "at 1% utilization" in str(e.value) and "BRAM" in str(e.value)
+    res = fold_max_fps_design(tfc, CLOCK, dev, max_utilization={"lut": 0.05})
+    total = res.estimate["total"].as_dict()
+    assert total["LUT"] <= 0.05 * dev.luts and total["BRAM"] <= dev.bram
+    with pytest.raises(FoldingError, match=r"utilization LUT 1%, FF 100%, BRAM 1%, DSP 100%"):
+        fold_max_fps_design(tfc, CLOCK, dev, max_utilization={"LUT": 0.01, "BRAM": 0.01})
+    with pytest.raises(ValueError, match="unknown resources"):
+        fold_max_fps_design(tfc, CLOCK, dev, max_utilization={"luts": 0.5})
+
+
 def test_unreachable_target(tfc):
     with pytest.raises(FoldingError) as e:
         fold_for_target(tfc, 1e9, CLOCK)

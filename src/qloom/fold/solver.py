@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import floor, lcm
 from pathlib import Path
@@ -47,6 +48,20 @@ FOLDABLE = {
     "LabelSelect": ("PE",),
 }
 MEMORY_STYLES = ("auto", "block")
+RESOURCE_KINDS = ("LUT", "FF", "BRAM", "DSP")
+#: the share of the part a design may use: one number for every resource, or per resource
+#: ({"LUT": 0.2, "BRAM": 0.9}; resources not named may use the whole part)
+Utilization = float | Mapping[str, float]
+
+
+def _caps(cap: Utilization) -> dict[str, float]:
+    if isinstance(cap, int | float):
+        return dict.fromkeys(RESOURCE_KINDS, float(cap))
+    caps = {k.upper(): float(v) for k, v in cap.items()}
+    unknown = sorted(set(caps) - set(RESOURCE_KINDS))
+    if unknown:
+        raise ValueError(f"max_utilization: unknown resources {unknown}; use {RESOURCE_KINDS}")
+    return {k: caps.get(k, 1.0) for k in RESOURCE_KINDS}
 
 
 @dataclass(frozen=True)
@@ -245,27 +260,31 @@ class _Problem:
         est = estimate_design(design, self.device)
         return FoldResult(design.folding_json(), design, est, budget, clock_mhz)
 
-    def fits(self, total: Resources, cap: float) -> bool:
-        d = self.device.capacity()
+    def fits(self, total: Resources, cap: Utilization) -> bool:
+        d, caps = self.device.capacity(), _caps(cap)
         used = total.as_dict()
-        return all(used[k] <= cap * d[k] for k in ("LUT", "FF", "BRAM", "DSP") if used[k])
+        return all(used[k] <= caps[k] * d[k] for k in RESOURCE_KINDS if used[k])
 
-    def too_large(self, result: FoldResult, cap: float, what: str) -> FoldingError:
+    def too_large(self, result: FoldResult, cap: Utilization, what: str) -> FoldingError:
         dev = self.device
         total = result.estimate["total"].as_dict()
-        capd = dev.capacity()
+        capd, caps = dev.capacity(), _caps(cap)
         parts = []
-        for k in ("LUT", "FF", "BRAM", "DSP"):
+        for k in RESOURCE_KINDS:
             if total[k] or k == "LUT":
-                avail = int(cap * capd[k])
+                avail = int(caps[k] * capd[k])
                 mark = " (over)" if total[k] > avail else ""
                 parts.append(f"{k} {total[k]} / {avail}{mark}")
+        if len(set(caps.values())) == 1:
+            at = f"{caps['LUT']:.0%} utilization"
+        else:
+            at = "utilization " + ", ".join(f"{k} {v:.0%}" for k, v in caps.items())
         biggest = max(
             (n for n in result.estimate if n != "total"),
             key=lambda n: result.estimate[n].cost(dev),
         )
         return FoldingError(
-            f"{what} does not fit the part {dev.name} ({dev.part}) at {cap:.0%} utilization: "
+            f"{what} does not fit the part {dev.name} ({dev.part}) at {at}: "
             f"estimated {', '.join(parts)} (used / available); largest stage '{biggest}' "
             f"({result.estimate[biggest]}). Use a larger part, a lower target or a smaller "
             "network."
@@ -283,7 +302,7 @@ def fold_design(
     target_fps: float,
     clock_mhz: float = 100.0,
     device: Device | str = "xc7z020",
-    max_utilization: float = 0.8,
+    max_utilization: Utilization = 0.8,
 ) -> FoldResult:
     """fold_for_target, returning the folded design and its estimates as well."""
     if not target_fps > 0:
@@ -321,7 +340,7 @@ def fold_for_target(
     target_fps: float,
     clock_mhz: float = 100.0,
     device: Device | str = "xc7z020",
-    max_utilization: float = 0.8,
+    max_utilization: Utilization = 0.8,
 ) -> dict:
     """Folding (FINN folding.json form) meeting `target_fps` at `clock_mhz` with the fewest
     estimated resources; raises FoldingError when the target is unreachable or the design
@@ -333,7 +352,7 @@ def fold_max_fps_design(
     graph_or_design: Graph | DataflowDesign,
     clock_mhz: float = 100.0,
     device: Device | str = "xc7z020",
-    max_utilization: float = 0.8,
+    max_utilization: Utilization = 0.8,
 ) -> FoldResult:
     """The fastest folding whose estimate fits `device` within `max_utilization`."""
     prob = _Problem(graph_or_design, device)
@@ -370,7 +389,7 @@ def fold_max_fps(
     graph_or_design: Graph | DataflowDesign,
     clock_mhz: float = 100.0,
     device: Device | str = "xc7z020",
-    max_utilization: float = 0.8,
+    max_utilization: Utilization = 0.8,
 ) -> dict:
     """Folding (FINN folding.json form) of the highest-throughput design that fits."""
     return fold_max_fps_design(graph_or_design, clock_mhz, device, max_utilization).folding
