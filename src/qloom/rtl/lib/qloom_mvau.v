@@ -199,7 +199,7 @@ module qloom_mvau #(
   localparam integer LEVELS = $clog2(L2);
   localparam integer CUT = (LEVELS + 1) / 2;
   wire [PE*PSW-1:0] ps;
-  genvar p, s, k, i;
+  genvar p, s, k, i, b;
   generate
     if ((MW % SIMD != 0) || (MH % PE != 0) ||
         ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1))) ||
@@ -368,7 +368,22 @@ module qloom_mvau #(
           wire signed [CW-1:0] tv = {{(CW - TBITS) {tr[TBITS-1]}}, tr};
           assign ge[k] = (av >= tv);
         end
-        wire [NW-1:0] cnt = $countones(ge);
+        // ge is a thermometer code (the thresholds ascend): the count is the position of its
+        // last 1 plus one, so an OR tree per count bit over the one-hot "last 1" replaces the
+        // adder tree of $countones (much shallower for 2^n - 1 thresholds)
+        wire [NW-1:0] cnt;
+        if (NT == 1) begin : g_one
+          assign cnt = ge;
+        end else begin : g_thermo
+          wire [NT-1:0] last = ge & ~{1'b0, ge[NT-1:1]};
+          for (b = 0; b < NW; b = b + 1) begin : g_bit
+            wire [NT-1:0] sel;
+            for (k = 0; k < NT; k = k + 1) begin : g_sel
+              assign sel[k] = last[k] && (((k + 1) >> b) % 2 == 1);
+            end
+            assign cnt[b] = |sel;
+          end
+        end
         if (OBITS > NW) begin : g_wide
           assign res[p*OW+:OW] = OB + {{(OBITS - NW) {1'b0}}, cnt};
         end else begin : g_narrow

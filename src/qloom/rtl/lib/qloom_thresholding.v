@@ -81,7 +81,7 @@ module qloom_thresholding #(
   endgenerate
 
   wire [PE*OBITS-1:0] res;
-  genvar p, k;
+  genvar p, k, b;
   generate
     for (p = 0; p < PE; p = p + 1) begin : g_pe
       wire [IBITS-1:0] xr = x1[p*IBITS+:IBITS];
@@ -93,7 +93,22 @@ module qloom_thresholding #(
         wire signed [CW-1:0] tv = {{(CW - TBITS) {tr[TBITS-1]}}, tr};
         assign ge[k] = (xv >= tv);
       end
-      wire [NW-1:0] cnt = $countones(ge);
+      // ge is a thermometer code (the thresholds ascend): the count is the position of its
+      // last 1 plus one, so an OR tree per count bit over the one-hot "last 1" replaces the
+      // adder tree of $countones (much shallower for 2^n - 1 thresholds)
+      wire [NW-1:0] cnt;
+      if (NT == 1) begin : g_one
+        assign cnt = ge;
+      end else begin : g_thermo
+        wire [NT-1:0] last = ge & ~{1'b0, ge[NT-1:1]};
+        for (b = 0; b < NW; b = b + 1) begin : g_bit
+          wire [NT-1:0] sel;
+          for (k = 0; k < NT; k = k + 1) begin : g_sel
+            assign sel[k] = last[k] && (((k + 1) >> b) % 2 == 1);
+          end
+          assign cnt[b] = |sel;
+        end
+      end
       if (OBITS > NW) begin : g_wide
         assign res[p*OBITS+:OBITS] = OB + {{(OBITS - NW) {1'b0}}, cnt};
       end else begin : g_narrow
