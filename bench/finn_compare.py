@@ -1,15 +1,19 @@
-"""qloom vs FINN's published results (Umuroglu et al., FPGA 2017) at FINN's throughput points.
+"""qloom vs FINN's published results at FINN's throughput points: FPGA 2017 (Umuroglu et al.)
+on ZC706 and FINN's BNN-PYNQ overlays on PYNQ-Z1/Z2.
 
     .venv/bin/python bench/finn_compare.py [--nets sfc,lfc,cnv] [--frames 4]
-        [--synth-limit 900] [--stage-timeout 600] [--no-synth] [--ecp5] [--points max,ecp5]
+        [--synth-limit 900] [--stage-timeout 600] [--no-synth] [--ecp5]
+        [--points max,pynq,ecp5]
 
 For every FINN design point with a published FPS (FINN_POINTS below, each number with its
-source), the zoo network (random weights, BN statistics from one random training-mode batch,
-as bench/executor_speed.py's cnv_model) is exported to QONNX, compiled, folded with
-`fold_design` to the same FPS at 200 MHz on xc7z045 (ZC706), simulated in Verilator on a few
-random frames (measured cycles/frame vs the formula, outputs bit-exact vs the integer model)
-and synthesized per stage with Yosys for xc7z045 (`synth_stage`, cached by content). Points
-run cheapest first (by estimated LUTs); a design whose synthesis exceeds --synth-limit
+source; a point carries its part and clock), the zoo network (random weights, BN statistics
+from one random training-mode batch, as bench/executor_speed.py's cnv_model) is exported
+to QONNX, compiled, folded with `fold_design` to the same FPS at the point's clock on its
+part (xc7z045 at 200 MHz for FPGA 2017, xc7z020 at 100 MHz for BNN-PYNQ), simulated in
+Verilator on a few random frames (measured cycles/frame vs the formula, outputs bit-exact vs
+the integer model) and synthesized per stage with Yosys for that part (`synth_stage`, cached
+by content). A BNN-PYNQ point also gets a "-finnfold" row: FINN's own PE/SIMD per layer.
+Points run cheapest first (by estimated LUTs); a design whose synthesis exceeds --synth-limit
 seconds gets its remaining stages skipped (reported as partial). --ecp5 adds nextpnr
 place and route on LFE5U-85F (Fmax) for designs estimated under --ecp5-max-lut LUTs.
 --points ecp5 adds one row per network for the ECP5: FINN's max points do not fit an
@@ -34,8 +38,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-CLOCK_MHZ = 200.0
+CLOCK_MHZ = 200.0  # FINN FPGA 2017: ZC706 at 200 MHz
 PART = "xc7z045"
+PYNQ_PART = "xc7z020"  # BNN-PYNQ: PYNQ-Z1 / PYNQ-Z2 at 100 MHz (make-hw.sh FREQ="100.0")
+PYNQ_CLOCK_MHZ = 100.0
 #: the ECP5 rows: each network folded for the highest FPS whose LUT estimate fits this share
 #: of the LFE5U-85F's LUTs at ECP5_CLOCK_MHZ (FINN's max points do not fit an ECP5); placed
 #: and routed
@@ -60,7 +66,54 @@ LFC_CONFIG = (
     "repository), so the FPS is derived from FINN's folding, not read from the paper"
 )
 
-#: FINN FPGA 2017 design points on ZC706 at 200 MHz. None = not found with the search tool.
+BNN_PYNQ = (
+    "Xilinx/BNN-PYNQ (FINN's PYNQ overlays), bnn/src/network/{net}W1A1/README.md: Vivado "
+    "2018.2 post-placement utilization of the whole PYNQ-Z1/Z2 design (procsys_wrapper: the "
+    "accelerator with its AXI memory interface and run-time loadable weight memories, plus "
+    "the Zynq shell), 100 MHz"
+)
+BNN_PYNQ_FPS = (
+    "derived from FINN's folding in Xilinx/BNN-PYNQ bnn/src/network/{net}W1A1/hw/config.h "
+    "(finnthesizer output; slowest layer {cycles} cycles/frame) at the 100 MHz of make-hw.sh; "
+    "no measured FPS is published next to the utilization"
+)
+
+#: FINN's PE/SIMD per MVAU, in layer order, from BNN-PYNQ's config.h (FINN pads LFC's 784
+#: inputs to 832 and the last layer's 10 outputs to 64 or 16; qloom uses the legal value
+#: nearest below where FINN's does not divide the unpadded size)
+BNN_PYNQ_FOLDING = {
+    "lfc": [(32, 64), (64, 32), (32, 64), (16, 8)],
+    "cnv": [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32), (1, 4), (1, 8), (4, 1)],
+}
+
+
+def bnn_pynq_point(net: str, cycles: int, lut: int, ff: int, bram36: int, bram18: int,
+                   dsp: int) -> dict:  # fmt: skip
+    """A BNN-PYNQ overlay as a FINN design point (numbers as published, see BNN_PYNQ)."""
+    src = BNN_PYNQ.format(net=net)
+    return {
+        "net": net,
+        "point": "pynq",
+        "part": PYNQ_PART,
+        "clock_mhz": PYNQ_CLOCK_MHZ,
+        "fps": PYNQ_CLOCK_MHZ * 1e6 / cycles,
+        "latency_us": None,
+        "lut": lut,
+        "ff": ff,
+        "bram": bram36 + bram18 / 2,  # "Block RAM Tile" (RAMB36 equivalents)
+        "bram18": 2 * bram36 + bram18,
+        "dsp": dsp,
+        "finn_folding": BNN_PYNQ_FOLDING[net],
+        "source": {
+            "fps": BNN_PYNQ_FPS.format(net=net, cycles=cycles),
+            "latency_us": "not published",
+            **{k: src for k in ("lut", "ff", "bram", "dsp")},
+        },
+    }
+
+
+#: FINN's design points: FPGA 2017 on ZC706 at 200 MHz, and the BNN-PYNQ overlays on
+#: xc7z020 at 100 MHz. None = not found with the search tool.
 FINN_POINTS = [
     {
         "net": "sfc",
@@ -95,7 +148,15 @@ FINN_POINTS = [
         },  # fmt: skip
     },
     # SFC-fix / LFC-fix / CNV-fix: not found (the paper's table was not reachable)
+    # BNN-PYNQ lfcW1A1: slowest layers 512 cycles (L1-L3); 28,360 LUT, 33,470 FF,
+    # 110 BRAM tiles (6 RAMB36 + 208 RAMB18), 4 DSP
+    bnn_pynq_point("lfc", 512, 28360, 33470, 6, 208, 4),
+    # BNN-PYNQ cnvW1A1: slowest layers 32,768 cycles (L6, L7); 26,072 LUT, 41,312 FF,
+    # 124 BRAM tiles (76 RAMB36 + 96 RAMB18), 24 DSP
+    bnn_pynq_point("cnv", 32768, 26072, 41312, 76, 96, 24),
 ]
+
+FINN_KEYS = ("fps", "latency_us", "lut", "ff", "bram", "bram18", "dsp")
 
 NETS = {
     "sfc": ("sfc-w1a1", 1, 28),
@@ -128,14 +189,17 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def prepare(pt: dict) -> dict:
-    """Compile and fold one point (cheap); returns the row with the folded design attached."""
+def prepare(pt: dict) -> list[dict]:
+    """Compile and fold one point (cheap): the row of the solver's cheapest folding at FINN's
+    FPS and, where FINN's own PE/SIMD are known, a row with those ("<point>-finnfold")."""
     from qloom.errors import FoldingError
     from qloom.flow import compile_model
     from qloom.fold import fold_design, fold_max_fps_design
 
     row = {k: pt[k] for k in ("net", "point")}
-    row["finn"] = {k: pt[k] for k in ("fps", "latency_us", "lut", "bram")}
+    row["part"] = part = pt.get("part", PART)
+    row["clock_mhz"] = clock = pt.get("clock_mhz", CLOCK_MHZ)
+    row["finn"] = {k: pt.get(k) for k in FINN_KEYS}
     row["finn_source"] = pt["source"]
     t0 = time.monotonic()
     path = export_model(pt["net"])
@@ -143,15 +207,41 @@ def prepare(pt: dict) -> dict:
     row["compile_s"] = time.monotonic() - t0
     t0 = time.monotonic()
     try:
-        fr = fold_design(compiled.integer, pt["fps"], CLOCK_MHZ, PART, max_utilization=1.0)
+        fr = fold_design(compiled.integer, pt["fps"], clock, part, max_utilization=1.0)
         row["fold"] = "fold_for_target"
     except FoldingError as e:
         row["fold_error"] = str(e)
         log(f"{pt['net']}-{pt['point']}: {e}; using fold_max_fps_design instead")
-        fr = fold_max_fps_design(compiled.integer, CLOCK_MHZ, PART, max_utilization=1.0)
+        fr = fold_max_fps_design(compiled.integer, clock, part, max_utilization=1.0)
         row["fold"] = "fold_max_fps (target unreachable)"
     row["fold_s"] = time.monotonic() - t0
-    return attach(row, fr, compiled)
+    rows = [attach(row, fr, compiled)]
+    if pt.get("finn_folding"):
+        rows.append(finn_folded(row, fr, compiled, pt["finn_folding"]))
+    return rows
+
+
+def finn_folded(row: dict, fr, compiled, plan: list[tuple[int, int]]) -> dict:
+    """`row` refolded with FINN's PE/SIMD per MVAU (the legal value nearest below FINN's where
+    it does not divide qloom's unpadded size); the other stages keep the solver's folding."""
+    from qloom.dataflow.lower import to_dataflow
+    from qloom.fold import FoldResult, estimate_design, legal_values
+
+    folding = json.loads(json.dumps(fr.folding))
+    mvaus = [s for s in fr.design.stages if s.kind == "MVAU"]
+    if len(mvaus) != len(plan):
+        raise ValueError(f"{row['net']}: {len(mvaus)} MVAUs, FINN's folding has {len(plan)}")
+    for s, (pe, simd) in zip(mvaus, plan, strict=True):
+        legal = legal_values(s)
+        folding[s.name]["PE"] = max(v for v in legal["PE"] if v <= pe)
+        folding[s.name]["SIMD"] = max(v for v in legal["SIMD"] if v <= simd)
+    design = to_dataflow(compiled.integer, folding)
+    est = estimate_design(design, row["part"])
+    refolded = FoldResult(design.folding_json(), design, est, fr.budget_cycles, fr.clock_mhz)
+    new = {k: v for k, v in row.items() if not k.startswith("_")}
+    new["point"] = f"{row['point']}-finnfold"
+    new["fold"] = "FINN's PE/SIMD per MVAU (BNN-PYNQ config.h), solver folding elsewhere"
+    return attach(new, refolded, compiled)
 
 
 def prepare_ecp5(net: str) -> dict:
@@ -232,7 +322,7 @@ def synth_row(row: dict, limit_s: float, stage_timeout: float) -> None:
             continue
         t0 = time.monotonic()
         try:
-            r = synth_stage(s, PART, timeout=stage_timeout)
+            r = synth_stage(s, row["part"], timeout=stage_timeout)
         except Exception as e:  # noqa: BLE001 - a bench reports and goes on
             skipped.append({"name": s.name, "why": f"{type(e).__name__}: {str(e)[:200]}"})
             log(f"  {s.name}: synthesis failed: {type(e).__name__}")
@@ -311,13 +401,14 @@ def critical_path(report: str | Path | None) -> dict | None:
 def derived(row: dict) -> None:
     cpf = (row.get("sim") or {}).get("cycles_per_frame") or row["cycles_per_frame_formula"]
     lat = (row.get("sim") or {}).get("latency_cycles")
-    row["fps_200mhz"] = CLOCK_MHZ * 1e6 / cpf
-    row["latency_us_200mhz"] = lat / CLOCK_MHZ if lat else None
+    clock = row.get("clock_mhz", CLOCK_MHZ)
+    row["fps"] = clock * 1e6 / cpf
+    row["latency_us"] = lat / clock if lat else None
     synth = row.get("synth")
     lut = synth["total"]["lut"] if synth and synth["complete"] else None
     f = row["finn"]
     if lut and f["lut"] and f["fps"]:
-        row["fps_per_lut_ratio"] = (row["fps_200mhz"] / lut) / (f["fps"] / f["lut"])
+        row["fps_per_lut_ratio"] = (row["fps"] / lut) / (f["fps"] / f["lut"])
         row["lut_ratio"] = lut / f["lut"]
 
 
@@ -331,13 +422,14 @@ def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"qloom vs FINN (FPGA 2017) on {PART} at {CLOCK_MHZ:g} MHz")
+    t = Table(title="qloom vs FINN at FINN's throughput points")
     md = []
-    cols = ["net", "point", "FINN FPS", "FINN lat us", "FINN LUT", "FINN BRAM",
-            "cyc/frame sim", "formula", "bit-exact", "FPS", "lat us", "Yosys LUT", "FF",
-            "BRAM18", "DSP", "est LUT", "FPS/LUT vs FINN", "ECP5 Fmax"]  # fmt: skip
+    cols = ["net", "point", "part @ MHz", "FINN FPS", "FINN lat us", "FINN LUT", "FINN FF",
+            "FINN BRAM18", "FINN DSP", "cyc/frame sim", "formula", "bit-exact", "FPS",
+            "lat us", "Yosys LUT", "FF", "BRAM18", "DSP", "est LUT", "LUT vs FINN",
+            "FPS/LUT vs FINN", "ECP5 Fmax"]  # fmt: skip
     for c in cols:
-        t.add_column(c, justify="left" if c in ("net", "point") else "right")
+        t.add_column(c, justify="left" if c in ("net", "point", "part @ MHz") else "right")
     md.append("| " + " | ".join(cols) + " |")
     md.append("|" + "---|" * len(cols))
     for r in rows:
@@ -345,20 +437,23 @@ def print_table(rows: list[dict]) -> None:
         tot = syn["total"] if syn else {}
         part = "" if not syn or syn["complete"] else " (partial)"
         exact = "-" if "mismatches" not in sim else ("yes" if sim["mismatches"] == 0 else "NO")
+        bram18 = f.get("bram18")
         cells = [
-            r["net"], r["point"], fmt(f["fps"]), fmt(f["latency_us"], ".2f"), fmt(f["lut"]),
-            fmt(f["bram"], "g"), fmt(sim.get("cycles_per_frame"), ",.1f"),
-            fmt(r["cycles_per_frame_formula"]), exact, fmt(r["fps_200mhz"]),
-            fmt(r["latency_us_200mhz"], ".2f"),
+            r["net"], r["point"], f"{r.get('part', PART)} @ {r.get('clock_mhz', CLOCK_MHZ):g}",
+            fmt(f["fps"]), fmt(f["latency_us"], ".2f"), fmt(f["lut"]), fmt(f.get("ff")),
+            fmt(bram18, "g") if bram18 is not None else fmt(f["bram"], "g") + " (unit?)",
+            fmt(f.get("dsp")), fmt(sim.get("cycles_per_frame"), ",.1f"),
+            fmt(r["cycles_per_frame_formula"]), exact, fmt(r["fps"]),
+            fmt(r["latency_us"], ".2f"),
             (fmt(tot.get("lut")) + part) if syn else "-",
             fmt(tot.get("ff")) if syn else "-", fmt(tot.get("bram"), "g") if syn else "-",
             fmt(tot.get("dsp"), "g") if syn else "-", fmt(r["estimate"]["total"]["lut"]),
-            fmt(r.get("fps_per_lut_ratio"), ".2f"),
+            fmt(r.get("lut_ratio"), ".2f"), fmt(r.get("fps_per_lut_ratio"), ".2f"),
             fmt((r.get("ecp5") or {}).get("fmax_mhz"), ".1f"),
         ]  # fmt: skip
         t.add_row(*cells)
         md.append("| " + " | ".join(cells) + " |")
-    Console(width=260).print(t)
+    Console(width=300).print(t)
     print("\n".join(md))
 
 
@@ -397,9 +492,11 @@ def main() -> None:
     ap.add_argument("--ecp5-max-lut", type=float, default=20000)
     ap.add_argument(
         "--points",
-        default="max",
-        help="max: FINN's design points on xc7z045; ecp5: each network at the fastest folding "
-        f"within a share of {ECP5_UTILIZATION:g} of {ECP5_PART}, simulated, placed and routed",
+        default="max,pynq",
+        help="max: FINN's FPGA 2017 points on xc7z045; pynq: FINN's BNN-PYNQ overlays on "
+        "xc7z020 (solver folding and FINN's own PE/SIMD); ecp5: each network at the fastest "
+        f"folding within a share of {ECP5_UTILIZATION:g} of {ECP5_PART}, simulated, placed and "
+        "routed",
     )
     args = ap.parse_args()
 
@@ -415,10 +512,10 @@ def main() -> None:
                          "finn_source": pt["source"]})  # fmt: skip
             continue
         log(f"{pt['net']}-{pt['point']}: compile + fold for {pt['fps']:,.0f} FPS")
-        row = prepare(pt)
-        log(f"  {row['cycles_per_frame_formula']} cycles/frame, estimate "
-            f"{row['estimate']['total']}, fold {row['fold_s']:.1f} s")  # fmt: skip
-        rows.append(row)
+        for row in prepare(pt):
+            log(f"  {row['point']}: {row['cycles_per_frame_formula']} cycles/frame, estimate "
+                f"{row['estimate']['total']}, fold {row['fold_s']:.1f} s")  # fmt: skip
+            rows.append(row)
     if "ecp5" in points:
         for net in nets:
             log(f"{net}-ecp5: compile + fold for {ECP5_UTILIZATION:.0%} of {ECP5_PART}'s LUTs")
@@ -432,7 +529,7 @@ def main() -> None:
 
     def save() -> None:
         meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": platform.platform(),
-                "cpus": os.cpu_count(), "part": PART, "clock_mhz": CLOCK_MHZ}  # fmt: skip
+                "cpus": os.cpu_count()}  # fmt: skip
         clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         ran = {(r["net"], r["point"]) for r in clean}
         if out.exists():  # keep the rows of networks not run this time
@@ -463,7 +560,7 @@ def main() -> None:
         derived(r)
         save()
         if not args.no_synth:
-            log(f"{name}: Yosys synthesis of {len(r['_design'].stages)} stages for {PART}")
+            log(f"{name}: Yosys synthesis of {len(r['_design'].stages)} stages for {r['part']}")
             synth_row(r, args.synth_limit, args.stage_timeout)
         if args.ecp5 and r["estimate"]["total"]["lut"] <= args.ecp5_max_lut:
             log(f"{name}: nextpnr on LFE5U-85F")

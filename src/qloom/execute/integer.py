@@ -82,9 +82,7 @@ def _xnor(node: Node, xs):
 @op("Conv")
 def _conv(node: Node, xs):
     a = node.attrs
-    y = conv2d_nhwc(
-        xs[0].astype(np.int64), a["weights"], a["stride"], a["pads"], a["groups"], a["pad_value"]
-    )
+    y = conv2d_nhwc(xs[0], a["weights"], a["stride"], a["pads"], a["groups"], a["pad_value"])
     return [y]
 
 
@@ -92,7 +90,7 @@ def _conv(node: Node, xs):
 def _xnor_conv(node: Node, xs):
     a = node.attrs
     w = a["weights"]
-    y = conv2d_nhwc(xs[0].astype(np.int64), w, a["stride"], a["pads"], a["groups"], 0)
+    y = conv2d_nhwc(xs[0], w, a["stride"], a["pads"], a["groups"], 0)
     k = w.shape[0] * w.shape[1] * w.shape[2]
     return [(y + k) // 2]
 
