@@ -287,6 +287,7 @@ def simulate_row(row: dict, frames: int) -> None:
     images = rng.integers(0, 256, size=(frames, *shape), dtype=np.uint8)
     t0 = time.monotonic()
     depths = size_fifos(design, images[: min(frames, 8)], quiet=True)
+    row["_fifo_depths"] = depths
     res = simulate(design, images, fifo_depths=depths, quiet=True)
     sim = {
         "frames": frames,
@@ -337,13 +338,43 @@ def synth_row(row: dict, limit_s: float, stage_timeout: float) -> None:
             total[k] += d[k]
         log(f"  {s.name} ({s.kind}): {r.luts} LUT {r.ffs} FF {r.bram} BRAM18 {r.dsp} DSP"
             f" ({'cached' if r.cached else f'{time.monotonic() - t0:.0f} s'})")  # fmt: skip
+    glue = synth_glue_fifos(row, stage_timeout) if "_fifo_depths" in row else None
+    if glue is not None:
+        for k in total:
+            total[k] += glue[k]
     row["synth"] = {
         "stages": stages,
+        "glue_fifos": glue,
         "total": total,
         "skipped": skipped,
         "complete": not skipped,
         "seconds": time.monotonic() - t_start,
     }
+
+
+def synth_glue_fifos(row: dict, timeout: float) -> dict:
+    """Yosys totals of the stitched top's glue FIFOs at the simulated depths (`qloom_fifo`
+    out of context per distinct width x depth, cached by content), so that the qloom total
+    covers the whole accelerator, not only its stages."""
+    import tempfile
+
+    from qloom.rtl.top import LIB, generate_top
+    from qloom.synth import synthesize
+
+    with tempfile.TemporaryDirectory(prefix="qloom-glue-") as tmp:
+        rtl = generate_top(row["_design"], tmp, row["_fifo_depths"], copy_library=False)
+    total = {"lut": 0, "ff": 0, "bram": 0, "dsp": 0, "fifos": 0, "beats": 0}
+    for f in rtl.fifos:
+        params = {"WIDTH": f.width, "DEPTH": f.depth}
+        r = synthesize([LIB / "qloom_fifo.v"], "qloom_fifo", params, row["part"],
+                       timeout=timeout)  # fmt: skip
+        for k, v in (("lut", r.luts), ("ff", r.ffs), ("bram", r.bram), ("dsp", r.dsp)):
+            total[k] += v
+        total["fifos"] += 1
+        total["beats"] += f.depth
+    log(f"  {total['fifos']} glue FIFOs ({total['beats']} beats): {total['lut']} LUT "
+        f"{total['ff']} FF {total['bram']} BRAM18")  # fmt: skip
+    return total
 
 
 def ecp5_row(row: dict) -> None:
