@@ -103,6 +103,18 @@ for _args in [
     dict(mw=64, mh=10, pe=2, simd=2, nt=0),
     dict(mw=256, mh=256, pe=16, simd=32, binary=True, nt=1, ibits=1, wbits=1),
     dict(mw=64, mh=64, pe=8, simd=64, binary=True, nt=1, ibits=1, wbits=1, ram_style="auto"),
+    # XNOR PE x SIMD sweeps at equal lanes (256, and LFC's 2048): which folding is cheapest
+    *[dict(mw=256, mh=256, pe=pe, simd=256 // pe, binary=True, nt=1, ibits=1, wbits=1)
+      for pe in (1, 2, 8, 16, 32, 128)],
+    *[dict(mw=1024, mh=1024, pe=pe, simd=2048 // pe, binary=True, nt=1, ibits=1, wbits=1)
+      for pe in (2, 32)],
+    dict(mw=512, mh=10, pe=2, simd=64, binary=True, nt=0, ibits=1, wbits=1, ram_style="auto"),
+    dict(mw=64, mh=64, pe=1, simd=1, binary=True, nt=1, ibits=1, wbits=1),
+    dict(mw=784, mh=64, pe=2, simd=4, binary=True, nt=1, ibits=1, wbits=1),
+    dict(mw=784, mh=64, pe=64, simd=8, binary=True, nt=1, ibits=1, wbits=1),
+    # the same lanes with the weights as logic ROMs (ram_style auto, as in TFC at 1e6 FPS)
+    *[dict(mw=784, mh=64, pe=pe, simd=simd, binary=True, nt=1, ibits=1, wbits=1,
+           ram_style="auto") for pe, simd in ((1, 784), (64, 8), (16, 49))],
     dict(mw=64, mh=32, pe=4, simd=8, ibits=4, wbits=4, nt=15),
     dict(mw=128, mh=64, pe=8, simd=16, ibits=8, wbits=4, nt=3),
 ]:
@@ -210,21 +222,26 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0)
 
 
-def fit(kind: str, names=None, device: str = "xc7z020", power: float = 1.0) -> dict[str, float]:
-    """Refit the LUT coefficients of `kind` ("MVAU" or "Thresholding") on the cached
-    calibration runs (relative-error weighting); prints and returns them."""
+def fit(
+    kind: str, names=None, device: str = "xc7z020", power: float = 1.0, drop: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Refit the LUT coefficients of `kind` ("MVAU": multi-bit, "XNOR": binary MVAUs, or
+    "Thresholding") on the cached calibration runs (relative-error weighting); prints and
+    returns them. `drop`: features kept at zero (MVAU_XNOR_LUT: ("const", "outadd"))."""
     from qloom.fold import estimate as est
     from qloom.fold.synth import synth_stage
     from qloom.synth import get_device
 
     dev = get_device(device)
-    parts = {"MVAU": est.mvau_parts, "Thresholding": est.thresholding_parts}[kind]
-    coef = {"MVAU": est.MVAU_LUT, "Thresholding": est.THR_LUT}[kind]
-    keys = list(coef)
+    parts = {"MVAU": est.mvau_parts, "XNOR": est.mvau_parts,
+             "Thresholding": est.thresholding_parts}[kind]  # fmt: skip
+    coef = {"MVAU": est.MVAU_LUT, "XNOR": est.MVAU_XNOR_LUT, "Thresholding": est.THR_LUT}[kind]
+    keys = [k for k in coef if k not in drop]
     rows, ys = [], []
     for n in names or CONFIGS:
         s = CONFIGS[n]()
-        if s.kind != kind:
+        xnor = s.kind == "MVAU" and s.binary
+        if s.kind != ("MVAU" if kind == "XNOR" else kind) or xnor != (kind == "XNOR"):
             continue
         r = synth_stage(s, device)
         feats, fixed = parts(s, dev)
@@ -234,6 +251,6 @@ def fit(kind: str, names=None, device: str = "xc7z020", power: float = 1.0) -> d
     y = np.array([t for _, t in ys], float)
     wgt = 1.0 / np.maximum(1.0, np.array([lut for lut, _ in ys], float)) ** power
     x = _nnls(a * wgt[:, None], y * wgt)
-    out = {k: round(float(v), 4) for k, v in zip(keys, x, strict=True)}
+    out = {k: 0.0 for k in coef} | {k: round(float(v), 4) for k, v in zip(keys, x, strict=True)}
     print(kind, out)
     return out

