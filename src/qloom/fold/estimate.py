@@ -311,6 +311,12 @@ def _lin(coef: dict[str, float], feats: dict[str, float]) -> float:
     return max(0.0, sum(coef[k] * v for k, v in feats.items()))
 
 
+def tree_leaves(s: MVAU) -> int:
+    """Leaves of the RTL's per-PE adder tree (NL): the SIMD products, or in XNOR mode the
+    popcounts of 16-bit chunks; every node of the tree is PSW bits wide."""
+    return -(-s.simd // 16) if s.rtl_params()["BINARY"] else s.simd
+
+
 def mvau_features(s: MVAU) -> dict[str, float]:
     p = s.rtl_params()
     pe, simd, nt = s.pe, s.simd, s.nt
@@ -323,10 +329,7 @@ def mvau_features(s: MVAU) -> dict[str, float]:
     cw = max(acc + 1, p["TBITS"]) + 1
     lanes = pe * simd
     dsp_lanes = _dsp_lanes(s)
-    # the RTL's tree: SIMD products, or in XNOR mode the popcounts of 16-bit chunks, padded to
-    # a power of two of leaves, every node PSW bits wide
-    leaves = -(-simd // 16) if binary else simd
-    l2 = 1 << clog2(leaves) if leaves > 1 else 1
+    l2 = 1 << clog2(tree_leaves(s))  # the tree is padded to a power of two of leaves
     return {
         "const": 1.0,
         "ctrl_bits": _w(s.sf) + _w(s.nf) + _w(s.nf * s.sf),
@@ -370,7 +373,7 @@ def mvau_ffs(s: MVAU) -> float:
     if s.nf * s.sf > 1:
         ff += pe * simd * p["WBITS"]  # wb: the weight memory's output register
     # the adder tree's cut registers: level CUT of a tree over NL leaves padded to 2^LEVELS
-    leaves = -(-simd // 16) if binary else simd
+    leaves = tree_leaves(s)
     levels = clog2(leaves)
     cut = (levels + 1) // 2
     ff += pe * -(-leaves // 2 ** (levels - cut)) * psw
