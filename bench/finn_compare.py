@@ -390,7 +390,7 @@ def ecp5_row(row: dict) -> None:
     rtl = generate_top(design, work / "rtl", depths, memory_subdir="")
     mems = [p for d in rtl.memories.values() for p in d.values()]
     t0 = time.monotonic()
-    clock = row.get("clock_mhz", CLOCK_MHZ)
+    clock = row["clock_mhz"]
     res = place_and_route(rtl.sources, rtl.top, {}, ECP5_PART, work / "pnr", mems, clock,
                           quiet=True)  # fmt: skip
     used = {k: v["used"] for k, v in res.utilization.items()}
@@ -432,7 +432,7 @@ def critical_path(report: str | Path | None) -> dict | None:
 def derived(row: dict) -> None:
     cpf = (row.get("sim") or {}).get("cycles_per_frame") or row["cycles_per_frame_formula"]
     lat = (row.get("sim") or {}).get("latency_cycles")
-    clock = row.get("clock_mhz", CLOCK_MHZ)
+    clock = row["clock_mhz"]
     row["fps"] = clock * 1e6 / cpf
     row["latency_us"] = lat / clock if lat else None
     synth = row.get("synth")
@@ -470,7 +470,7 @@ def print_table(rows: list[dict]) -> None:
         exact = "-" if "mismatches" not in sim else ("yes" if sim["mismatches"] == 0 else "NO")
         bram18 = f.get("bram18")
         cells = [
-            r["net"], r["point"], f"{r.get('part', PART)} @ {r.get('clock_mhz', CLOCK_MHZ):g}",
+            r["net"], r["point"], f"{r['part']} @ {r['clock_mhz']:g}",
             fmt(f["fps"]), fmt(f["latency_us"], ".2f"), fmt(f["lut"]), fmt(f.get("ff")),
             fmt(bram18, "g") if bram18 is not None else fmt(f["bram"], "g") + " (unit?)",
             fmt(f.get("dsp")), fmt(sim.get("cycles_per_frame"), ",.1f"),

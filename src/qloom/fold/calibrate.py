@@ -240,8 +240,7 @@ def fit(
     rows, ys = [], []
     for n in names or CONFIGS:
         s = CONFIGS[n]()
-        xnor = s.kind == "MVAU" and s.binary
-        if s.kind != ("MVAU" if kind == "XNOR" else kind) or xnor != (kind == "XNOR"):
+        if ("XNOR" if s.kind == "MVAU" and s.binary else s.kind) != kind:
             continue
         r = synth_stage(s, device)
         feats, fixed = parts(s, dev)
