@@ -52,12 +52,13 @@ def run_once(path: Path, target: float, frames: int, synth: bool) -> dict:
     from qloom.flow import compile_model, run_integer
     from qloom.fold import fold_design
     from qloom.fold.synth import synth_stage
+    from qloom.frontend.domain import RAW_PIXELS
     from qloom.rtl.top import generate_top
     from qloom.sim.design import simulate, size_fifos
 
     t: dict = {}
     t0 = time.monotonic()
-    compiled = compile_model(path)
+    compiled = compile_model(path, RAW_PIXELS)
     t["compile_s"] = time.monotonic() - t0
     t0 = time.monotonic()
     fr = fold_design(compiled.integer, target, CLOCK_MHZ, PART)

@@ -34,11 +34,12 @@ def main(argv=None) -> int:
     from qloom.flow import compile_model
     from qloom.fold import estimate_design, fold_design
     from qloom.fold.synth import synth_stage
+    from qloom.frontend.domain import RAW_PIXELS
 
     if not Path(a.model).exists():
         print(f"model {a.model} not found", file=sys.stderr)
         return 1
-    graph = compile_model(a.model).integer
+    graph = compile_model(a.model, RAW_PIXELS).integer
     ok = True
     for fps in [float(x) for x in a.fps.split(",")]:
         res = fold_design(graph, fps, a.clock, a.device)

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from qloom.data import load_dataset
 from qloom.flow import compile_model, predictions, run_integer
+from qloom.frontend.domain import RAW_PIXELS
 from qloom.frontend.reference import qonnx_executor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def cnv_model(out: Path) -> Path:
 
 
 def measure(path: Path, images: np.ndarray, n_qonnx: int) -> dict:
-    compiled = compile_model(path)
+    compiled = compile_model(path, RAW_PIXELS)
     run_integer(compiled.integer, images[:10])  # warm-up
     t_int = float("inf")
     for _ in range(5):  # best of 5: the machine is shared, the minimum is the honest figure

@@ -195,6 +195,7 @@ def prepare(pt: dict) -> list[dict]:
     from qloom.errors import FoldingError
     from qloom.flow import compile_model
     from qloom.fold import fold_design, fold_max_fps_design
+    from qloom.frontend.domain import RAW_PIXELS
 
     row = {k: pt[k] for k in ("net", "point")}
     row["part"] = part = pt.get("part", PART)
@@ -203,7 +204,7 @@ def prepare(pt: dict) -> list[dict]:
     row["finn_source"] = pt["source"]
     t0 = time.monotonic()
     path = export_model(pt["net"])
-    compiled = compile_model(path)
+    compiled = compile_model(path, RAW_PIXELS)
     row["compile_s"] = time.monotonic() - t0
     t0 = time.monotonic()
     try:
@@ -248,10 +249,11 @@ def prepare_ecp5(net: str) -> dict:
     """An ECP5 row: the fastest folding of `net` within ECP5_UTILIZATION of the part's LUTs."""
     from qloom.flow import compile_model
     from qloom.fold import fold_max_fps_design
+    from qloom.frontend.domain import RAW_PIXELS
 
     row = {"net": net, "point": "ecp5", "part": ECP5_PART, "clock_mhz": ECP5_CLOCK_MHZ}
     t0 = time.monotonic()
-    compiled = compile_model(export_model(net))
+    compiled = compile_model(export_model(net), RAW_PIXELS)
     row["compile_s"] = time.monotonic() - t0
     t0 = time.monotonic()
     caps = {"LUT": ECP5_UTILIZATION}  # block RAM may fill the part (LFC's weights: 87 %)

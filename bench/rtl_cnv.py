@@ -53,13 +53,14 @@ def run_one(
 ) -> dict:
     from qloom.flow import compile_model, run_integer
     from qloom.fold.solver import fold_design
+    from qloom.frontend.domain import RAW_PIXELS
     from qloom.sim.design import simulate, size_fifos
 
     pad = "-pad-" in name
     size = 28 if pad else 32
     t0 = time.monotonic()
     path = cnv_onnx(name, size, work / f"{name}.onnx")
-    graph = compile_model(path).integer
+    graph = compile_model(path, RAW_PIXELS).integer
     fold = fold_design(graph, target_fps, clock_mhz, device)
     design = fold.design
     compile_s = time.monotonic() - t0

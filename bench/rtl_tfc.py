@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     from qloom.data import load_dataset
     from qloom.dataflow import to_dataflow
     from qloom.flow import compile_model, predictions, run_integer
+    from qloom.frontend.domain import RAW_PIXELS
     from qloom.sim.design import simulate, size_fifos
 
     images, labels = load_dataset("mnist", "test")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             console.print(f"skipping {model}: {path} not present")
             continue
-        graph = compile_model(path).integer
+        graph = compile_model(path, RAW_PIXELS).integer
         ref = run_integer(graph, images)
         for which in args.foldings.split(","):
             design = to_dataflow(graph, tfc_folding(to_dataflow(graph), which))

@@ -28,6 +28,7 @@ from qloom.datatype import BIPOLAR, DataType
 from qloom.errors import FoldingError, UnsupportedModelError
 from qloom.execute import execute
 from qloom.flow import compile_model, integer_input, predictions, run_integer
+from qloom.frontend.domain import RAW_PIXELS
 from qloom.ir import Graph, Node, TensorInfo
 
 N_IMAGES = 500
@@ -93,7 +94,7 @@ def tfc_folding(graph: Graph, which: str) -> dict:
 @pytest.mark.parametrize("which", ["serial", "middle", "parallel"])
 def test_tfc_dataflow_matches_integer_graph(model, which, mnist500):
     images, _ = mnist500
-    graph = compile_model(tfc_path(model)).integer
+    graph = compile_model(tfc_path(model), RAW_PIXELS).integer
     design = to_dataflow(graph, tfc_folding(graph, which))
     got = check_design(design, graph, images)
     ref = run_integer(graph, images)
@@ -133,7 +134,7 @@ def test_tfc_topk_becomes_labelselect(model, mnist500):
     """The float tail is one increasing affine map for all classes: TopK runs as LabelSelect on
     the integer accumulators, with ONNX TopK's order (ties: lower index first)."""
     images, _ = mnist500
-    base = compile_model(tfc_path(model)).integer
+    base = compile_model(tfc_path(model), RAW_PIXELS).integer
     graph = with_topk(base, 3)
     last = mvau_names(to_dataflow(base))[-1]
     design = to_dataflow(graph, {last: {"PE": 5, "SIMD": 16}, "topk": {"PE": 2}})
@@ -147,7 +148,7 @@ def test_tfc_topk_becomes_labelselect(model, mnist500):
 
 
 def test_tfc_folding_json_round_trip(tmp_path):
-    graph = compile_model(tfc_path("TFC_1W1A")).integer
+    graph = compile_model(tfc_path("TFC_1W1A"), RAW_PIXELS).integer
     fold = tfc_folding(graph, "middle")
     design = to_dataflow(graph, fold)
     fj = design.folding_json()
@@ -183,7 +184,7 @@ def test_tfc_folding_json_round_trip(tmp_path):
 
 # -- folding errors ------------------------------------------------------------------------------
 def test_illegal_folding_messages():
-    graph = compile_model(tfc_path("TFC_1W1A")).integer
+    graph = compile_model(tfc_path("TFC_1W1A"), RAW_PIXELS).integer
     with pytest.raises(FoldingError) as e:
         to_dataflow(graph, {"MatMul_24": {"PE": 3}})
     assert str(e.value) == (
@@ -578,7 +579,7 @@ def test_brevitas_cnn_dataflow(tmp_path):
     pytest.importorskip("brevitas.nn")
     from test_streamline_random import small_cnn_onnx
 
-    graph = compile_model(small_cnn_onnx(tmp_path / "m.onnx"))
+    graph = compile_model(small_cnn_onnx(tmp_path / "m.onnx"), RAW_PIXELS)
     graph = graph.integer
     images = np.random.default_rng(1).integers(0, 256, size=(48, 2, 10, 10), dtype=np.uint8)
     names = [n.name for n in graph.nodes if n.op == "Conv"]
@@ -734,7 +735,7 @@ def test_binary_mvau_and_thresholding_memories(tmp_path):
 
 
 def test_design_memories_and_beats_packing(tmp_path):
-    graph = compile_model(tfc_path("TFC_2W2A")).integer
+    graph = compile_model(tfc_path("TFC_2W2A"), RAW_PIXELS).integer
     design = to_dataflow(graph, tfc_folding(graph, "middle"))
     files = design.write_memories(tmp_path)
     assert len(files) == 5 and all(p.exists() for f in files.values() for p in f.values())
@@ -765,7 +766,7 @@ def test_zoo_padded_binary_cnv(tmp_path, mnist500):
 
     torch.manual_seed(0)
     path = export_qonnx(build_model("cnv-small-pad-w1a1").eval(), tmp_path / "cnv.onnx")
-    graph = compile_model(path).integer
+    graph = compile_model(path, RAW_PIXELS).integer
     base = to_dataflow(graph)
     fold = {}
     for s in base.stages:

@@ -27,8 +27,9 @@ CLOCK = 100.0
 @pytest.fixture(scope="module")
 def tfc():
     from qloom.flow import compile_model
+    from qloom.frontend.domain import RAW_PIXELS
 
-    return compile_model(tfc_path("TFC_2W2A")).integer
+    return compile_model(tfc_path("TFC_2W2A"), RAW_PIXELS).integer
 
 
 @pytest.mark.parametrize("fps", [1e3, 1e4, 1e5, 1e6])

@@ -8,6 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qloom.flow import compile_model, predictions, run_integer
+from qloom.frontend.domain import RAW_PIXELS
 from qloom.frontend.reference import qonnx_outputs
 
 FINN = "qonnx.custom_op.general"
@@ -18,7 +19,7 @@ def _images(shape, n=64, seed=0):
 
 
 def _compare(path, images, atol=1e-5):
-    compiled = compile_model(path)
+    compiled = compile_model(path, RAW_PIXELS)
     out = run_integer(compiled.integer, images)[compiled.integer.outputs[0]]
     ref = qonnx_outputs(path, images.astype(np.float32) / np.float32(255))
     np.testing.assert_allclose(out, ref, atol=atol, rtol=1e-5)
@@ -93,7 +94,7 @@ def test_topk_output_gives_labels(tmp_path):
     model.graph.output.append(helper.make_tensor_value_info("idx", TensorProto.INT64, [1, 1]))
     onnx.save(model, path)
     images = _images((16,), n=100)
-    compiled = compile_model(path)
+    compiled = compile_model(path, RAW_PIXELS)
     labels = predictions(compiled.integer, run_integer(compiled.integer, images))
     ref = qonnx_outputs(path, images.astype(np.float32) / np.float32(255))
     assert np.array_equal(labels, ref[:, 0])

@@ -41,6 +41,7 @@ from qloom.fold.solver import (  # noqa: E402
     legal_values,
     minimality_violations,
 )
+from qloom.frontend.domain import RAW_PIXELS  # noqa: E402
 from qloom.sim.design import simulate, size_fifos  # noqa: E402
 from qloom.train.export import export_qonnx  # noqa: E402
 
@@ -74,7 +75,7 @@ def assert_outputs_equal(graph, got: dict, want: dict) -> None:
 def check_random_network(tmp_path, model, shape, seed, frames=4):
     """Export, compile, lower with a random folding, simulate with random stalls, compare."""
     path = export_qonnx(model, tmp_path / "m.onnx", in_shape=(1,) + shape)
-    graph = compile_model(path).integer
+    graph = compile_model(path, RAW_PIXELS).integer
     rng = np.random.default_rng(seed)
     folding = random_folding(graph, rng)
     design = to_dataflow(graph, folding)
@@ -205,7 +206,7 @@ def cnv_graph(tmp_path, name: str, size: int, seed: int = 0):
     with torch.no_grad():
         model(torch.rand(64, 3, size, size))
     path = export_qonnx(model.eval(), tmp_path / f"{name}.onnx", in_shape=(1, 3, size, size))
-    return compile_model(path).integer
+    return compile_model(path, RAW_PIXELS).integer
 
 
 @pytest.mark.slow
@@ -237,7 +238,7 @@ def check_target(graph, images, target_fps: float, device: str = "xc7z020") -> N
 
 @pytest.mark.parametrize("target", [1e4, 1e5, 1e6])
 def test_tfc_folding_target_met_in_rtl(target):
-    graph = compile_model(tfc_path("TFC_2W2A")).integer
+    graph = compile_model(tfc_path("TFC_2W2A"), RAW_PIXELS).integer
     images = np.random.default_rng(3).integers(0, 256, (6, 1, 28, 28), dtype=np.uint8)
     check_target(graph, images, target)
 

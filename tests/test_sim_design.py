@@ -15,6 +15,7 @@ from tfc_data import tfc_path
 from qloom.dataflow import to_dataflow
 from qloom.flow import compile_model, predictions, run_integer
 from qloom.fold import parallel_folding
+from qloom.frontend.domain import RAW_PIXELS
 from qloom.sim import VerilatorError, find_verilator
 
 try:
@@ -65,7 +66,7 @@ def mnist(mnist_test):
 
 @pytest.fixture(scope="module")
 def tfc_graphs():
-    return {m: compile_model(tfc_path(m)).integer for m in ("TFC_1W1A", "TFC_2W2A")}
+    return {m: compile_model(tfc_path(m), RAW_PIXELS).integer for m in ("TFC_1W1A", "TFC_2W2A")}
 
 
 # -- the generated top level ----------------------------------------------------------------------
@@ -213,7 +214,7 @@ def test_brevitas_cnn_rtl(tmp_path):
     pytest.importorskip("brevitas.nn")
     from test_streamline_random import small_cnn_onnx
 
-    graph = compile_model(small_cnn_onnx(tmp_path / "m.onnx"))
+    graph = compile_model(small_cnn_onnx(tmp_path / "m.onnx"), RAW_PIXELS)
     graph = graph.integer
     names = [n.name for n in graph.nodes if n.op == "Conv"]
     design = to_dataflow(graph, {names[0]: {"PE": 2, "SIMD": 18}, names[1]: {"PE": 4, "SIMD": 4}})

@@ -19,6 +19,7 @@ from brevitas.quant import (  # noqa: E402
 )
 
 from qloom.flow import compile_model, run_integer  # noqa: E402
+from qloom.frontend.domain import RAW_PIXELS  # noqa: E402
 from qloom.frontend.reference import qonnx_outputs  # noqa: E402
 from qloom.train.export import export_qonnx  # noqa: E402
 from qloom.train.zoo import BinaryActQuant, BinaryWeightQuant  # noqa: E402
@@ -85,7 +86,7 @@ def check_equal(tmp_path, model, shape, seed):
     path = export_qonnx(model, tmp_path / "m.onnx", in_shape=(1,) + shape)
     images = np.random.default_rng(seed).integers(0, 256, size=(24,) + shape, dtype=np.uint8)
     reference = qonnx_outputs(path, images.astype(np.float32) / np.float32(255))
-    compiled = compile_model(path)
+    compiled = compile_model(path, RAW_PIXELS)
     out = run_integer(compiled.integer, images)[compiled.integer.outputs[0]]
     assert out.shape == reference.shape
     scale = max(1.0, float(np.abs(reference).max()))

@@ -8,12 +8,13 @@ import pytest
 from tfc_data import TFC_ACCURACY, TFC_MODELS, qonnx_reference, tfc_path
 
 from qloom.flow import compile_model, predictions, run_imported, run_integer
+from qloom.frontend.domain import RAW_PIXELS
 from qloom.frontend.reference import qonnx_outputs
 
 
 @pytest.fixture(scope="module", params=TFC_MODELS)
 def tfc(request):
-    return request.param, compile_model(tfc_path(request.param))
+    return request.param, compile_model(tfc_path(request.param), RAW_PIXELS)
 
 
 def test_integer_graph_matches_qonnx_on_all_mnist(tfc, mnist_test):
@@ -41,7 +42,9 @@ def test_batched_reference_equals_one_image_per_call(tfc, mnist_test):
 def test_imported_graph_matches_integer_graph(tfc, mnist_test):
     _, compiled = tfc
     images, _ = mnist_test
-    ref = run_imported(compiled.imported, images)[compiled.imported.outputs[0]]
+    ref = run_imported(compiled.imported, images.astype(np.float32) / np.float32(255))[
+        compiled.imported.outputs[0]
+    ]
     out = run_integer(compiled.integer, images)[compiled.integer.outputs[0]]
     assert np.array_equal(ref.argmax(1), out.argmax(1))
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
@@ -59,7 +62,7 @@ def test_integer_graph_is_integer(tfc):
 
 
 def test_binary_layers_become_xnor_popcount():
-    g = compile_model(tfc_path("TFC_1W1A")).integer
+    g = compile_model(tfc_path("TFC_1W1A"), RAW_PIXELS).integer
     assert [n.op for n in g.nodes if "MatMul" in n.op] == ["XnorMatMul"] * 4
-    g = compile_model(tfc_path("TFC_2W2A")).integer
+    g = compile_model(tfc_path("TFC_2W2A"), RAW_PIXELS).integer
     assert not any(n.op.startswith("Xnor") for n in g.nodes)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from qloom.errors import QloomError
+from qloom.frontend.domain import InputSpec
 
 
 class BuildError(QloomError):
@@ -44,8 +45,9 @@ class BuildOptions:
     target_fps: float | None = None
     max_fps: bool = False
     max_utilization: float = 0.8
-    folding: Path | None = None
-    data: str | None = "mnist-test"
+    folding: Path | str | None = None
+    data: str = "random"  # FILE.npy / FILE.npz, a dataset name, or "random"
+    input_spec: InputSpec | None = None  # the input domain, when the model does not give it
     sim_frames: int = 100
     synth: bool = False
     pnr_part: str | None = None  # an ECP5/iCE40 part for place and route (default: none)
@@ -68,28 +70,11 @@ def _status(console, quiet: bool):
     return _Step()
 
 
-def _images(opts: BuildOptions, shape: tuple[int, ...], n: int) -> tuple[np.ndarray, str]:
-    """Frames for simulation: the dataset's test images when they fit the model, else random."""
-    if opts.data:
-        from qloom.data import load_dataset, parse_dataset_spec
-
-        name, split = parse_dataset_spec(opts.data)
-        images, _ = load_dataset(name, split)
-        if images.shape[1:] == shape or int(np.prod(images.shape[1:])) == int(np.prod(shape)):
-            return images[:n].reshape((-1,) + shape), f"{name} {split}"
-        raise QloomError(
-            f"dataset {opts.data} has images of shape {images.shape[1:]}; the model "
-            f"takes {shape}: pass --data none for random inputs"
-        )
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(n,) + shape, dtype=np.uint8), "random uint8"
-
-
 def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
     from qloom.fold import fold_for_target, fold_max_fps, read_folding
     from qloom.synth import get_device
 
-    if opts.folding == "parallel":
+    if str(opts.folding) == "parallel":
         return read_folding("parallel", integer), "fully parallel (PE = MH, SIMD = MW)"
     if opts.folding:
         return read_folding(opts.folding, integer), f"from {opts.folding}"
@@ -151,7 +136,9 @@ def build(opts: BuildOptions) -> dict:
     }
     try:
         say(f"compiling {model}")
-        compiled = compile_model(model)
+        compiled = compile_model(model, opts.input_spec)
+        report["input_domain"] = compiled.domain.to_json()
+        say(f"hardware input: {compiled.domain.describe()}")
         shutil.copy(model, work / "model.onnx")
         save_graph(compiled.imported, work / "graphs" / "1_imported.onnx")
         save_graph(compiled.integer, work / "graphs" / "2_integer.onnx")
@@ -183,15 +170,17 @@ def build(opts: BuildOptions) -> dict:
             "latency_estimate_cycles": design.latency_estimate(),
             "est": total_est,
         }
-        shape = compiled.imported.tensors[compiled.imported.inputs[0]].shape
         fifo_depths = None
         if opts.sim_frames > 0:
+            from qloom.data.inputs import load_inputs
             from qloom.sim.design import simulate, size_fifos
 
-            images, source = _images(opts, shape, opts.sim_frames)
+            data = "random" if opts.data in ("none", None) else opts.data
+            inputs = load_inputs(data, compiled.domain, compiled.imported, opts.sim_frames)
+            images, source = compiled.hardware_input(inputs.x), inputs.source
             say(f"sizing FIFOs (RTL simulation, {min(8, len(images))} frames)")
             fifo_depths = size_fifos(design, images[:8], quiet=opts.quiet)
-            say(f"simulating {len(images)} frames of {source} in Verilator")
+            say(f"simulating {source} in Verilator")
             res = simulate(
                 design,
                 images,

@@ -18,9 +18,16 @@ err_console = Console(stderr=True)
 
 def _inspect(args: argparse.Namespace) -> int:
     from qloom.flow import compile_model
+    from qloom.options import input_spec
     from qloom.report.layers import layer_rows
 
-    compiled = compile_model(args.model)
+    compiled = compile_model(args.model, input_spec(args))
+    d = compiled.domain
+    console.print(
+        f"input '{d.input_name}' {'x'.join(map(str, d.input_shape))}: the hardware receives "
+        f"{d.describe()}",
+        highlight=False,
+    )
     rows = layer_rows(compiled.integer)
     table = Table(title=f"{args.model}: integer graph ({len(rows)} nodes)")
     for col in (
@@ -61,29 +68,77 @@ def _inspect(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from qloom.data import load_dataset, parse_dataset_spec
-    from qloom.flow import compile_model, predictions, run_integer
+    from qloom.data.inputs import load_inputs
+    from qloom.flow import compile_model, predictions
+    from qloom.options import input_spec
 
-    name, split = parse_dataset_spec(args.data)
-    images, labels = load_dataset(name, split, data_dir=args.data_dir)
-    if args.limit:
-        images, labels = images[: args.limit], labels[: args.limit]
-    compiled = compile_model(args.model)
-    t0 = time.perf_counter()
-    pred = predictions(compiled.integer, run_integer(compiled.integer, images))
-    dt = time.perf_counter() - t0
-    acc = float(np.mean(pred == labels))
-    console.print(
-        f"{args.model}: top-1 accuracy {100 * acc:.2f} % on {len(labels)} "
-        f"{name} {split} images (integer executor, {len(labels) / dt:,.0f} images/s)"
+    compiled = compile_model(args.model, input_spec(args))
+    inputs = load_inputs(
+        args.data, compiled.domain, compiled.imported, args.limit, args.data_dir, args.seed
     )
+    graph = compiled.integer
+    console.print(f"hardware input: {compiled.domain.describe()}", highlight=False)
+    t0 = time.perf_counter()
+    outputs = compiled.run(inputs.x)
+    dt = time.perf_counter() - t0
+    n = len(inputs.x)
+    pred = predictions(graph, outputs)
+    line = f"{args.model}: {inputs.source}, integer executor {n / dt:,.0f} inputs/s"
+    if inputs.labels is not None:
+        line += f"; top-1 accuracy {100 * float(np.mean(pred == inputs.labels)):.2f} %"
+    console.print(line, highlight=False)
+    if args.compare_qonnx:
+        _compare_qonnx(args.model, inputs.x, outputs[graph.outputs[0]], graph)
+    if args.save_outputs:
+        _save_outputs(args.save_outputs, graph, outputs)
     return 0
+
+
+def _compare_qonnx(model: str, x, ours, graph) -> None:
+    """Agreement with qonnx's execute_onnx on the original model, on the same inputs."""
+    import numpy as np
+
+    from qloom.frontend.reference import qonnx_outputs
+
+    t0 = time.perf_counter()
+    ref = qonnx_outputs(model, x, batch=min(len(x), 100))
+    dt = time.perf_counter() - t0
+    a = np.asarray(ours, np.float64).reshape(len(x), -1)
+    b = np.asarray(ref, np.float64).reshape(len(x), -1)
+    same_top1 = int(np.sum(a.argmax(1) == b.argmax(1)))
+    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    console.print(
+        f"qonnx execute_onnx on the original model ({dt:.1f} s): top-1 equal on {same_top1} / "
+        f"{len(x)} inputs, max |difference| {diff:.3g}",
+        highlight=False,
+    )
+
+
+def _save_outputs(path_text: str, graph, outputs) -> None:
+    """.npy: the model's first output; .npz: every output by name (batch axis first)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from qloom.errors import QloomError
+
+    path = Path(path_text)
+    if path.suffix not in (".npy", ".npz"):
+        raise QloomError(f"--save-outputs {path}: give a .npy or .npz file name")
+    if not path.parent.is_dir():
+        raise QloomError(f"--save-outputs {path}: directory {path.parent} does not exist")
+    if path.suffix == ".npy":
+        np.save(path, outputs[graph.outputs[0]])
+    else:
+        np.savez(path, **{k: outputs[k] for k in graph.outputs})
+    console.print(f"outputs written to {path}", highlight=False)
 
 
 def _build(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from qloom.build import BuildOptions, build
+    from qloom.options import input_spec
 
     opts = BuildOptions(
         model=Path(args.model),
@@ -95,7 +150,8 @@ def _build(args: argparse.Namespace) -> int:
         max_fps=args.max_fps,
         max_utilization=args.max_utilization,
         folding=Path(args.folding) if args.folding else None,
-        data=None if args.data in ("none", "random") else args.data,
+        data=args.data,
+        input_spec=input_spec(args),
         sim_frames=args.sim_frames,
         synth=args.synth,
         pnr_part=args.pnr,
@@ -165,19 +221,35 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from qloom.options import DATA_HELP, add_data_options, add_domain_options
+
     p = argparse.ArgumentParser(prog="qloom", description=__doc__)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("inspect", help="print the layers of a QONNX model and their hardware")
     s.add_argument("model")
+    add_domain_options(s)
     s.set_defaults(fn=_inspect)
 
-    s = sub.add_parser("run", help="accuracy of the integer model on a dataset")
+    s = sub.add_parser("run", help="run the integer model on inputs (accuracy, outputs)")
     s.add_argument("model")
-    s.add_argument("--data", default="mnist-test", help="dataset[-split], e.g. mnist-test")
-    s.add_argument("--data-dir", default=None)
-    s.add_argument("--limit", type=int, default=0, help="only the first N images")
+    add_data_options(s, 0, "only the first N inputs (random: N inputs, default 1000)")
+    add_domain_options(s)
+    s.add_argument("--seed", type=int, default=0, help="seed for --data random")
+    s.add_argument(
+        "--save-outputs",
+        default=None,
+        metavar="OUT",
+        help="write the model's outputs (after the host's float tail, in the model's own "
+        "output layout) to OUT.npy (first output) or OUT.npz (all, by name)",
+    )
+    s.add_argument(
+        "--compare-qonnx",
+        action="store_true",
+        help="also run qonnx's execute_onnx on the original model and report the agreement",
+    )
     s.set_defaults(fn=_run)
 
     s = sub.add_parser("build", help="compile to verified RTL, synthesize, report")
@@ -194,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="FINN-style folding.json to use as is, or 'parallel' (PE = MH, SIMD = MW)",
     )
-    s.add_argument("--data", default="mnist-test", help="frames to simulate ('none': random)")
+    s.add_argument("--data", default="random", help=DATA_HELP)
     s.add_argument("--sim-frames", type=int, default=100, help="0 skips RTL simulation")
+    add_domain_options(s)
     s.add_argument("--synth", action="store_true", help="Yosys synthesis per stage for --part")
     s.add_argument(
         "--pnr",
@@ -230,6 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     except QloomError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         return e.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]", highlight=False)
+        return 130
+    except Exception as e:  # a bug in qloom, not the user's fault: one line, not a traceback
+        if args.debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {e} (run with --debug for the "
+            "traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from rich.table import Table
 from qloom.build import BuildOptions, build
 from qloom.data import load_dataset
 from qloom.flow import compile_model, predictions, run_integer
+from qloom.frontend.domain import RAW_PIXELS
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "demo"
@@ -47,7 +48,7 @@ def main() -> int:
     BUILD.mkdir(parents=True, exist_ok=True)
     model = train_demo_model(console, quiet)
     images, labels = load_dataset("fashion-mnist", "test")
-    compiled = compile_model(model)
+    compiled = compile_model(model, RAW_PIXELS)
     pred = predictions(compiled.integer, run_integer(compiled.integer, images))
     accuracy = float(np.mean(pred == labels))
     report = build(
@@ -58,6 +59,7 @@ def main() -> int:
             clock_mhz=100.0,
             target_fps=TARGET_FPS,
             data="fashion-mnist-test",
+            input_spec=RAW_PIXELS,  # the hardware takes raw pixels (the model divides by 255)
             sim_frames=FRAMES,
             synth=True,
             pnr_part="LFE5U-85F",

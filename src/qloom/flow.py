@@ -1,8 +1,13 @@
 """The public entry points that chain the passes: file -> imported graph -> integer graph.
 
-Inputs are raw integer images (N, C, H, W) as datasets give them; each representation gets
-them in the layout it expects (the imported graph: real values in NCHW; the integer graph:
-integers, channels-last).
+Two kinds of input travel through qloom, and the names keep them apart:
+- model inputs `x`: floats in the model's own input domain, shaped like the ONNX input without
+  its batch axis, exactly what one would feed qonnx or onnxruntime;
+- hardware inputs `q`: the integers the accelerator receives (`Compiled.hardware_input(x)`, the
+  host-side input quantizer of the model's InputDomain), in the imported layout of the tensor
+  they stand for; `integer_input` puts them channels-last for the integer graph.
+The host-side float tail (FloatTail and what follows it, e.g. Softmax) is part of the integer
+graph, so `run_integer` returns outputs with the original model's names, shapes and layout.
 """
 
 from __future__ import annotations
@@ -14,32 +19,50 @@ import numpy as np
 
 from qloom.execute import execute
 from qloom.frontend import load
+from qloom.frontend.domain import RAW_PIXELS, InputDomain, InputSpec, derive_input_domain
 from qloom.ir import Graph
-from qloom.streamline import DEFAULT_INPUT, InputSpec, streamline
+from qloom.streamline import streamline
 
 
 @dataclass(frozen=True)
 class Compiled:
     imported: Graph
     integer: Graph
-    input_spec: InputSpec
+    domain: InputDomain
+
+    def hardware_input(self, x: np.ndarray) -> np.ndarray:
+        """Model inputs (float, the model's domain) -> the integers the hardware receives."""
+        return self.domain.quantize(self.imported, x)
+
+    def run(self, x: np.ndarray, batch: int = 2000) -> dict[str, np.ndarray]:
+        """The integer model (plus the host's float tail) on model inputs."""
+        return run_integer(self.integer, self.hardware_input(x), batch)
+
+    def reference(self, x: np.ndarray, batch: int = 2000) -> dict[str, np.ndarray]:
+        """qloom's reference executor (qonnx semantics) of the imported graph on model inputs."""
+        return run_imported(self.imported, self.domain_check(x), batch)
+
+    def domain_check(self, x: np.ndarray) -> np.ndarray:
+        from qloom.frontend.domain import check_inputs
+
+        return check_inputs(x, self.domain.input_shape, self.domain.input_name)
+
+    def random_inputs(self, n: int, seed: int = 0) -> np.ndarray:
+        return self.domain.random_inputs(self.imported, n, seed)
 
 
-def compile_model(path: str | Path, input_spec: InputSpec = DEFAULT_INPUT) -> Compiled:
+def compile_model(path: str | Path, input_spec: InputSpec | None = None) -> Compiled:
+    """Load and streamline a model. Its input domain comes from the model (annotation or first
+    quantizer) unless `input_spec` states it."""
     imported = load(path)
-    return Compiled(imported, streamline(imported, input_spec), input_spec)
+    domain = derive_input_domain(imported, input_spec)
+    return Compiled(imported, streamline(imported, domain), domain)
 
 
-def real_input(graph: Graph, images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """What the imported graph (and qonnx) consumes: float32 images / divisor."""
-    shape = (images.shape[0],) + graph.tensors[graph.inputs[0]].shape
-    return (images.astype(np.float32) / np.float32(spec.divisor)).reshape(shape)
-
-
-def integer_input(graph: Graph, images: np.ndarray) -> np.ndarray:
-    """What the integer graph consumes: integers (dtype kept), channels-last for images."""
+def integer_input(graph: Graph, q: np.ndarray) -> np.ndarray:
+    """Hardware integers (imported layout) -> the integer graph's input (channels-last)."""
     info = graph.tensors[graph.inputs[0]]
-    x = np.asarray(images)
+    x = np.asarray(q)
     if not np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.int64)
     if info.layout == "NHWC" and x.ndim == 4 and x.shape[1] > 1:
@@ -56,25 +79,24 @@ def predictions(graph: Graph, outputs: dict[str, np.ndarray]) -> np.ndarray:
     return out.reshape(out.shape[0], -1).argmax(1)
 
 
-def run_integer(graph: Graph, images: np.ndarray, batch: int = 2000) -> dict[str, np.ndarray]:
+def run_integer(graph: Graph, q: np.ndarray, batch: int = 2000) -> dict[str, np.ndarray]:
+    """The integer graph on hardware integers `q` (see Compiled.hardware_input)."""
     parts = [
-        execute(graph, integer_input(graph, images[i : i + batch]))
-        for i in range(0, len(images), batch)
+        execute(graph, integer_input(graph, q[i : i + batch])) for i in range(0, len(q), batch)
     ]
     return {k: np.concatenate([p[k] for p in parts]) for k in graph.outputs}
 
 
-def run_imported(
-    graph: Graph, images: np.ndarray, spec: InputSpec = DEFAULT_INPUT, batch: int = 2000
-) -> dict[str, np.ndarray]:
-    parts = [
-        execute(graph, real_input(graph, images[i : i + batch], spec))
-        for i in range(0, len(images), batch)
-    ]
+def run_imported(graph: Graph, x: np.ndarray, batch: int = 2000) -> dict[str, np.ndarray]:
+    """The imported graph (reference semantics) on model inputs `x`."""
+    shape = graph.tensors[graph.inputs[0]].shape
+    x = np.asarray(x, np.float32).reshape((len(x),) + shape)
+    parts = [execute(graph, x[i : i + batch]) for i in range(0, len(x), batch)]
     return {k: np.concatenate([p[k] for p in parts]) for k in graph.outputs}
 
 
 def predict_integer(onnx_path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Predictions of the streamlined integer graph on raw uint8 images (N, C, H, W)."""
-    c = compile_model(onnx_path)
+    """Predictions of the integer graph on raw uint8 images (N, C, H, W) of a model trained on
+    pixels / 255 (the hardware receives the raw pixels)."""
+    c = compile_model(onnx_path, RAW_PIXELS)
     return predictions(c.integer, run_integer(c.integer, images))

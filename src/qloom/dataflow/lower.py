@@ -494,7 +494,12 @@ class _Lowering:
         produced_by_host = {o for n in host for o in n.outputs}
         for n in host:
             for t in n.inputs:
-                if t and t not in produced_by_host and t not in host_inputs:
+                if (
+                    t
+                    and t not in produced_by_host
+                    and t not in host_inputs
+                    and t not in g.constants
+                ):
                     host_inputs.append(t)
         uses: dict[str, int] = {}
         for kind, nodes in hw:
@@ -554,6 +559,7 @@ class _Lowering:
                 inputs=tuple(host_inputs),
                 outputs=outs,
                 tensors={k: v for k, v in g.tensors.items()},
+                constants=dict(g.constants),
                 name=f"{g.name}_host",
                 kind="integer",
             )

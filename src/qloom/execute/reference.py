@@ -281,3 +281,23 @@ def _argmax(node, xs):
     if node.attrs.get("keepdims", 1):
         y = np.expand_dims(y, axis)
     return [y.astype(np.int64)]
+
+
+def _softmax_axis(node, x: np.ndarray) -> int:
+    return int(node.attrs.get("axis", -1)) % x.ndim
+
+
+@op("Softmax")
+def _softmax(node, xs):
+    x = _f32(xs[0])
+    axis = _softmax_axis(node, x)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return [(e / e.sum(axis=axis, keepdims=True)).astype(np.float32)]
+
+
+@op("LogSoftmax")
+def _log_softmax(node, xs):
+    x = _f32(xs[0])
+    axis = _softmax_axis(node, x)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return [(shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))).astype(np.float32)]

@@ -104,17 +104,23 @@ for _args in [
     dict(mw=256, mh=256, pe=16, simd=32, binary=True, nt=1, ibits=1, wbits=1),
     dict(mw=64, mh=64, pe=8, simd=64, binary=True, nt=1, ibits=1, wbits=1, ram_style="auto"),
     # XNOR PE x SIMD sweeps at equal lanes (256, and LFC's 2048): which folding is cheapest
-    *[dict(mw=256, mh=256, pe=pe, simd=256 // pe, binary=True, nt=1, ibits=1, wbits=1)
-      for pe in (1, 2, 8, 16, 32, 128)],
-    *[dict(mw=1024, mh=1024, pe=pe, simd=2048 // pe, binary=True, nt=1, ibits=1, wbits=1)
-      for pe in (2, 32)],
+    *[
+        dict(mw=256, mh=256, pe=pe, simd=256 // pe, binary=True, nt=1, ibits=1, wbits=1)
+        for pe in (1, 2, 8, 16, 32, 128)
+    ],
+    *[
+        dict(mw=1024, mh=1024, pe=pe, simd=2048 // pe, binary=True, nt=1, ibits=1, wbits=1)
+        for pe in (2, 32)
+    ],
     dict(mw=512, mh=10, pe=2, simd=64, binary=True, nt=0, ibits=1, wbits=1, ram_style="auto"),
     dict(mw=64, mh=64, pe=1, simd=1, binary=True, nt=1, ibits=1, wbits=1),
     dict(mw=784, mh=64, pe=2, simd=4, binary=True, nt=1, ibits=1, wbits=1),
     dict(mw=784, mh=64, pe=64, simd=8, binary=True, nt=1, ibits=1, wbits=1),
     # the same lanes with the weights as logic ROMs (ram_style auto, as in TFC at 1e6 FPS)
-    *[dict(mw=784, mh=64, pe=pe, simd=simd, binary=True, nt=1, ibits=1, wbits=1,
-           ram_style="auto") for pe, simd in ((1, 784), (64, 8), (16, 49))],
+    *[
+        dict(mw=784, mh=64, pe=pe, simd=simd, binary=True, nt=1, ibits=1, wbits=1, ram_style="auto")
+        for pe, simd in ((1, 784), (64, 8), (16, 49))
+    ],
     dict(mw=64, mh=32, pe=4, simd=8, ibits=4, wbits=4, nt=15),
     dict(mw=128, mh=64, pe=8, simd=16, ibits=8, wbits=4, nt=3),
 ]:

@@ -12,7 +12,9 @@ from pathlib import Path
 import onnx
 from onnx import numpy_helper
 
+from qloom.datatype import FLOAT32, DataType
 from qloom.errors import ModelLoadError, UnsupportedModelError
+from qloom.frontend.validate import validate_model
 from qloom.ir import Graph, Node, TensorInfo
 
 # op -> one-line description shown when something else is found
@@ -44,6 +46,8 @@ SUPPORTED_OPS: dict[str, str] = {
     "Unsqueeze": "unsqueeze",
     "Identity": "identity",
     "TopK": "top-k labels",
+    "Softmax": "softmax at the end of the graph (runs on the host)",
+    "LogSoftmax": "log-softmax at the end of the graph (runs on the host)",
     "ArgMax": "arg-max label",
 }
 
@@ -166,16 +170,37 @@ def _shape_of(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
     return tuple(int(d.dim_value) for d in dims)
 
 
+def _annotations(model: onnx.ModelProto) -> dict[str, DataType]:
+    """qonnx datatype annotations (`finn_datatype`) of the graph's tensors."""
+    out: dict[str, DataType] = {}
+    for ann in model.graph.quantization_annotation:
+        for kv in ann.quant_parameter_tensor_names:
+            if kv.key != "finn_datatype":
+                continue
+            text = kv.value.upper()
+            try:
+                out[ann.tensor_name] = DataType(text)
+            except ValueError:
+                raise UnsupportedModelError(
+                    f"tensor '{ann.tensor_name}' is annotated with datatype {kv.value!r}, which "
+                    "qloom does not know; use BIPOLAR, BINARY, UINTn, INTn or FLOAT32",
+                    node=ann.tensor_name,
+                ) from None
+    return out
+
+
 def import_model(model: onnx.ModelProto, name: str = "model") -> Graph:
     """Import a cleaned-up ONNX model into a Graph (reference float + quantizer semantics)."""
     constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    annotated = _annotations(model)
     tensors: dict[str, TensorInfo] = {}
     value_infos = list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output)
     for vi in value_infos:
         shape = _shape_of(vi)
         if vi.name in constants or shape is None or len(shape) == 0:
             continue
-        tensors[vi.name] = TensorInfo(shape=tuple(shape[1:]) or (1,))
+        dtype = annotated.get(vi.name, FLOAT32)
+        tensors[vi.name] = TensorInfo(shape=tuple(shape[1:]) or (1,), dtype=dtype)
     inputs = tuple(i.name for i in model.graph.input if i.name not in constants)
     if len(inputs) != 1:
         raise UnsupportedModelError(
@@ -220,6 +245,7 @@ def load(path: str | Path) -> Graph:
     for t in graph.inputs:
         if t not in graph.tensors:
             raise UnsupportedModelError(f"graph input '{t}' has no static shape after cleanup")
+    validate_model(graph)
     return graph
 
 

@@ -19,9 +19,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "sim", help="simulate the generated RTL (Verilator) and compare with the integer model"
     )
     s.add_argument("model", help="QONNX / FINN-ONNX file")
-    s.add_argument("--data", default="mnist-test", help="dataset[-split], e.g. mnist-test")
-    s.add_argument("--data-dir", default=None)
-    s.add_argument("--limit", type=int, default=100, help="first N images (0: all; default 100)")
+    from qloom.options import add_data_options, add_domain_options
+
+    add_data_options(s, 100, "first N inputs (0: all; default 100)")
+    add_domain_options(s)
     s.add_argument(
         "--folding", default=None, help="folding.json (FINN form: PE, SIMD, ...) or 'parallel'"
     )
@@ -48,21 +49,22 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from qloom.data import load_dataset, parse_dataset_spec
+    from qloom.data.inputs import load_inputs
     from qloom.dataflow import to_dataflow
     from qloom.flow import compile_model, predictions, run_integer
     from qloom.fold import read_folding
+    from qloom.options import input_spec
     from qloom.sim.design import simulate, size_fifos
 
     console = Console()
     if not 0.0 <= args.stall < 1.0:
         console.print(f"[red]--stall must be in [0, 1), got {args.stall}[/]")
         return 2
-    name, split = parse_dataset_spec(args.data)
-    images, labels = load_dataset(name, split, data_dir=args.data_dir)
-    if args.limit:
-        images, labels = images[: args.limit], labels[: args.limit]
-    compiled = compile_model(args.model)
+    compiled = compile_model(args.model, input_spec(args))
+    inputs = load_inputs(
+        args.data, compiled.domain, compiled.imported, args.limit, args.data_dir, args.seed
+    )
+    images, labels = compiled.hardware_input(inputs.x), inputs.labels
     graph = compiled.integer
     folding = read_folding(args.folding, graph) if args.folding else None
     design = to_dataflow(graph, folding)
@@ -94,18 +96,20 @@ def run(args: argparse.Namespace) -> int:
             want = np.asarray(ref[t]).reshape(n, -1)
             bad |= ~np.all(got == want, axis=1)
         mismatches = int(bad.sum())
-        acc = float(np.mean(predictions(graph, res.outputs) == labels))
-    ref_acc = float(np.mean(predictions(graph, ref) == labels))
+        if labels is not None:
+            acc = float(np.mean(predictions(graph, res.outputs) == labels))
+    ref_acc = float(np.mean(predictions(graph, ref) == labels)) if labels is not None else None
 
     table = Table(title=f"RTL simulation of {Path(args.model).name} ({design.name})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    table.add_row("frames", f"{n} ({name} {split})")
+    table.add_row("frames", inputs.source)
+    table.add_row("hardware input", compiled.domain.describe())
     table.add_row("stall probability", f"{args.stall:g} (seed {args.seed})")
     table.add_row("mismatches vs integer model", str(mismatches))
     table.add_row(
         "top-1 accuracy (RTL / integer)",
-        f"{100 * acc:.2f} % / {100 * ref_acc:.2f} %" if acc is not None else "-",
+        f"{100 * acc:.2f} % / {100 * ref_acc:.2f} %" if acc is not None and ref_acc else "-",
     )
     cpf = f"{res.cycles_per_frame:,.1f}" if res.cycles_per_frame is not None else "-"
     table.add_row("cycles/frame measured (median)", cpf)

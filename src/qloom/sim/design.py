@@ -12,10 +12,11 @@ depths = peak occupancy + margin, which keep the throughput of the generous run.
 
 Example::
 
+    from qloom.frontend.domain import RAW_PIXELS
     from qloom.flow import compile_model, run_integer
     from qloom.dataflow import to_dataflow
     from qloom.sim.design import simulate
-    g = compile_model("TFC_2W2A.onnx").integer
+    g = compile_model("TFC_2W2A.onnx", RAW_PIXELS).integer
     d = to_dataflow(g, folding)
     r = simulate(d, images[:100], in_valid_prob=0.5, out_ready_prob=0.5).check()
     assert (r.outputs[g.outputs[0]] == run_integer(g, images[:100])[g.outputs[0]]).all()

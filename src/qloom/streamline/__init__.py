@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from qloom.frontend.domain import InputDomain
 from qloom.ir import Graph
-from qloom.streamline.lower import DEFAULT_INPUT, InputSpec, to_integer_graph
+from qloom.streamline.lower import to_integer_graph
 from qloom.streamline.passes import PIPELINE, Pass
 
-__all__ = ["DEFAULT_INPUT", "InputSpec", "PIPELINE", "Pass", "streamline", "to_integer_graph"]
+__all__ = ["PIPELINE", "Pass", "streamline", "to_integer_graph"]
 
 
-def streamline(graph: Graph, input_spec: InputSpec = DEFAULT_INPUT) -> Graph:
-    """Run the whole pipeline: lowering to integers, then the integer clean-up passes."""
-    g = to_integer_graph(graph, input_spec)
+def streamline(graph: Graph, domain: InputDomain | None = None) -> Graph:
+    """Run the whole pipeline: lowering to integers, then the integer clean-up passes.
+    `domain`: the hardware input (derived from the model when None)."""
+    g = to_integer_graph(graph, domain)
     for p in PIPELINE:
         g = p(g)
     return g

@@ -1,7 +1,8 @@
 """The central streamlining pass: imported graph (floats + quantizers) -> integer graph.
 
-Requires: an imported Graph (qloom.frontend.load) with one input whose real value is an integer
-tensor divided by `InputSpec.divisor` (raw uint8 pixels / 255 for the shared image models).
+Requires: an imported Graph (qloom.frontend.load) and its InputDomain (qloom.frontend.domain):
+the integers the hardware receives and the float32 steps from them to an imported tensor (the
+graph input, or the first quantizer's output; the nodes before it run on the host).
 Guarantees: every op of the result is an integer op of qloom.execute.integer; each quantizer
 became a MultiThreshold whose integer thresholds absorb everything between the previous linear
 op and it (scales, biases, batch norm, ReLU/clip, negative scales via per-channel `negate`);
@@ -26,18 +27,13 @@ from qloom.errors import UnsupportedModelError
 from qloom.execute.integer import apply_steps
 from qloom.execute.kernels import onnx_pads
 from qloom.execute.reference import REFERENCE_OPS
+from qloom.frontend.domain import InputDomain, derive_input_domain
+from qloom.frontend.validate import quantizer_levels
 from qloom.ir import Graph, Node, TensorInfo
 from qloom.streamline.values import AFFINE, Pool, Value, canonical_idx
 
 SHAPE_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The graph input is `dtype` integers divided by `divisor` (uint8 / 255 for images)."""
-
-    dtype: DataType = DataType("UINT8")
-    divisor: float = 255.0
+HOST_OPS = ("Softmax", "LogSoftmax", "TopK", "ArgMax") + SHAPE_OPS
 
 
 @dataclass(frozen=True)
@@ -49,27 +45,29 @@ class QConst:
     zero: np.ndarray
 
 
-DEFAULT_INPUT = InputSpec()
-
-
-def to_integer_graph(graph: Graph, input_spec: InputSpec = DEFAULT_INPUT) -> Graph:
-    return _Lowering(graph, input_spec).run()
+def to_integer_graph(graph: Graph, domain: InputDomain | None = None) -> Graph:
+    """Lower `graph`; its hardware input is `domain` (derived from the model when None)."""
+    return _Lowering(graph, domain or derive_input_domain(graph)).run()
 
 
 class _Lowering:
-    def __init__(self, graph: Graph, spec: InputSpec):
+    def __init__(self, graph: Graph, domain: InputDomain):
         self.g = graph
-        self.spec = spec
+        self.domain = domain
         self.nodes: list[Node] = []
         self.tensors: dict[str, TensorInfo] = {}
         self.env: dict[str, Value | np.ndarray] = dict(graph.constants)
         self.qconst: dict[str, QConst] = {}
+        self.host_constants: dict[str, np.ndarray] = {}  # inputs of ops after the float tail
 
     # -- driver -----------------------------------------------------------------------------
     def run(self) -> Graph:
-        (inp,) = self.g.inputs
+        inp = self.domain.tensor
         self.env[inp] = self._input_value(inp)
+        host = {id(n) for n in self.domain.host_nodes}
         for node in self.g.nodes:
+            if id(node) in host:
+                continue
             try:
                 self._lower(node)
             except UnsupportedModelError:
@@ -91,11 +89,13 @@ class _Lowering:
             inputs=(inp,),
             outputs=tuple(outputs),
             tensors=self.tensors,
+            constants=self.host_constants,
             name=self.g.name,
             kind="integer",
         )
 
     def _input_value(self, name: str) -> Value:
+        """The hardware input: the domain's integers and the steps to the imported value."""
         shape = self.g.tensors[name].shape
         if len(shape) == 3:
             c, h, w = shape
@@ -103,11 +103,20 @@ class _Lowering:
         else:
             int_shape = (int(np.prod(shape)),)
             idx, layout = np.arange(int_shape[0]).reshape(shape), "NC"
-        dt = self.spec.dtype
+        d = self.domain
+        dt = d.dtype
         self.tensors[name] = TensorInfo(int_shape, dt, layout)
         c = int_shape[-1]
-        steps = (("div", np.float32(self.spec.divisor)),) if self.spec.divisor != 1 else ()
-        return Value(name, int_shape, idx, np.full(c, dt.min), np.full(c, dt.max), dt, steps)
+        v = Value(name, int_shape, idx, np.full(c, dt.min), np.full(c, dt.max), dt, d.steps)
+        if d.scale is None:
+            return v
+        z = self._per_channel(d.host_nodes[-1], v, d.zero)
+        s = self._per_channel(d.host_nodes[-1], v, d.scale)
+        if np.any(np.asarray(z) != 0):
+            v = v.with_step("sub", z)
+        if np.any(np.asarray(s) != 1):
+            v = v.with_step("mul", s)
+        return v
 
     def _emit(self, op: str, name: str, inputs, output: str, shape, dtype, **attrs) -> str:
         self.nodes.append(Node(op, name, tuple(inputs), (output,), attrs))
@@ -123,6 +132,9 @@ class _Lowering:
 
     def _lower(self, node: Node) -> None:
         args = [self.env.get(t) if t else None for t in node.inputs]
+        if any(isinstance(a, str) for a in args):
+            self._host_op(node, args)
+            return
         if all(a is None or isinstance(a, np.ndarray) for a in args):
             self._fold_constant(node, args)
             return
@@ -336,8 +348,22 @@ class _Lowering:
             extra.append(("add", (np.float32(at.get("beta", 1.0)) * args[2]).astype(np.float32)))
         self._matmul(node, args[0], w, extra)
 
+    def _require_2d(self, node: Node, v: Value) -> None:
+        """Conv and pooling need (C, H, W) tensors; a 1-D signal (C, L) gets a clear refusal."""
+        if len(v.out_shape) == 3 and v.idx.ndim == 3:
+            return
+        shape = "x".join(map(str, v.idx.shape))
+        raise UnsupportedModelError(
+            f"node '{node.name}' ({node.op}): input of shape {shape}; qloom lowers 2-D "
+            f"{node.op} on (C, H, W) tensors only, 1-D ({node.op}1d on C x L) is not supported "
+            "yet. Export the layer as a 2-D one with a k x 1 kernel on a (C, L, 1) tensor",
+            node.name,
+            node.op,
+        )
+
     def _op_Conv(self, node, args):
         v, a, z = self._quantized(node, args[0])
+        self._require_2d(node, v)
         at = node.attrs
         c, h, wd = v.out_shape[2], v.out_shape[0], v.out_shape[1]
         if not np.array_equal(v.idx, canonical_idx((c, h, wd))):
@@ -414,6 +440,7 @@ class _Lowering:
             raise UnsupportedModelError(
                 f"node '{node.name}': ceil_mode pooling is not supported", node.name, node.op
             )
+        self._require_2d(node, v)
         h, w, c = v.out_shape
         if not np.array_equal(v.idx, canonical_idx((c, h, w))):
             raise UnsupportedModelError(
@@ -473,6 +500,7 @@ class _Lowering:
 
     def _op_GlobalAveragePool(self, node, args):
         v = self._value(node, args[0])
+        self._require_2d(node, v)
         self._sum_pool(node, args, tuple(v.out_shape[:2]))
 
     # -- elementwise ------------------------------------------------------------------------
@@ -641,6 +669,42 @@ class _Lowering:
     _op_TopK = _label_op
     _op_ArgMax = _label_op
 
+    def _op_Softmax(self, node, args):
+        """Softmax / LogSoftmax run on the host, on the float tail (top-1 is unchanged)."""
+        v = self._value(node, args[0])
+        tail = self._float_tail(v, self._int_name(f"{node.inputs[0]}_float"))
+        self._host_op(node, [tail] + list(args[1:]))
+
+    _op_LogSoftmax = _op_Softmax
+
+    def _host_op(self, node: Node, args) -> None:
+        """A node after the float tail: it runs on the host with its reference semantics."""
+        if node.op not in HOST_OPS:
+            raise UnsupportedModelError(
+                f"node '{node.name}' ({node.op}) follows the float output of the network; only "
+                f"{', '.join(HOST_OPS)} can run on the host there",
+                node.name,
+                node.op,
+            )
+        inputs = tuple(
+            a if isinstance(a, str) else t for a, t in zip(args, node.inputs, strict=True)
+        )
+        self.host_constants.update(
+            {t: a for t, a in zip(node.inputs, args, strict=True) if isinstance(a, np.ndarray)}
+        )
+        for t, a in zip(node.inputs, args, strict=True):
+            if isinstance(a, Value):
+                raise UnsupportedModelError(
+                    f"node '{node.name}' ({node.op}) mixes the float output with '{t}'",
+                    node.name,
+                    node.op,
+                )
+        self.nodes.append(Node(node.op, node.name, inputs, node.outputs, dict(node.attrs)))
+        for o in node.outputs:
+            info = self.g.tensors.get(o)
+            self.tensors[o] = TensorInfo(info.shape if info else (1,))
+            self.env[o] = o
+
     # -- quantizers -> thresholds -------------------------------------------------------------
     def _quantizer(self, node: Node, v: Value):
         """(real(y) for y of shape (C, n), scale s, zero z, bipolar) of a quantizer node."""
@@ -670,16 +734,12 @@ class _Lowering:
         def real(y):
             return REFERENCE_OPS[node.op](node, [y] + params)[0]
 
-        if node.op == "BipolarQuant":
-            return real, np.float32(1), np.float32(0), True  # levels are the signs
+        if node.op in ("Quant", "IntQuant", "BipolarQuant"):
+            lv = quantizer_levels(self.g, node)  # real = (level - zero) * scale
+            s = self._per_channel(node, v, lv.scale)
+            z = self._per_channel(node, v, lv.zero)
+            return real, s, z, lv.dtype.is_bipolar
         scale, zero = consts[0], consts[1]
-        bipolar = (
-            node.op in ("Quant", "IntQuant")
-            and int(np.ravel(consts[2])[0]) == 1
-            and node.attrs.get("signed", 1)
-        )
-        if bipolar:
-            return real, np.float32(1), np.float32(0), True
         if node.op == "Trunc":
             if len(consts) >= 5:  # v2: output scale given
                 out_scale = consts[3]
@@ -699,8 +759,8 @@ class _Lowering:
 
         def level(acc: np.ndarray) -> np.ndarray:  # acc (C, n) int -> (C, n) int level
             y = real(apply_steps(acc, steps, chan))
-            if bipolar:
-                return np.where(y / s_c > 0, 1, -1).astype(np.int64)
+            if bipolar:  # y = (+-1 - z) * s
+                return np.where(y / s_c + z_c > 0, 1, -1).astype(np.int64)
             return np.rint(y / s_c + z_c).astype(np.int64)
 
         thresholds, negate, lv_lo, lv_hi = _search_thresholds(level, v.lo, v.hi, bipolar)

@@ -1,0 +1,305 @@
+"""Models as other tools build them, one per input domain, generated at test time.
+
+Each entry writes a QONNX / FINN-ONNX file and draws inputs in the model's own domain, the way
+a user of that tool would feed onnxruntime or qonnx:
+- uint8-annotated: FINN-streamlined style, raw uint8 input annotated UINT8, the graph divides;
+- float-int8: float input, signed 8-bit quantizer of non-power-of-two scale 0.83;
+- bipolar-annotated: network-intrusion style, input annotated BIPOLAR (+-1 features);
+- signed-bipolarquant: signed float input into a BipolarQuant of scale 0.5;
+- jet-softmax: 16 float features, 16-bit input quantizer, final Softmax (jet tagging);
+- finn-onnx: FINN-ONNX, MultiThreshold on the float input first, TopK last;
+- brevitas-*: the same ideas exported by Brevitas (see `brevitas_models`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+QONNX = "qonnx.custom_op.general"
+
+
+@dataclass(frozen=True)
+class CorpusModel:
+    name: str
+    write: Callable[[Path], Path]
+    inputs: Callable[[np.random.Generator, int], np.ndarray]
+    hardware_type: str  # the input type qloom must derive
+
+
+class _Builder:
+    """A tiny graph builder: named constants, Quant nodes, and a model with annotations."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.inits: list = []
+        self.k = 0
+
+    def const(self, value, name: str | None = None) -> str:
+        self.k += 1
+        name = name or f"c{self.k}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], domain: str = "", n_out: int = 1, **attrs):
+        self.k += 1
+        outs = [f"t{self.k}_{i}" for i in range(n_out)]
+        self.nodes.append(
+            helper.make_node(op, inputs, outs, name=f"{op}_{self.k}", domain=domain, **attrs)
+        )
+        return outs[0] if n_out == 1 else outs
+
+    def quant(self, x: str, scale, bits: int, signed: bool, narrow: bool = False) -> str:
+        args = [x, self.const(scale), self.const(0.0), self.const(float(bits))]
+        return self.node(
+            "Quant", args, QONNX, signed=int(signed), narrow=int(narrow), rounding_mode="ROUND"
+        )
+
+    def qweights(self, k: int, m: int, bits: int, scale: float = 0.05) -> str:
+        """Float weights behind a weight quantizer (as Brevitas exports them)."""
+        w = self.rng.normal(0, 1, size=(k, m)).astype(np.float32) * scale * 2 ** (bits - 2)
+        return self.quant(self.const(w), scale, bits, signed=True, narrow=True)
+
+    def bipolar_weights(self, k: int, m: int) -> str:
+        w = self.rng.normal(size=(k, m)).astype(np.float32)
+        return self.node("BipolarQuant", [self.const(w), self.const(1.0)], QONNX)
+
+    def save(self, path: Path, x_shape, y: str, y_shape, annotate: dict | None = None, y_type=1):
+        graph = helper.make_graph(
+            self.nodes,
+            path.stem,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+            [helper.make_tensor_value_info(y, y_type, list(y_shape))],
+            initializer=self.inits,
+        )
+        for tensor, dtype in (annotate or {}).items():
+            ann = onnx.TensorAnnotation()
+            ann.tensor_name = tensor
+            kv = ann.quant_parameter_tensor_names.add()
+            kv.key, kv.value = "finn_datatype", dtype
+            graph.quantization_annotation.append(ann)
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX, 1)]
+        )
+        model.ir_version = 8
+        onnx.save(model, path)
+        return path
+
+
+def uint8_annotated(path: Path) -> Path:
+    b = _Builder(1)
+    s = b.node("Mul", ["x", b.const(1 / 255)])
+    h = b.node("MatMul", [s, b.qweights(32, 24, 4)])
+    h = b.node("Add", [h, b.const(b.rng.normal(0, 0.2, 24))])
+    h = b.node("Relu", [h])
+    h = b.quant(h, 0.1, 4, signed=False)
+    y = b.node("MatMul", [h, b.qweights(24, 10, 4)])
+    return b.save(path, (1, 32), y, (1, 10), {"x": "UINT8"})
+
+
+def float_int8(path: Path) -> Path:
+    b = _Builder(2)
+    q = b.quant("x", 0.83, 8, signed=True)
+    h = b.node("MatMul", [q, b.qweights(20, 16, 3)])
+    gamma, beta = b.rng.uniform(-1, 1, 16), b.rng.normal(0, 1, 16)
+    mean, var = b.rng.normal(0, 5, 16), b.rng.uniform(50, 200, 16)
+    h = b.node("BatchNormalization", [h] + [b.const(v) for v in (gamma, beta, mean, var)])
+    h = b.quant(h, 0.37, 3, signed=True)
+    y = b.node("Gemm", [h, b.qweights(16, 6, 4), b.const(b.rng.normal(0, 0.1, 6))])
+    return b.save(path, (1, 20), y, (1, 6))
+
+
+def bipolar_annotated(path: Path) -> Path:
+    b = _Builder(3)
+    h = b.node("MatMul", ["x", b.bipolar_weights(48, 32)])
+    gamma, beta = b.rng.uniform(0.5, 1.5, 32), b.rng.normal(0, 1, 32)
+    h = b.node(
+        "BatchNormalization",
+        [h] + [b.const(v) for v in (gamma, beta, np.zeros(32), 4 * np.ones(32))],
+    )
+    h = b.node("BipolarQuant", [h, b.const(1.0)], QONNX)
+    y = b.node("MatMul", [h, b.bipolar_weights(32, 2)])
+    return b.save(path, (1, 48), y, (1, 2), {"x": "BIPOLAR"})
+
+
+def signed_bipolarquant(path: Path) -> Path:
+    b = _Builder(4)
+    q = b.node("BipolarQuant", ["x", b.const(0.5)], QONNX)
+    y = b.node("MatMul", [q, b.bipolar_weights(24, 4)])
+    y = b.node("Add", [y, b.const(b.rng.normal(0, 0.3, 4))])
+    return b.save(path, (1, 24), y, (1, 4))
+
+
+def jet_softmax(path: Path) -> Path:
+    b = _Builder(5)
+    q = b.quant("x", 2.0**-10, 16, signed=True)
+    h = b.node("MatMul", [q, b.qweights(16, 24, 6, 0.02)])
+    h = b.node("Add", [h, b.const(b.rng.normal(0, 0.5, 24))])
+    h = b.node("Relu", [h])
+    h = b.quant(h, 0.125, 6, signed=False)
+    h = b.node("MatMul", [h, b.qweights(24, 5, 6, 0.02)])
+    h = b.node("Add", [h, b.const(b.rng.normal(0, 0.1, 5))])
+    y = b.node("Softmax", [h], axis=-1)
+    return b.save(path, (1, 16), y, (1, 5))
+
+
+def finn_onnx(path: Path) -> Path:
+    b = _Builder(6)
+    t_in = np.sort(b.rng.normal(0, 1, size=(16, 3)), axis=1)
+    h = b.node("MultiThreshold", ["x", b.const(t_in)], QONNX, out_dtype="UINT2")
+    w1 = b.rng.integers(-3, 4, size=(16, 12))
+    h = b.node("MatMul", [h, b.const(w1)])
+    t_mid = np.sort(b.rng.integers(-20, 20, size=(12, 3)), axis=1) + 0.5
+    h = b.node("MultiThreshold", [h, b.const(t_mid)], QONNX, out_dtype="UINT2")
+    h = b.node("MatMul", [h, b.const(b.rng.integers(-3, 4, size=(12, 8)))])
+    b.inits.append(numpy_helper.from_array(np.array([1], np.int64), "k"))
+    _, idx = b.node("TopK", [h, "k"], n_out=2, axis=-1)
+    return b.save(path, (1, 16), idx, (1, 1), y_type=TensorProto.INT64)
+
+
+def _uniform_uint8(rng, n):
+    return rng.integers(0, 256, size=(n, 32)).astype(np.float32)
+
+
+CORPUS: list[CorpusModel] = [
+    CorpusModel("uint8-annotated", uint8_annotated, _uniform_uint8, "UINT8"),
+    CorpusModel(
+        "float-int8", float_int8, lambda r, n: r.normal(0, 40, (n, 20)).astype(np.float32), "INT8"
+    ),
+    CorpusModel(
+        "bipolar-annotated",
+        bipolar_annotated,
+        lambda r, n: (r.integers(0, 2, (n, 48)) * 2 - 1).astype(np.float32),
+        "BIPOLAR",
+    ),
+    CorpusModel(
+        "signed-bipolarquant",
+        signed_bipolarquant,
+        lambda r, n: r.normal(0, 1, (n, 24)).astype(np.float32),
+        "BIPOLAR",
+    ),
+    CorpusModel(
+        "jet-softmax", jet_softmax, lambda r, n: r.normal(0, 3, (n, 16)).astype(np.float32), "INT16"
+    ),
+    CorpusModel(
+        "finn-onnx", finn_onnx, lambda r, n: r.normal(0, 1, (n, 16)).astype(np.float32), "UINT2"
+    ),
+]
+
+
+def float_into_matmul(path: Path) -> Path:
+    """A float input that reaches a MatMul with no quantizer: qloom must refuse it."""
+    b = _Builder(7)
+    y = b.node("MatMul", ["x", b.qweights(8, 4, 4)])
+    return b.save(path, (1, 8), y, (1, 4))
+
+
+def conv1d(path: Path) -> Path:
+    """A 1-D convolution (N, C, L), as a radio classifier has it."""
+    b = _Builder(8)
+    q = b.quant("x", 0.1, 8, signed=True)
+    w = b.rng.normal(0, 0.5, size=(4, 2, 3)).astype(np.float32)
+    wq = b.quant(b.const(w), 0.1, 4, signed=True, narrow=True)
+    y = b.node("Conv", [q, wq], kernel_shape=[3], pads=[1, 1])
+    return b.save(path, (1, 2, 32), y, (1, 4, 32))
+
+
+# -- Brevitas exports ---------------------------------------------------------------------------
+def brevitas_models() -> list[CorpusModel]:
+    """The same domains as Brevitas exports them (needs torch + brevitas)."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFloat,
+        Int8WeightPerTensorFloat,
+        Uint8ActPerTensorFloat,
+    )
+
+    from qloom.train.export import export_qonnx
+    from qloom.train.zoo import BinaryActQuant, BinaryWeightQuant
+
+    def jet(path: Path) -> Path:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            qnn.QuantIdentity(
+                act_quant=Int8ActPerTensorFloat, bit_width=16, return_quant_tensor=True
+            ),
+            qnn.QuantLinear(
+                16, 32, bias=True, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=6
+            ),
+            qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=6),
+            qnn.QuantLinear(
+                32, 5, bias=True, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=6
+            ),
+            torch.nn.Softmax(dim=-1),
+        )
+        _calibrate(model, torch.randn(256, 16) * 3)
+        return export_qonnx(model, path, in_shape=(1, 16))
+
+    def signed_binary(path: Path) -> Path:
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(
+            qnn.QuantIdentity(act_quant=BinaryActQuant),
+            qnn.QuantLinear(24, 16, bias=False, weight_quant=BinaryWeightQuant),
+            torch.nn.BatchNorm1d(16),
+            qnn.QuantIdentity(act_quant=BinaryActQuant),
+            qnn.QuantLinear(16, 3, bias=False, weight_quant=BinaryWeightQuant),
+        )
+        _calibrate(model, torch.randn(256, 24))
+        return export_qonnx(model, path, in_shape=(1, 24))
+
+    def int8_input(path: Path) -> Path:
+        torch.manual_seed(2)
+        model = torch.nn.Sequential(
+            qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=8),
+            qnn.QuantLinear(
+                20, 12, bias=True, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=4
+            ),
+            torch.nn.BatchNorm1d(12),
+            qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=3),
+            qnn.QuantLinear(
+                12, 4, bias=True, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=4
+            ),
+        )
+        _calibrate(model, torch.randn(256, 20) * 2)
+        return export_qonnx(model, path, in_shape=(1, 20))
+
+    return [
+        CorpusModel(
+            "brevitas-jet-softmax",
+            jet,
+            lambda r, n: r.normal(0, 3, (n, 16)).astype(np.float32),
+            "INT16",
+        ),
+        CorpusModel(
+            "brevitas-signed-binary",
+            signed_binary,
+            lambda r, n: r.normal(0, 1, (n, 24)).astype(np.float32),
+            "BIPOLAR",
+        ),
+        CorpusModel(
+            "brevitas-int8",
+            int8_input,
+            lambda r, n: r.normal(0, 2, (n, 20)).astype(np.float32),
+            "INT8",
+        ),
+    ]
+
+
+def _calibrate(model, x) -> None:
+    """One training-mode pass sets activation scales and BN statistics, then eval mode."""
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(x)
+    model.eval()

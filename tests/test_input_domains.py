@@ -1,0 +1,191 @@
+"""Models that nobody on this team wrote, through the command line only: the input domain comes
+from the model (annotation or first quantizer), `qloom run --data ... --save-outputs` equals
+qonnx's execute_onnx on the original model, and `qloom build` then `qloom sim` is bit-exact."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from model_corpus import CORPUS, brevitas_models, conv1d, float_into_matmul
+from tfc_data import TFC_MODELS, qonnx_reference, tfc_path
+
+from qloom.cli import main
+from qloom.flow import compile_model
+from qloom.frontend.reference import qonnx_outputs
+
+N_RUN = 1000
+N_SIM = 100
+
+
+def _models():
+    params = [pytest.param(m, id=m.name) for m in CORPUS]
+    try:
+        import brevitas  # noqa: F401
+    except ImportError:
+        return params
+    return params + [pytest.param(m, id=m.name) for m in brevitas_models()]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("corpus")
+
+
+def _written(model, corpus_dir, n=N_RUN, seed=0):
+    path = corpus_dir / f"{model.name}.onnx"
+    if not path.exists():
+        model.write(path)
+    x = model.inputs(np.random.default_rng(seed), n)
+    data = corpus_dir / f"{model.name}-{seed}.npz"
+    np.savez(data, inputs=x)
+    return path, data, x
+
+
+@pytest.mark.parametrize("model", _models())
+def test_run_equals_qonnx_on_the_original_model(model, corpus_dir, capsys):
+    path, data, x = _written(model, corpus_dir)
+    out = corpus_dir / f"{model.name}-out.npy"
+    assert main(["run", str(path), "--data", str(data), "--save-outputs", str(out)]) == 0
+    assert model.hardware_type in capsys.readouterr().out.replace("\n", " ")
+    ours = np.load(out)
+    ref = qonnx_outputs(path, x, batch=100)
+    assert ours.shape == ref.shape
+    a, b = ours.reshape(len(x), -1), ref.reshape(len(x), -1)
+    if np.issubdtype(ref.dtype, np.integer):  # labels (TopK indices)
+        assert np.array_equal(a, b)
+        assert len(np.unique(b)) > 1
+        return
+    assert np.array_equal(a.argmax(1), b.argmax(1))  # top-1 on every input
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(b).max())))
+    assert len(np.unique(b.argmax(1))) > 1, "inputs that exercise a single class prove little"
+
+
+@pytest.mark.parametrize("model", _models())
+def test_derived_domain_is_the_models_own(model, corpus_dir):
+    path, _, x = _written(model, corpus_dir, n=200)
+    c = compile_model(path)
+    assert str(c.domain.dtype) == model.hardware_type
+    q = c.hardware_input(x)
+    assert q.min() >= c.domain.dtype.min and q.max() <= c.domain.dtype.max
+    assert len(np.unique(q)) > 1
+    # random inputs from the derived domain cover the hardware range, and qonnx agrees
+    r = c.random_inputs(200, seed=1)
+    qr = c.hardware_input(r)
+    levels = 2 if c.domain.dtype.is_bipolar else c.domain.dtype.max - c.domain.dtype.min + 1
+    assert len(np.unique(qr)) >= min(3, levels)
+    ours = c.run(r)[c.integer.outputs[0]].reshape(200, -1)
+    ref = qonnx_outputs(path, r, batch=100).reshape(200, -1)
+    if np.issubdtype(ref.dtype, np.integer):
+        assert np.array_equal(ours, ref)
+    else:
+        assert np.array_equal(ours.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("model", [pytest.param(m, id=m.name) for m in CORPUS])
+def test_build_then_sim_is_bit_exact(model, corpus_dir, tmp_path):
+    path, data, _ = _written(model, corpus_dir, n=N_SIM, seed=2)
+    out = tmp_path / "builds"
+    argv = ["--quiet", "build", str(path), "--out", str(out), "--data", str(data)]
+    assert main(argv + ["--sim-frames", str(N_SIM), "--target-fps", "1e6"]) == 0
+    report = json.loads((out / model.name / "report.json").read_text())
+    assert report["input_domain"]["hardware_type"] == model.hardware_type
+    assert report["sim"]["mismatches"] == 0 and report["sim"]["frames"] == N_SIM
+    cpf = report["totals"]["cycles_per_frame"]
+    assert abs(report["sim"]["cycles_per_frame"] - cpf) <= 0.05 * cpf + 1
+    folding = out / model.name / "folding.json"
+    argv = ["--quiet", "sim", str(path), "--data", str(data), "--limit", str(N_SIM)]
+    assert main(argv + ["--folding", str(folding), "--stall", "0.3"]) == 0
+
+
+@pytest.mark.parametrize("name", TFC_MODELS)
+def test_tfc_with_the_models_own_domain_on_all_mnist(name, mnist_test):
+    """Without --input-type the hardware receives the first quantizer's integers (BIPOLAR or
+    INT2 for the TFC models, not 8-bit pixels) and still reproduces qonnx on every image."""
+    images, labels = mnist_test
+    c = compile_model(tfc_path(name))
+    assert c.domain.host_nodes and str(c.domain.dtype) in ("BIPOLAR", "INT2")
+    x = images.astype(np.float32) / np.float32(255)
+    ours = c.run(x)[c.integer.outputs[0]]
+    ref = qonnx_reference(tfc_path(name), images)
+    assert np.array_equal(ours.argmax(1), ref.argmax(1))
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+
+
+def test_softmax_runs_on_the_host(corpus_dir):
+    from qloom.dataflow import to_dataflow
+
+    model = next(m for m in CORPUS if m.name == "jet-softmax")
+    path, _, _ = _written(model, corpus_dir, n=10)
+    c = compile_model(path)
+    assert c.integer.producer(c.integer.outputs[0]).op == "Softmax"
+    design = to_dataflow(c.integer)
+    assert design.host is not None and any(n.op == "Softmax" for n in design.host.nodes)
+    assert all(s.kind != "Softmax" for s in design.stages)
+
+
+# -- clear refusals -------------------------------------------------------------------------------
+def _fails(argv, capsys, *needles):
+    code = main(argv)
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert code == 2, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+def test_float_input_without_quantizer_is_refused(tmp_path, capsys):
+    path = float_into_matmul(tmp_path / "m.onnx")
+    _fails(["run", str(path)], capsys, "'x'", "MatMul_", "--input-type", "without a quantizer")
+    # ... unless the user states the domain
+    assert main(["run", str(path), "--input-type", "INT8", "--limit", "10"]) == 0
+
+
+def test_conv1d_is_refused_by_name(tmp_path, capsys):
+    path = conv1d(tmp_path / "c.onnx")
+    _fails(["run", str(path)], capsys, "node 'Conv_", "1-D", "k x 1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "qloom.cli", "inspect", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_bad_data_files(corpus_dir, tmp_path, capsys):
+    model = next(m for m in CORPUS if m.name == "uint8-annotated")
+    path, _, _ = _written(model, corpus_dir, n=10)
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((5, 7), np.float32))
+    _fails(["run", str(path), "--data", str(wrong)], capsys, "wrong.npy", "(N, 32)")
+    no_inputs = tmp_path / "x.npz"
+    np.savez(no_inputs, images=np.zeros((5, 32)))
+    _fails(["run", str(path), "--data", str(no_inputs)], capsys, "x.npz", "'inputs'", "images")
+    off_grid = tmp_path / "half.npy"
+    np.save(off_grid, np.full((3, 32), 0.5, np.float32))
+    _fails(["run", str(path), "--data", str(off_grid)], capsys, "UINT8", "0.5")
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"not numpy")
+    _fails(["run", str(path), "--data", str(garbage)], capsys, "garbage.npy", "not a readable")
+    labels = tmp_path / "labels.npz"
+    np.savez(labels, inputs=np.zeros((4, 32)), labels=np.zeros(3, np.int64))
+    _fails(["run", str(path), "--data", str(labels)], capsys, "labels.npz", "'labels'")
+    _fails(["run", str(path), "--input-scale", "1/255"], capsys, "--input-type")
+    _fails(["run", str(path), "--input-type", "UINT8", "--input-scale", "x"], capsys, "'x'")
+    _fails(["run", str(path), "--input-type", "FLOAT32"], capsys, "integer type")
+    _fails(["run", str(path), "--save-outputs", str(tmp_path / "o.txt")], capsys, ".npy or .npz")
+
+
+def test_labels_give_accuracy(corpus_dir, tmp_path, capsys):
+    model = next(m for m in CORPUS if m.name == "float-int8")
+    path, _, x = _written(model, corpus_dir, n=300)
+    c = compile_model(path)
+    pred = c.run(x)[c.integer.outputs[0]]
+    data = tmp_path / "l.npz"
+    np.savez(data, inputs=x, labels=pred.argmax(1))
+    assert main(["run", str(path), "--data", str(data), "--compare-qonnx"]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "top-1 accuracy 100.00 %" in out
+    assert "top-1 equal on 300 / 300" in out
