@@ -8,6 +8,7 @@ a user of that tool would feed onnxruntime or qonnx:
 - signed-bipolarquant: signed float input into a BipolarQuant of scale 0.5;
 - jet-softmax: 16 float features, 16-bit input quantizer, final Softmax (jet tagging);
 - finn-onnx: FINN-ONNX, MultiThreshold on the float input first, TopK last;
+- conv1d: a padded 1-D convolution on a 2 x 32 signal behind an 8-bit quantizer;
 - brevitas-*: the same ideas exported by Brevitas (see `brevitas_models`).
 """
 
@@ -188,6 +189,12 @@ CORPUS: list[CorpusModel] = [
         "jet-softmax", jet_softmax, lambda r, n: r.normal(0, 3, (n, 16)).astype(np.float32), "INT16"
     ),
     CorpusModel(
+        "conv1d",
+        lambda p: conv1d(p),
+        lambda r, n: r.normal(0, 3, (n, 2, 32)).astype(np.float32),
+        "INT8",
+    ),
+    CorpusModel(
         "finn-onnx", finn_onnx, lambda r, n: r.normal(0, 1, (n, 16)).astype(np.float32), "UINT2"
     ),
 ]
@@ -201,7 +208,7 @@ def float_into_matmul(path: Path) -> Path:
 
 
 def conv1d(path: Path) -> Path:
-    """A 1-D convolution (N, C, L), as a radio classifier has it."""
+    """A padded 1-D convolution on (N, C, L) signals, as a radio classifier has it."""
     b = _Builder(8)
     q = b.quant("x", 0.1, 8, signed=True)
     w = b.rng.normal(0, 0.5, size=(4, 2, 3)).astype(np.float32)
@@ -297,9 +304,56 @@ def _calibrate(model, x) -> None:
     import torch
 
     for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm1d):
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
             m.momentum = 1.0
     model.train()
     with torch.no_grad():
         model(x)
     model.eval()
+
+
+def brevitas_radio_1d(path: Path, blocks: int = 3, length: int = 64, width: int = 8) -> Path:
+    """A RadioML-style 1-D VGG: w8a8-style input quantizer, `blocks` x (QuantConv1d k3 pad 1,
+    BN, QuantReLU, MaxPool1d 2), then a QuantLinear classifier, on 2 x `length` I/Q signals."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFloat,
+        Int8WeightPerTensorFloat,
+        Uint8ActPerTensorFloat,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(3)
+    layers: list = [qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=8)]
+    ch = 2
+    for _ in range(blocks):
+        layers += [
+            qnn.QuantConv1d(
+                ch,
+                width,
+                3,
+                padding=1,
+                bias=False,
+                weight_quant=Int8WeightPerTensorFloat,
+                weight_bit_width=4,
+            ),
+            torch.nn.BatchNorm1d(width),
+            qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4),
+            torch.nn.MaxPool1d(2),
+        ]
+        ch = width
+    layers += [
+        torch.nn.Flatten(),
+        qnn.QuantLinear(
+            width * (length >> blocks),
+            5,
+            bias=True,
+            weight_quant=Int8WeightPerTensorFloat,
+            weight_bit_width=4,
+        ),
+    ]
+    model = torch.nn.Sequential(*layers)
+    _calibrate(model, torch.randn(128, 2, length))
+    return export_qonnx(model, path, in_shape=(1, 2, length))

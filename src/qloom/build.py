@@ -17,9 +17,14 @@ passed, so a directory without the suffix is always complete; a failed build lea
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
+import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +75,69 @@ def _status(console, quiet: bool):
     return _Step()
 
 
+MARKER = ".qloom-build"  # present in every directory qloom created; only those are replaced
+
+
+def check_options(opts: BuildOptions) -> None:
+    """Reject options that cannot describe a build (the CLI and the API alike)."""
+
+    def positive(name: str, value: float | None) -> None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise QloomError(f"{name} must be a finite positive number, got {value}")
+
+    positive("--clock-mhz", opts.clock_mhz)
+    positive("--target-fps", opts.target_fps)
+    if not (math.isfinite(opts.max_utilization) and 0 < opts.max_utilization <= 1):
+        raise QloomError(
+            f"--max-utilization must be in (0, 1] (a fraction of the part), got "
+            f"{opts.max_utilization}"
+        )
+    if opts.sim_frames < 0:
+        raise QloomError(f"--sim-frames must be >= 0 (0 skips simulation), got {opts.sim_frames}")
+    name = opts.name if opts.name is not None else Path(opts.model).stem
+    if name in ("", ".", "..") or "/" in name or "\\" in name or name.endswith(".partial"):
+        raise QloomError(
+            f"--name {name!r} must be one plain directory name (no '/', not '.', '..' or "
+            "'*.partial'): the build goes to <out>/<name>"
+        )
+
+
+def _owned_or_absent(path: Path, what: str) -> None:
+    """Raise unless `path` does not exist or is a directory qloom created (has the marker)."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink() and (path / MARKER).is_file():
+        return
+    raise QloomError(
+        f"{path} exists and is not a qloom build directory (no {MARKER} marker); qloom will not "
+        f"replace it with the {what}: choose another --name or --out, or move it away"
+    )
+
+
+@contextmanager
+def _locked(out: Path, name: str) -> Iterator[None]:
+    """One build at a time per <out>/<name>: a second one stops with a message."""
+    lock_path = out / f".{name}.lock"
+    with open(lock_path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            raise QloomError(
+                f"another qloom build into {out / name} is running (pid {pid}); wait for it or "
+                "use another --name"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
     from qloom.fold import fold_for_target, fold_max_fps, read_folding
     from qloom.synth import get_device
@@ -108,6 +176,24 @@ def _compare(sim_outputs: dict, reference: dict, frames: int) -> int:
 
 
 def build(opts: BuildOptions) -> dict:
+    """Build `opts.model` into <out>/<name> (see the module docstring); raises QloomError."""
+    check_options(opts)
+    model = Path(opts.model)
+    if not model.is_file():
+        raise QloomError(f"{model}: no such model file")
+    out = Path(opts.out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise QloomError(f"--out {out}: cannot create the directory ({e.strerror})") from None
+    if not out.is_dir():
+        raise QloomError(f"--out {out} is not a directory")
+    name = opts.name or model.stem
+    with _locked(out.resolve(), name):
+        return _build_locked(opts, model, out.resolve() / name)
+
+
+def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
     from rich.console import Console
 
     from qloom.dataflow import to_dataflow
@@ -119,13 +205,14 @@ def build(opts: BuildOptions) -> dict:
 
     console = Console(stderr=True, quiet=opts.quiet)
     say = _status(console, opts.quiet)
-    model = Path(opts.model)
-    name = opts.name or model.stem
-    final = (Path(opts.out_dir) / name).resolve()
+    name = final.name
     work = final.with_name(f"{name}.partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    _owned_or_absent(final, "new build")
+    _owned_or_absent(work, "new build's work directory")
     device = get_device(opts.part)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    (work / MARKER).write_text("a qloom build directory: qloom may replace it\n")
     report: dict = {
         "model": name,
         "input": str(model),

@@ -67,6 +67,8 @@ def integer_input(graph: Graph, q: np.ndarray) -> np.ndarray:
         x = x.astype(np.int64)
     if info.layout == "NHWC" and x.ndim == 4 and x.shape[1] > 1:
         x = x.transpose(0, 2, 3, 1)  # a single channel needs no transpose
+    elif info.layout == "NHWC" and x.ndim == 3 and x.shape[1] > 1:
+        x = x.transpose(0, 2, 1)  # a 1-D signal (N, C, L): channels-last
     return x.reshape((x.shape[0],) + info.shape)
 
 

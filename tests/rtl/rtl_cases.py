@@ -58,6 +58,7 @@ CASES: dict[str, list[dict]] = {
         {"IFM_H": 5, "IFM_W": 7, "CH": 6, "PE": 3, "K": 3, "STRIDE": 3, "BITS": 4, "SIGNED": 1},
         {"K": 1, "STRIDE": 1, "CH": 2, "PE": 2},
         {"IFM_H": 4, "IFM_W": 2, "K": 2, "STRIDE": 2, "CH": 3},
+        {"IFM_H": 9, "IFM_W": 1, "K": 3, "STRIDE": 3, "K_W": 1, "STRIDE_W": 1, "CH": 4, "PE": 2},
     ],
     "qloom_labelselect": [
         {},

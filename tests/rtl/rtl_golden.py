@@ -127,12 +127,13 @@ def swu(img: np.ndarray, k_h, k_w, s_h, s_w, pad_t, pad_l, pad_b, pad_r, pad_val
 # ---------------------------------------------------------------------------------- others
 
 
-def maxpool(img_raw: np.ndarray, k: int, bits: int, signed: bool) -> np.ndarray:
-    """img[F][H][W][C] raw -> [F][H//k][W//k][C] raw (floor mode)."""
+def maxpool(img_raw: np.ndarray, k: int, bits: int, signed: bool, kw: int = 0) -> np.ndarray:
+    """img[F][H][W][C] raw -> [F][H//k][W//kw][C] raw (floor mode; kw = 0: square)."""
+    kw = kw or k
     f, h, w, c = img_raw.shape
-    oh, ow = h // k, w // k
-    v = decode(img_raw, bits, signed)[:, : oh * k, : ow * k, :]
-    m = v.reshape(f, oh, k, ow, k, c).max(axis=(2, 4))
+    oh, ow = h // k, w // kw
+    v = decode(img_raw, bits, signed)[:, : oh * k, : ow * kw, :]
+    m = v.reshape(f, oh, k, ow, kw, c).max(axis=(2, 4))
     return m & ((1 << bits) - 1)
 
 

@@ -54,6 +54,14 @@ MP_CASES = {
     "bin-2x2-floor": dict(IFM_H=5, IFM_W=7, CH=3, K=2, STRIDE=2, PE=1, BITS=1, SIGNED=0),
     # signed 4-bit, 3x3 windows, all channels in one beat
     "s4-3x3": dict(IFM_H=6, IFM_W=6, CH=4, K=3, STRIDE=3, PE=4, BITS=4, SIGNED=1),
+    # a 1-D signal (L x 1 image), windows of 3 x 1, remainder dropped
+    "s3-1d-3x1": dict(
+        IFM_H=17, IFM_W=1, CH=4, K=3, STRIDE=3, K_W=1, STRIDE_W=1, PE=2, BITS=3, SIGNED=1
+    ),  # fmt: skip
+    # non-square 2-D windows
+    "u2-2x3": dict(
+        IFM_H=4, IFM_W=7, CH=2, K=2, STRIDE=2, K_W=3, STRIDE_W=3, PE=1, BITS=2, SIGNED=0
+    ),  # fmt: skip
 }
 
 
@@ -65,7 +73,7 @@ def test_maxpool(name):
     rng = np.random.default_rng(3 + len(name))
     frames = 6
     img = rand_raw(rng, (frames, P["IFM_H"], P["IFM_W"], P["CH"]), bits)
-    out = maxpool(img, P["K"], bits, bool(P["SIGNED"]))
+    out = maxpool(img, P["K"], bits, bool(P["SIGNED"]), P.get("K_W", 0))
     ins, exp = [beats(img, pe, bits)], [beats(out, pe, bits)]
     for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7), (1.0, 0.2)]):
         run_check(m, ins, exp, pi, po, seed=seed)

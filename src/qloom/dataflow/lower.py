@@ -421,16 +421,17 @@ class _Lowering:
         x = node.inputs[0]
         a = node.attrs
         k, s, pads = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"])
-        if k[0] != k[1] or s != k or any(pads):
+        if s != k or any(pads):
             raise _unsupported(
                 node,
                 f"max pooling with kernel {k}, stride {s}, pads {pads}: the MaxPool stage "
-                "supports square non-overlapping windows (stride = kernel) without padding",
+                "supports non-overlapping windows (stride = kernel) without padding",
             )
         h, w, c = self.g.tensors[x].shape
         fold = self._fold(node.name, "MaxPool", {"PE": 1})
+        k_w = None if k[1] == k[0] else k[1]
         self._place(
-            MaxPool(node.name, h, w, c, k[0], self.dtype_of[x], pe=fold["PE"]),
+            MaxPool(node.name, h, w, c, k[0], self.dtype_of[x], pe=fold["PE"], k_w=k_w),
             [x],
             node.outputs[0],
         )

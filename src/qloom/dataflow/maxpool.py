@@ -1,6 +1,7 @@
-"""MaxPool: non-overlapping K x K max pooling (stride = K, no padding; FINN's
+"""MaxPool: non-overlapping K x K_W max pooling (stride = window, no padding; FINN's
 StreamingMaxPool) on a channels-last stream, CH/PE beats of PE elements per pixel in and out.
-Output is OFM = floor(IFM / K): remainder rows/columns are dropped (ONNX floor mode).
+K_W defaults to K; K x 1 pools a 1-D signal (held as an L x 1 image).
+Output is OFM = floor(IFM / window): remainder rows/columns are dropped (ONNX floor mode).
 On 1-bit (BIPOLAR/BINARY) data the max is an OR of the bits.
 Cycles per frame: input beats (IFM_H * IFM_W * CH / PE).
 """
@@ -28,6 +29,7 @@ class MaxPool(Stage):
     k: int
     dtype: DataType
     pe: int = 1
+    k_w: int | None = None  # window width (None: k, a square window)
 
     kind = "MaxPool"
     finn_op = "StreamingMaxPool"
@@ -35,8 +37,14 @@ class MaxPool(Stage):
 
     def __post_init__(self) -> None:
         check_divides("MaxPool", self.name, "PE", self.pe, "CH", self.channels)
-        if self.k < 1 or self.ifm_h < self.k or self.ifm_w < self.k:
-            raise ValueError(f"MaxPool '{self.name}': kernel {self.k} larger than the image")
+        if min(self.k, self.kw) < 1 or self.ifm_h < self.k or self.ifm_w < self.kw:
+            raise ValueError(
+                f"MaxPool '{self.name}': kernel {self.k}x{self.kw} larger than the image"
+            )
+
+    @property
+    def kw(self) -> int:
+        return self.k if self.k_w is None else self.k_w
 
     @property
     def ofm_h(self) -> int:
@@ -44,7 +52,7 @@ class MaxPool(Stage):
 
     @property
     def ofm_w(self) -> int:
-        return self.ifm_w // self.k
+        return self.ifm_w // self.kw
 
     def in_streams(self) -> tuple[StreamSpec, ...]:
         beats = self.ifm_h * self.ifm_w * self.channels // self.pe
@@ -67,7 +75,7 @@ class MaxPool(Stage):
         return {"PE": self.pe}
 
     def rtl_params(self) -> dict:
-        return {
+        params = {
             "IFM_H": self.ifm_h,
             "IFM_W": self.ifm_w,
             "CH": self.channels,
@@ -77,12 +85,15 @@ class MaxPool(Stage):
             "BITS": self.dtype.bits,
             "SIGNED": int(self.dtype.signed and not self.dtype.is_bipolar),
         }
+        if self.kw != self.k:  # a K x K_W window (square windows keep the shorter form)
+            params.update(K_W=self.kw, STRIDE_W=self.kw)
+        return params
 
     def execute(self, beats):
         x, single = as_frames(beats)
         check_stream(self, x, self.in_streams()[0])
-        f, k = x.shape[0], self.k
+        f, k, kw = x.shape[0], self.k, self.kw
         img = x.reshape(f, self.ifm_h, self.ifm_w, self.channels)
-        img = img[:, : self.ofm_h * k, : self.ofm_w * k]
-        pooled = img.reshape(f, self.ofm_h, k, self.ofm_w, k, self.channels).max(axis=(2, 4))
+        img = img[:, : self.ofm_h * k, : self.ofm_w * kw]
+        pooled = img.reshape(f, self.ofm_h, k, self.ofm_w, kw, self.channels).max(axis=(2, 4))
         return restore(pooled.reshape(f, -1, self.pe), single)

@@ -237,9 +237,12 @@ def load(path: str | Path) -> Graph:
     model = _check_static_shapes(model)
     try:
         model = _qonnx_cleanup(model)
-    except ModelLoadError:
-        _check_ops(model)  # an unsupported op is the likelier cause: name it
-        raise
+    except ModelLoadError as e:
+        try:
+            _check_ops(model)
+        except UnsupportedModelError as u:  # keep qonnx's reason, and name the op too
+            raise ModelLoadError(f"{path}: {e}; besides, {u}") from None
+        raise ModelLoadError(f"{path}: {e}") from None
     _check_ops(model)  # after cleanup: shape computations and constant math are folded away
     graph = import_model(model, name=path.stem)
     for t in graph.inputs:

@@ -100,6 +100,9 @@ class _Lowering:
         if len(shape) == 3:
             c, h, w = shape
             int_shape, idx, layout = (h, w, c), canonical_idx(shape), "NHWC"
+        elif len(shape) == 2:  # a 1-D signal (C, L): channels-last as an L x 1 image
+            c, n = shape
+            int_shape, idx, layout = (n, 1, c), _img_idx(c, n, 1, True), "NHWC"
         else:
             int_shape = (int(np.prod(shape)),)
             idx, layout = np.arange(int_shape[0]).reshape(shape), "NC"
@@ -138,6 +141,8 @@ class _Lowering:
         if all(a is None or isinstance(a, np.ndarray) for a in args):
             self._fold_constant(node, args)
             return
+        if node.op in _WINDOW_OPS and isinstance(args[0], Value) and _is_1d(args[0]):
+            node = _as_2d(node)
         handler = getattr(self, f"_op_{node.op}", None)
         if handler is None:
             raise UnsupportedModelError(
@@ -350,13 +355,12 @@ class _Lowering:
 
     def _require_2d(self, node: Node, v: Value) -> None:
         """Conv and pooling need (C, H, W) tensors; a 1-D signal (C, L) gets a clear refusal."""
-        if len(v.out_shape) == 3 and v.idx.ndim == 3:
+        if len(v.out_shape) == 3 and (v.idx.ndim == 3 or _is_1d(v)):
             return
         shape = "x".join(map(str, v.idx.shape))
         raise UnsupportedModelError(
-            f"node '{node.name}' ({node.op}): input of shape {shape}; qloom lowers 2-D "
-            f"{node.op} on (C, H, W) tensors only, 1-D ({node.op}1d on C x L) is not supported "
-            "yet. Export the layer as a 2-D one with a k x 1 kernel on a (C, L, 1) tensor",
+            f"node '{node.name}' ({node.op}): input of shape {shape}; qloom lowers {node.op} "
+            "on (C, H, W) images and (C, L) signals only; reshape the input to one of those",
             node.name,
             node.op,
         )
@@ -366,7 +370,8 @@ class _Lowering:
         self._require_2d(node, v)
         at = node.attrs
         c, h, wd = v.out_shape[2], v.out_shape[0], v.out_shape[1]
-        if not np.array_equal(v.idx, canonical_idx((c, h, wd))):
+        one_d = _is_1d(v)
+        if not np.array_equal(v.idx, _img_idx(c, h, wd, one_d)):
             raise UnsupportedModelError(
                 f"node '{node.name}' (Conv): input layout was permuted "
                 "(Transpose/Reshape before Conv)",
@@ -378,6 +383,9 @@ class _Lowering:
                 f"node '{node.name}' (Conv): dilation is not supported", node.name, node.op
             )
         w = self._weights(node, node.inputs[1])
+        if w.q.ndim == 3:  # a 1-D kernel (O, C, K) is a K x 1 one
+            scale = np.asarray(w.scale)
+            w = QConst(w.q[..., None], scale[..., None] if scale.ndim == 3 else scale, w.zero)
         o, cin_g, kh, kw = w.q.shape
         s_full = np.broadcast_to(w.scale, w.q.shape)
         s_o = s_full[:, 0, 0, 0]
@@ -431,7 +439,7 @@ class _Lowering:
         )
         steps = self._linear_steps(zcorr, a * s_o, extra)
         self.env[node.outputs[0]] = self._acc_value(
-            out, (oh, ow, o), canonical_idx((o, oh, ow)), lo, hi, steps
+            out, (oh, ow, o), _img_idx(o, oh, ow, one_d), lo, hi, steps
         )
 
     def _pool_geometry(self, node: Node, v: Value, kernel) -> tuple:
@@ -442,7 +450,7 @@ class _Lowering:
             )
         self._require_2d(node, v)
         h, w, c = v.out_shape
-        if not np.array_equal(v.idx, canonical_idx((c, h, w))):
+        if not np.array_equal(v.idx, _img_idx(c, h, w, _is_1d(v))):
             raise UnsupportedModelError(
                 f"node '{node.name}': input layout was permuted", node.name, node.op
             )
@@ -461,7 +469,7 @@ class _Lowering:
         pool = Pool(len(v.steps), kernel, stride, pads, out_shape)
         c = out_shape[2]
         self.env[node.outputs[0]] = dataclasses.replace(
-            v, pool=pool, idx=canonical_idx((c, out_shape[0], out_shape[1]))
+            v, pool=pool, idx=_img_idx(c, out_shape[0], out_shape[1], _is_1d(v))
         )
 
     def _sum_pool(self, node, args, kernel) -> None:
@@ -489,7 +497,7 @@ class _Lowering:
         self.env[node.outputs[0]] = self._acc_value(
             out,
             out_shape,
-            canonical_idx((c, out_shape[0], out_shape[1])),
+            _img_idx(c, out_shape[0], out_shape[1], _is_1d(v)),
             v.lo * kk,
             v.hi * kk,
             steps,
@@ -868,3 +876,28 @@ def _verify(level2, thresholds, lo2, hi2, base, bipolar, max_points: int = 1 << 
             f"internal error: thresholds do not reproduce the quantizer at channel {bad[0]} "
             "(the function between the linear layer and the quantizer is not monotone?)"
         )
+
+
+_WINDOW_OPS = ("Conv", "MaxPool", "AveragePool")
+
+
+def _is_1d(v: Value) -> bool:
+    """A 1-D signal (C, L), held as an L x 1 image."""
+    return v.idx.ndim == 2 and len(v.out_shape) == 3 and v.out_shape[1] == 1
+
+
+def _img_idx(c: int, h: int, w: int, one_d: bool) -> np.ndarray:
+    idx = canonical_idx((c, h, w))
+    return idx.reshape(c, h * w) if one_d else idx
+
+
+def _as_2d(node: Node) -> Node:
+    """A 1-D Conv / pool node as the 2-D one with a K x 1 kernel on an L x 1 image."""
+    at = dict(node.attrs)
+    for key, extra in (("kernel_shape", 1), ("strides", 1), ("dilations", 1)):
+        if key in at:
+            at[key] = tuple(at[key]) + (extra,)
+    if "pads" in at:
+        begin, end = at["pads"]
+        at["pads"] = (begin, 0, end, 0)
+    return dataclasses.replace(node, attrs=at)

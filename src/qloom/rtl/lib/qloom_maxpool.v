@@ -1,9 +1,11 @@
-// qloom_maxpool: non-overlapping K x K max pooling (K == STRIDE) on a channels-last stream.
+// qloom_maxpool: non-overlapping K x K_W max pooling (stride = window) on a channels-last stream.
 //
 // Parameters
-//   IFM_H, IFM_W   input image size; OFM = floor(IFM / K): remainder rows/columns are dropped
+//   IFM_H, IFM_W   input image size; OFM = floor(IFM / window): remainder rows/columns dropped
 //   CH, PE         channels and elements per beat (PE | CH): CH/PE beats per pixel in and out
-//   K, STRIDE      window size and stride (must be equal)
+//   K, STRIDE      window height and vertical stride (must be equal)
+//   K_W, STRIDE_W  window width and horizontal stride (default K; must be equal): K x 1 pools
+//                  a 1-D signal held as an L x 1 image
 //   BITS, SIGNED   element format (1-bit binary/bipolar data: BITS=1, SIGNED=0, max == OR)
 // One input beat per cycle; a row buffer of OFM_W*CH/PE words (distributed RAM / registers)
 // holds the running maxima. The output beat of a window is registered and leaves while the
@@ -14,6 +16,8 @@ module qloom_maxpool #(
     parameter integer CH = 1,
     parameter integer K = 2,
     parameter integer STRIDE = 2,
+    parameter integer K_W = K,
+    parameter integer STRIDE_W = K_W,
     parameter integer PE = 1,
     parameter integer BITS = 1,
     parameter integer SIGNED = 0
@@ -29,16 +33,18 @@ module qloom_maxpool #(
 );
   localparam integer CF = CH / PE;
   localparam integer OFM_H = IFM_H / K;
-  localparam integer OFM_W = IFM_W / K;
+  localparam integer OFM_W = IFM_W / K_W;
   localparam integer DEPTH = OFM_W * CF;
   localparam integer AW = (DEPTH > 1) ? $clog2(DEPTH) : 1;
-  localparam integer KW = (K > 1) ? $clog2(K) : 1;
+  localparam integer KMAX = (K > K_W) ? K : K_W;
+  localparam integer KB = (KMAX > 1) ? $clog2(KMAX) : 1;
   localparam integer XW = $clog2(IFM_W + 1);
   localparam integer YW = $clog2(IFM_H + 1);
-  localparam integer CFL = CF - 1, KL = K - 1, XL = IFM_W - 1, YL = IFM_H - 1;
-  localparam integer XV = OFM_W * K, YV = OFM_H * K;
+  localparam integer CFL = CF - 1, KL = K - 1, KWL = K_W - 1, XL = IFM_W - 1, YL = IFM_H - 1;
+  localparam integer XV = OFM_W * K_W, YV = OFM_H * K;
   localparam [AW-1:0] CF_LAST = CFL[AW-1:0];
-  localparam [KW-1:0] K_LAST = KL[KW-1:0];
+  localparam [KB-1:0] K_LAST = KL[KB-1:0];
+  localparam [KB-1:0] KW_LAST = KWL[KB-1:0];
   localparam [XW-1:0] X_LAST = XL[XW-1:0];
   localparam [YW-1:0] Y_LAST = YL[YW-1:0];
   localparam [XW-1:0] X_VALID = XV[XW-1:0];
@@ -46,14 +52,14 @@ module qloom_maxpool #(
   localparam [AW-1:0] CF_STEP = CF[AW-1:0];
 
   reg [AW-1:0] cf;  // channel fold (CF <= DEPTH, so AW bits suffice)
-  reg [KW-1:0] kx, ky;
+  reg [KB-1:0] kx, ky;
   reg [XW-1:0] x;
   reg [YW-1:0] y;
-  reg [AW-1:0] obase;  // (x / K) * CF
+  reg [AW-1:0] obase;  // (x / K_W) * CF
   wire [AW-1:0] addr = obase + cf;
   wire in_win = (x < X_VALID) && (y < Y_VALID);
-  wire first = (kx == {KW{1'b0}}) && (ky == {KW{1'b0}});
-  wire final_ = (kx == K_LAST) && (ky == K_LAST);
+  wire first = (kx == {KB{1'b0}}) && (ky == {KB{1'b0}});
+  wire final_ = (kx == KW_LAST) && (ky == K_LAST);
 
   reg [PE*BITS-1:0] od;
   reg ov;
@@ -68,7 +74,8 @@ module qloom_maxpool #(
   wire [PE*BITS-1:0] mx;
   genvar p;
   generate
-    if ((K != STRIDE) || (CH % PE != 0) || (OFM_H < 1) || (OFM_W < 1)) begin : g_bad
+    if ((K != STRIDE) || (K_W != STRIDE_W) || (CH % PE != 0) || (OFM_H < 1) || (OFM_W < 1))
+    begin : g_bad
       qloom_maxpool_error_bad_parameters u_err ();
     end
     for (p = 0; p < PE; p = p + 1) begin : g_pe
@@ -88,8 +95,8 @@ module qloom_maxpool #(
     if (!ap_rst_n) begin
       ov <= 1'b0;
       cf <= {AW{1'b0}};
-      kx <= {KW{1'b0}};
-      ky <= {KW{1'b0}};
+      kx <= {KB{1'b0}};
+      ky <= {KB{1'b0}};
       x <= {XW{1'b0}};
       y <= {YW{1'b0}};
       obase <= {AW{1'b0}};
@@ -102,21 +109,21 @@ module qloom_maxpool #(
           cf <= {AW{1'b0}};
           if (x != X_LAST) begin
             x <= x + 1'b1;
-            if (kx != K_LAST) kx <= kx + 1'b1;
+            if (kx != KW_LAST) kx <= kx + 1'b1;
             else begin
-              kx <= {KW{1'b0}};
+              kx <= {KB{1'b0}};
               obase <= obase + CF_STEP;
             end
           end else begin
             x <= {XW{1'b0}};
-            kx <= {KW{1'b0}};
+            kx <= {KB{1'b0}};
             obase <= {AW{1'b0}};
             if (y != Y_LAST) begin
               y <= y + 1'b1;
-              ky <= (ky != K_LAST) ? ky + 1'b1 : {KW{1'b0}};
+              ky <= (ky != K_LAST) ? ky + 1'b1 : {KB{1'b0}};
             end else begin
               y  <= {YW{1'b0}};
-              ky <= {KW{1'b0}};
+              ky <= {KB{1'b0}};
             end
           end
         end
