@@ -226,14 +226,14 @@ def finn_folded(row: dict, fr, compiled, plan: list[tuple[int, int]]) -> dict:
     """`row` refolded with FINN's PE/SIMD per MVAU (the legal value nearest below FINN's where
     it does not divide qloom's unpadded size); the other stages keep the solver's folding."""
     from qloom.dataflow.lower import to_dataflow
-    from qloom.fold import FoldResult, estimate_design, legal_values
+    from qloom.fold import FoldResult, estimate_design
 
     folding = json.loads(json.dumps(fr.folding))
     mvaus = [s for s in fr.design.stages if s.kind == "MVAU"]
     if len(mvaus) != len(plan):
         raise ValueError(f"{row['net']}: {len(mvaus)} MVAUs, FINN's folding has {len(plan)}")
     for s, (pe, simd) in zip(mvaus, plan, strict=True):
-        legal = legal_values(s)
+        legal = s.legal_values()
         folding[s.name]["PE"] = max(v for v in legal["PE"] if v <= pe)
         folding[s.name]["SIMD"] = max(v for v in legal["SIMD"] if v <= simd)
     design = to_dataflow(compiled.integer, folding)

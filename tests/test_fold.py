@@ -18,7 +18,7 @@ from qloom.fold import (
     minimality_violations,
 )
 from qloom.fold.estimate import bram_tiling
-from qloom.fold.solver import candidates, refold
+from qloom.fold.solver import candidates
 from qloom.synth import get_device, tool_available
 
 CLOCK = 100.0
@@ -131,18 +131,18 @@ def _mvau(mw=64, mh=64, pe=1, simd=1, style="block", bits=2):
 def test_estimates_monotone_in_parallelism(style):
     base = _mvau(style=style)
     for simd in (1, 4, 16):
-        luts = [estimate_stage(refold(base, {"PE": pe, "SIMD": simd}, style)).lut
+        luts = [estimate_stage(base.refold({"PE": pe, "SIMD": simd}, style)).lut
                 for pe in (1, 2, 4, 8, 16)]  # fmt: skip
         assert luts == sorted(luts) and len(set(luts)) == len(luts), (simd, luts)
     for pe in (1, 4, 16):
-        luts = [estimate_stage(refold(base, {"PE": pe, "SIMD": simd}, style)).lut
+        luts = [estimate_stage(base.refold({"PE": pe, "SIMD": simd}, style)).lut
                 for simd in (1, 2, 4, 8, 16)]  # fmt: skip
         assert luts == sorted(luts) and len(set(luts)) == len(luts), (pe, luts)
 
 
 def test_thresholding_estimate_monotone(tfc):
     st = to_dataflow(tfc).stage("Quant_13")
-    luts = [estimate_stage(refold(st, {"PE": pe})).lut for pe in (1, 2, 4, 8, 16)]
+    luts = [estimate_stage(st.refold({"PE": pe})).lut for pe in (1, 2, 4, 8, 16)]
     assert luts == sorted(luts) and len(set(luts)) == len(luts)
 
 

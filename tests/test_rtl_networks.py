@@ -35,12 +35,7 @@ from tfc_data import tfc_path  # noqa: E402
 
 from qloom.dataflow import to_dataflow  # noqa: E402
 from qloom.flow import compile_model, run_integer  # noqa: E402
-from qloom.fold.solver import (  # noqa: E402
-    FOLDABLE,
-    fold_design,
-    legal_values,
-    minimality_violations,
-)
+from qloom.fold.solver import fold_design, minimality_violations  # noqa: E402
 from qloom.frontend.domain import RAW_PIXELS  # noqa: E402
 from qloom.sim.design import simulate, size_fifos  # noqa: E402
 from qloom.train.export import export_qonnx  # noqa: E402
@@ -58,9 +53,9 @@ def random_folding(graph, rng: np.random.Generator) -> dict:
     """A random legal folding: every foldable stage's PE / SIMD drawn among its legal values."""
     folding = {}
     for s in to_dataflow(graph).stages:
-        if s.kind in FOLDABLE:
-            legal = legal_values(s)
-            folding[s.name] = {p: int(rng.choice(legal[p])) for p in FOLDABLE[s.kind]}
+        if s.fold_params:
+            legal = s.legal_values()
+            folding[s.name] = {p: int(rng.choice(legal[p])) for p in s.fold_params}
     return folding
 
 

@@ -64,7 +64,6 @@ def _status(console, quiet: bool):
     class _Step:
         def __init__(self):
             self.t0 = time.perf_counter()
-            self.times: dict[str, float] = {}
 
         def __call__(self, what: str):
             now = time.perf_counter()
@@ -339,18 +338,15 @@ def _synthesize(design, device, work: Path, report: dict, say) -> None:
     rtl_dir = work / "rtl"
     sources = sorted((rtl_dir).rglob("*.v"))
     mems = sorted((rtl_dir / "mem").glob("*")) if (rtl_dir / "mem").exists() else []
-    try:
-        write_vivado_project(
-            work / "synth" / "vivado",
-            sources,
-            report["rtl"]["top"],
-            device,
-            {},
-            mems,
-            report["clock_mhz"],
-        )
-    except TypeError:  # signature drift is not worth failing a build for
-        pass
+    write_vivado_project(
+        work / "synth" / "vivado",
+        sources,
+        report["rtl"]["top"],
+        device,
+        {},
+        mems,
+        freq_mhz=report["clock_mhz"],
+    )
 
 
 def _place_and_route(

@@ -14,6 +14,7 @@ from qloom.dataflow.stage import (
     as_frames,
     check_divides,
     check_stream,
+    divisors,
     restore,
 )
 from qloom.datatype import DataType
@@ -30,6 +31,7 @@ class Add(Stage):
     pe: int = 1
 
     kind = "Add"
+    fold_params = ("PE",)
     finn_op = "AddStreams"
     rtl_module = "qloom_add"
 
@@ -54,6 +56,9 @@ class Add(Stage):
 
     def cycles_per_frame(self) -> int:
         return self.n // self.pe
+
+    def legal_values(self) -> dict[str, list[int]]:
+        return {"PE": divisors(self.n)}
 
     def folding(self) -> dict:
         return {"PE": self.pe}

@@ -140,9 +140,8 @@ class DataflowDesign:
                 "folding": s.folding(),
                 "cycles_per_frame": s.cycles_per_frame(),
                 "memory_bits": s.memory_bits(),
+                "rtl_params": s.rtl_params(),
             }
-            if hasattr(s, "rtl_params"):
-                entry["rtl_params"] = s.rtl_params()
             stages.append(entry)
         return {
             "name": self.name,
@@ -159,9 +158,7 @@ class DataflowDesign:
 
     def write_memories(self, directory: str | Path) -> dict[str, dict[str, Path]]:
         """$readmemh files of every stage with memories: stage -> {param: path}."""
-        return {
-            s.name: s.write_memories(directory) for s in self.stages if hasattr(s, "write_memories")
-        }
+        return {s.name: files for s in self.stages if (files := s.write_memories(directory))}
 
     def summary(self) -> str:
         lines = [

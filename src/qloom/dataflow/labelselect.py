@@ -18,6 +18,7 @@ from qloom.dataflow.stage import (
     as_frames,
     check_divides,
     check_stream,
+    divisors,
     restore,
 )
 from qloom.datatype import DataType
@@ -31,6 +32,7 @@ class LabelSelect(Stage):
     pe: int = 1
 
     kind = "LabelSelect"
+    fold_params = ("PE",)
     finn_op = "LabelSelect"
     rtl_module = "qloom_labelselect"
 
@@ -55,6 +57,9 @@ class LabelSelect(Stage):
 
     def latency_cycles(self) -> int:
         return self.cycles_per_frame() + self.k + 2
+
+    def legal_values(self) -> dict[str, list[int]]:
+        return {"PE": divisors(self.n)}
 
     def folding(self) -> dict:
         return {"PE": self.pe}

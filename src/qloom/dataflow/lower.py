@@ -32,7 +32,7 @@ Any other padding value outside the stream's type raises UnsupportedModelError.
 from __future__ import annotations
 
 import dataclasses
-from math import gcd, lcm
+from math import gcd
 
 import numpy as np
 
@@ -55,7 +55,6 @@ from qloom.ir import Graph, Node
 
 LINEAR_OPS = ("MatMul", "XnorMatMul", "Conv", "XnorConv")
 LABEL_OPS = ("TopK", "ArgMax")
-FOLD_KEYS = {"PE", "SIMD", "ram_style", "depth"}
 # FINN folding.json keys qloom accepts and ignores
 IGNORED_KEYS = {
     "mem_mode",
@@ -330,6 +329,7 @@ class _Lowering:
                     out_base=-1,
                     pe=wfold["PE"],
                     ram_style=wfold["ram_style"],
+                    widen=True,
                 )
                 self._place(conv, [x], f"{lin.name}_widened")
                 x, in_dtype = f"{lin.name}_widened", widen
@@ -397,25 +397,19 @@ class _Lowering:
         c = shape[-1]
         total = int(np.prod(shape))
         fold = self._fold(node.name, "Thresholding", {"PE": 1, "ram_style": "auto"})
-        t = self._thresholds(node, c)
-        pe = fold["PE"]
-        if np.all(t == t[:1]):  # one set of thresholds: any PE dividing the frame will do
-            check_divides("Thresholding", node.name, "PE", pe, "N", total)
-            if c % pe:
-                c = lcm(c, pe)
-                t = np.repeat(t[:1], c, axis=0)
         stage = Thresholding(
             node.name,
             c,
             total // c,
-            t,
+            self._thresholds(node, c),
             self.dtype_of[x],
             node.attrs["out_dtype"],
             out_base=int(node.attrs["out_base"]),
-            pe=pe,
             ram_style=fold["ram_style"],
         )
-        self._place(stage, [x], node.outputs[0])
+        if stage.uniform:  # one set of thresholds: any PE dividing the frame will do
+            check_divides("Thresholding", node.name, "PE", fold["PE"], "N", total)
+        self._place(stage.refold({"PE": fold["PE"]}), [x], node.outputs[0])
 
     def _maxpool(self, node: Node) -> None:
         x = node.inputs[0]

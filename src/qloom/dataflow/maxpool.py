@@ -16,6 +16,7 @@ from qloom.dataflow.stage import (
     as_frames,
     check_divides,
     check_stream,
+    divisors,
     restore,
 )
 from qloom.datatype import DataType
@@ -32,6 +33,7 @@ class MaxPool(Stage):
     k_w: int | None = None  # window width (None: k, a square window)
 
     kind = "MaxPool"
+    fold_params = ("PE",)
     finn_op = "StreamingMaxPool"
     rtl_module = "qloom_maxpool"
 
@@ -70,6 +72,9 @@ class MaxPool(Stage):
 
     def memory_bits(self) -> int:
         return self.ofm_w * self.channels * self.dtype.bits  # running maxima of one row
+
+    def legal_values(self) -> dict[str, list[int]]:
+        return {"PE": divisors(self.channels)}
 
     def folding(self) -> dict:
         return {"PE": self.pe}

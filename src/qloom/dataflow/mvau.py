@@ -36,8 +36,8 @@ from qloom.dataflow.stage import (
     check_divides,
     check_ram_style,
     check_stream,
+    divisors,
     pack_words,
-    read_hex,
     restore,
     signed_type,
     unpack_words,
@@ -63,6 +63,8 @@ class MVAU(Stage):
     ram_style: str = "auto"
 
     kind = "MVAU"
+    fold_params = ("PE", "SIMD")
+    memory_styles = ("auto", "block")
     finn_op = "MVAU"
     rtl_module = "qloom_mvau"
 
@@ -135,6 +137,12 @@ class MVAU(Stage):
         t = self.mh * self.nt * self.t_dtype.bits if self.t_dtype else 0
         return self.mh * self.mw * self.w_dtype.bits + t
 
+    def legal_values(self) -> dict[str, list[int]]:
+        return {"PE": divisors(self.mh), "SIMD": divisors(self.mw)}
+
+    def memory_words(self) -> list[list[int]]:
+        return [self.weight_words(), self.threshold_words()]
+
     def folding(self) -> dict:
         return {"PE": self.pe, "SIMD": self.simd, "ram_style": self.ram_style}
 
@@ -206,10 +214,6 @@ class MVAU(Stage):
                 self.pe * self.nt * self.t_dtype.bits,
             )
         return files
-
-    @staticmethod
-    def read_memory(path: str | Path) -> list[int]:
-        return read_hex(Path(path))
 
     # -- folded model ----------------------------------------------------------------------------
     def accumulate(self, beats: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 
 import qloom
 from qloom.dataflow.design import DataflowDesign
-from qloom.dataflow.stage import Stage, pack_beats, write_hex
+from qloom.dataflow.stage import Stage, pack_beats
 
 LIB = Path(qloom.__file__).resolve().parent / "rtl" / "lib"
 
@@ -36,12 +36,9 @@ class StageCheck:
 
 
 def _memory_params(stage: Stage, root: Path) -> dict[str, str]:
-    if not hasattr(stage, "write_memories"):
+    words = stage.memory_words()
+    if not words:
         return {}
-    words = []
-    if hasattr(stage, "weight_words"):
-        words.append(stage.weight_words())
-    words.append(stage.threshold_words())
     key = hashlib.sha256(repr((stage.ident, words)).encode()).hexdigest()[:16]
     folder = root / f"{stage.ident}-{key}"
     files = stage.write_memories(folder)
@@ -121,8 +118,3 @@ def check_against_rtl(
         for s in design.stages
         if kinds is None or s.kind in kinds
     ]
-
-
-def write_stream_file(path: Path, beats: np.ndarray, spec) -> Path:
-    """TDATA words of a (beats, elems) stream as a hex file (one word per line)."""
-    return write_hex(Path(path), pack_beats(beats, spec.dtype), spec.width)

@@ -13,7 +13,9 @@ Beat representation in the Python models: an int64 numpy array of shape (frames,
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from math import lcm
 from pathlib import Path
@@ -198,6 +200,10 @@ class Stage:
     kind: ClassVar[str] = "Stage"
     finn_op: ClassVar[str] = ""  # FINN's op type of the same hardware layer
     rtl_module: ClassVar[str] = ""
+    #: folding parameters (FINN's folding.json keys) the solver chooses, in order
+    fold_params: ClassVar[tuple[str, ...]] = ()
+    #: memory styles the solver tries (None: the stage has no memory to place)
+    memory_styles: ClassVar[tuple[str | None, ...]] = (None,)
 
     @property
     def ident(self) -> str:
@@ -223,6 +229,31 @@ class Stage:
 
     def folding(self) -> dict:
         """FINN folding.json entry (PE / SIMD / ram_style where they apply)."""
+        return {}
+
+    # -- folding protocol: the solver and the reports loop over these -----------------------------
+    def legal_values(self) -> dict[str, list[int]]:
+        """Legal values of each of `fold_params` (divisors of the folded dimension)."""
+        return {}
+
+    def refold(self, values: Mapping[str, int], ram_style: str | None = None) -> Stage:
+        """This stage with other folding (FINN keys: PE, SIMD), as to_dataflow would build it."""
+        kw: dict = {p.lower(): v for p, v in values.items()}
+        if ram_style is not None:
+            kw["ram_style"] = ram_style
+        return dataclasses.replace(self, **kw)
+
+    # -- RTL protocol: the generated top and the stage checks use these ---------------------------
+    def rtl_params(self) -> dict:
+        """Verilog parameters of `rtl_module` (memory file parameters come from write_memories)."""
+        raise NotImplementedError(f"{self.kind} stage '{self.name}' has no rtl_params")
+
+    def memory_words(self) -> list[list[int]]:
+        """The contents of the stage's memories (one word list per memory); empty: none."""
+        return []
+
+    def write_memories(self, directory: str | Path) -> dict[str, Path]:
+        """$readmemh files of the stage's memories: Verilog parameter -> path."""
         return {}
 
     def execute(self, *beats: np.ndarray):

@@ -25,6 +25,7 @@ from qloom.dataflow.stage import (
     as_frames,
     check_divides,
     check_stream,
+    divisors,
     restore,
 )
 from qloom.datatype import DataType
@@ -46,6 +47,7 @@ class SWU(Stage):
     simd: int = 1
 
     kind = "SWU"
+    fold_params = ("SIMD",)
     finn_op = "ConvolutionInputGenerator"
     rtl_module = "qloom_swu"
 
@@ -100,6 +102,9 @@ class SWU(Stage):
         """Line buffer: KH - 1 padded rows plus KW pixels."""
         width = self.ifm_w + self.pads[1] + self.pads[3]
         return ((self.k_h - 1) * width + self.k_w) * self.channels * self.dtype.bits
+
+    def legal_values(self) -> dict[str, list[int]]:
+        return {"SIMD": divisors(self.channels)}
 
     def folding(self) -> dict:
         return {"SIMD": self.simd}

@@ -17,7 +17,9 @@ Cycles per frame: pixels * CH / PE.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from math import lcm
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +31,8 @@ from qloom.dataflow.stage import (
     check_divides,
     check_ram_style,
     check_stream,
+    divisors,
     pack_words,
-    read_hex,
     restore,
     signed_type,
     unpack_words,
@@ -49,8 +51,13 @@ class Thresholding(Stage):
     out_base: int = 0
     pe: int = 1
     ram_style: str = "auto"
+    #: made by to_dataflow to widen a BIPOLAR stream before zero padding (not the user's layer:
+    #: its channels are fixed by the convolution that follows)
+    widen: bool = False
 
     kind = "Thresholding"
+    fold_params = ("PE",)
+    memory_styles = ("auto", "block")
     finn_op = "Thresholding"
     rtl_module = "qloom_thresholding"
 
@@ -107,6 +114,34 @@ class Thresholding(Stage):
             "RAM_STYLE": "block" if self.ram_style == "ultra" else self.ram_style,
         }
 
+    def legal_values(self) -> dict[str, list[int]]:
+        # one threshold set for every channel: any PE dividing the frame (see `refold`)
+        if self.uniform and not self.widen:
+            return {"PE": divisors(self.channels * self.pixels)}
+        return {"PE": divisors(self.channels)}
+
+    @property
+    def uniform(self) -> bool:
+        """All channels share one set of thresholds."""
+        t = np.asarray(self.thresholds)
+        return bool(np.all(t == t[:1]))
+
+    def refold(self, values, ram_style: str | None = None) -> Thresholding:
+        """A uniform stage with a PE that does not divide CH replicates its thresholds over
+        lcm(CH, PE) channels (the frame is the same elements, regrouped)."""
+        pe = values.get("PE", self.pe)
+        if not self.uniform or not isinstance(pe, int) or pe < 1 or self.channels % pe == 0:
+            return super().refold(values, ram_style)  # the constructor checks PE
+        c = lcm(self.channels, pe)
+        t = np.repeat(np.asarray(self.thresholds)[:1], c, axis=0)
+        st = dataclasses.replace(
+            self, channels=c, pixels=self.channels * self.pixels // c, thresholds=t
+        )
+        return super(Thresholding, st).refold(values, ram_style)
+
+    def memory_words(self) -> list[list[int]]:
+        return [self.threshold_words()]
+
     def threshold_words(self) -> list[int]:
         mem = self.memory_thresholds.reshape(self.nf, self.pe * self.nt)
         fields = self.t_dtype.to_bits(mem)
@@ -122,10 +157,6 @@ class Thresholding(Stage):
         path = Path(directory) / f"{self.ident}_thresholds.hex"
         width = self.pe * self.nt * self.t_dtype.bits
         return {"THRESH_FILE": write_hex(path, self.threshold_words(), width)}
-
-    @staticmethod
-    def read_memory(path: str | Path) -> list[int]:
-        return read_hex(Path(path))
 
     def execute(self, beats):
         x, single = as_frames(beats)

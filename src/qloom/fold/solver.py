@@ -21,33 +21,20 @@ Errors (qloom.errors.FoldingError):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from math import floor, lcm
+from math import floor
 from pathlib import Path
-
-import numpy as np
 
 from qloom.dataflow import to_dataflow
 from qloom.dataflow.design import DataflowDesign
-from qloom.dataflow.stage import Stage, divisors
+from qloom.dataflow.stage import Stage
 from qloom.errors import FoldingError, QloomError
 from qloom.fold.estimate import MAX_STREAM_BITS, Resources, estimate_design, estimate_stage
 from qloom.ir import Graph
 from qloom.synth.devices import Device, get_device
 
-#: stage kinds whose folding the solver chooses, and their parameters
-FOLDABLE = {
-    "MVAU": ("PE", "SIMD"),
-    "SWU": ("SIMD",),
-    "Thresholding": ("PE",),
-    "MaxPool": ("PE",),
-    "Add": ("PE",),
-    "LabelSelect": ("PE",),
-}
-MEMORY_STYLES = ("auto", "block")
 RESOURCE_KINDS = ("LUT", "FF", "BRAM", "DSP")
 #: the share of the part a design may use: one number for every resource, or per resource
 #: ({"LUT": 0.2, "BRAM": 0.9}; resources not named may use the whole part)
@@ -70,7 +57,7 @@ class Candidate:
     cycles: int
     resources: Resources
     cost: float
-    parallelism: tuple[int, ...]  # the values of FOLDABLE[kind], in order
+    parallelism: tuple[int, ...]  # the values of the stage's fold_params, in order
 
 
 @dataclass(frozen=True)
@@ -96,40 +83,15 @@ def _prev(values: list[int], v: int) -> int | None:
     return max(smaller) if smaller else None
 
 
-def _uniform_thresholds(s) -> bool:
-    t = np.asarray(s.thresholds)
-    return bool(np.all(t == t[:1]))
-
-
-def legal_values(stage: Stage) -> dict[str, list[int]]:
-    """Legal values of each folding parameter of `stage` (divisors of the folded dimension)."""
-    k = stage.kind
-    if k == "MVAU":
-        return {"PE": divisors(stage.mh), "SIMD": divisors(stage.mw)}
-    if k == "SWU":
-        return {"SIMD": divisors(stage.channels)}
-    if k == "Thresholding":
-        # to_dataflow replicates one threshold set over any PE dividing the frame, for a
-        # standalone MultiThreshold (not for the "<conv>_widen" stages it makes itself)
-        if _uniform_thresholds(stage) and not stage.name.endswith("_widen"):
-            return {"PE": divisors(stage.channels * stage.pixels)}
-        return {"PE": divisors(stage.channels)}
-    if k == "MaxPool":
-        return {"PE": divisors(stage.channels)}
-    if k in ("Add", "LabelSelect"):
-        return {"PE": divisors(stage.n)}
-    return {}
-
-
 def parallel_folding(design: DataflowDesign) -> dict:
     """The fully unrolled folding: every parameter at its largest legal value (PE = MH and
     SIMD = MW for an MVAU, one threshold lane per element, ...), so that each stage takes
     the fewest cycles its shape allows (one per frame for an MLP). No resource or stream-width
     check: this is the "as fast as possible" end of the design space, for comparison."""
     return {
-        s.name: {p: max(legal_values(s)[p]) for p in FOLDABLE[s.kind]}
+        s.name: {p: max(s.legal_values()[p]) for p in s.fold_params}
         for s in design.stages
-        if s.kind in FOLDABLE
+        if s.fold_params
     }
 
 
@@ -147,41 +109,22 @@ def read_folding(spec: str | Path, graph: Graph) -> dict:
     return folding
 
 
-def refold(stage: Stage, values: dict, ram_style: str | None = None) -> Stage:
-    """A copy of `stage` with new folding (as to_dataflow would build it)."""
-    k = stage.kind
-    kw: dict = {}
-    if "PE" in values:
-        kw["pe"] = values["PE"]
-    if "SIMD" in values:
-        kw["simd"] = values["SIMD"]
-    if ram_style is not None:
-        kw["ram_style"] = ram_style
-    if k == "Thresholding" and stage.channels % values["PE"]:
-        c = lcm(stage.channels, values["PE"])
-        total = stage.channels * stage.pixels
-        t = np.repeat(np.asarray(stage.thresholds)[:1], c, axis=0)
-        kw.update(channels=c, pixels=total // c, thresholds=t)
-    return dataclasses.replace(stage, **kw)
-
-
 def _widths_ok(stage: Stage) -> bool:
     return all(s.width <= MAX_STREAM_BITS for s in stage.in_streams() + stage.out_streams())
 
 
 def candidates(stage: Stage, device: Device) -> list[Candidate]:
     """Every legal folding of `stage` within the stream-width limit, with cycles and cost."""
-    params = FOLDABLE.get(stage.kind, ())
-    legal = legal_values(stage)
+    params = stage.fold_params
+    legal = stage.legal_values()
     combos: list[dict] = [{}]
     for p in params:
         combos = [dict(c, **{p: v}) for c in combos for v in legal[p]]
-    styles = MEMORY_STYLES if stage.kind in ("MVAU", "Thresholding") else (None,)
     out = []
     for values in combos:
         best = None
-        for style in styles:
-            st = refold(stage, values, style)
+        for style in stage.memory_styles:
+            st = stage.refold(values, style)
             if not _widths_ok(st):
                 break
             r = estimate_stage(st, device)
@@ -201,9 +144,8 @@ def candidates(stage: Stage, device: Device) -> list[Candidate]:
 
 def _minimal(c: Candidate, stage: Stage, by_par: dict, budget: int) -> bool:
     """Lowering any one parameter to its next smaller legal value misses the budget."""
-    legal = legal_values(stage)
-    params = FOLDABLE[stage.kind]
-    for i, p in enumerate(params):
+    legal = stage.legal_values()
+    for i, p in enumerate(stage.fold_params):
         v = _prev(legal[p], c.parallelism[i])
         if v is None:
             continue
@@ -238,7 +180,7 @@ class _Problem:
             self.graph = graph_or_design
         self.device = get_device(device)
         self.base = to_dataflow(self.graph)
-        self.stages = [s for s in self.base.stages if s.kind in FOLDABLE]
+        self.stages = [s for s in self.base.stages if s.fold_params]
         self.cands = {s.name: candidates(s, self.device) for s in self.stages}
 
     def min_cycles(self) -> dict[str, int]:
@@ -409,17 +351,17 @@ def minimality_violations(
     if design.cycles_per_frame() > budget_cycles:
         out.append(f"design needs {design.cycles_per_frame()} cycles > {budget_cycles}")
     for s in design.stages:
-        if s.kind not in FOLDABLE:
+        if not s.fold_params:
             continue
-        legal = legal_values(s)
-        cur = {p: getattr(s, p.lower()) for p in FOLDABLE[s.kind]}
+        legal = s.legal_values()
+        cur = {p: getattr(s, p.lower()) for p in s.fold_params}
         if s.kind == "Thresholding" and s.name in folding:
             cur["PE"] = folding[s.name].get("PE", s.pe)
-        for p in FOLDABLE[s.kind]:
+        for p in s.fold_params:
             v = _prev(legal[p], cur[p])
             if v is None:
                 continue
-            st = refold(s, {**cur, p: v})
+            st = s.refold({**cur, p: v})
             if st.cycles_per_frame() <= budget_cycles:
                 out.append(f"{s.name}: {p}={cur[p]} -> {v} still meets {budget_cycles} cycles")
     return out
@@ -432,6 +374,5 @@ __all__ = [
     "fold_for_target",
     "fold_max_fps",
     "fold_max_fps_design",
-    "legal_values",
     "minimality_violations",
 ]

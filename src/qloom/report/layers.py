@@ -16,7 +16,7 @@ HARDWARE = {
     "XnorConv": "SWU + MVAU (XNOR-popcount)",
     "MultiThreshold": "Thresholding",
     "MaxPool": "MaxPool",
-    "SumPool": "Pool (sum)",
+    "SumPool": "- (no hardware stage yet: runs in the integer model only)",
     "Add": "AddStreams",
     "TopK": "LabelSelect",
     "ArgMax": "LabelSelect",

@@ -364,7 +364,7 @@ def generate_top(
         )
     modules: list[str] = ["qloom_fifo"] if fifo_inst else []
     for st in design.stages:
-        params = dict(st.rtl_params()) if hasattr(st, "rtl_params") else {}
+        params = dict(st.rtl_params())
         for k, v in memories.get(st.name, {}).items():
             params[k] = mem_path(v)
         plines = ",\n".join(f"    .{k}({_literal(v)})" for k, v in params.items())
