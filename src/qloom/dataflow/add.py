@@ -7,7 +7,9 @@ Cycles per frame: N / PE.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from qloom.dataflow.resources import Resources
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -18,6 +20,9 @@ from qloom.dataflow.stage import (
     restore,
 )
 from qloom.datatype import DataType
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +68,10 @@ class Add(Stage):
     def folding(self) -> dict:
         return {"PE": self.pe}
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_add(self, device)
+
     def rtl_params(self) -> dict:
         def signed(d: DataType) -> int:
             return int(d.signed and not d.is_bipolar)
@@ -86,3 +95,13 @@ class Add(Stage):
         check_stream(self, a, self.in_streams()[0], 0)
         check_stream(self, b, self.in_streams()[1], 1)
         return restore(self.a_mul * a + self.b_mul * b + self.bias, single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+ADD_LUT = {"const": 2.0, "out_bits": 0.9}
+
+
+def estimate_add(s: Add, device: Device) -> Resources:
+    p = s.rtl_params()
+    lut = ADD_LUT["const"] + ADD_LUT["out_bits"] * s.pe * p["OBITS"]
+    return Resources(lut=lut, ff=s.pe * p["OBITS"] + 1)

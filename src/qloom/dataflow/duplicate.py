@@ -4,8 +4,13 @@ is delivered once on each output. Cycles per frame: beats."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from qloom.dataflow.resources import Resources
 from qloom.dataflow.stage import Stage, StreamSpec, as_frames, check_stream, restore
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,6 +30,10 @@ class Duplicate(Stage):
     def cycles_per_frame(self) -> int:
         return self.stream.beats
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_duplicate(self, device)
+
     def rtl_params(self) -> dict:
         return {"WIDTH": self.stream.width}
 
@@ -32,3 +41,11 @@ class Duplicate(Stage):
         x, single = as_frames(beats)
         check_stream(self, x, self.stream)
         return restore(x, single), restore(x.copy(), single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+DUP_LUT = {"const": 3.0}
+
+
+def estimate_duplicate(s: Duplicate, device: Device) -> Resources:
+    return Resources(lut=DUP_LUT["const"], ff=2 * s.stream.width + 2)

@@ -7,10 +7,15 @@ Cycles per frame: max(input beats, output beats)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from qloom.dataflow.resources import Resources
 from qloom.dataflow.stage import Stage, StreamSpec, as_frames, check_stream, restore
 from qloom.datatype import DataType
 from qloom.errors import FoldingError
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +50,10 @@ class DWC(Stage):
     def cycles_per_frame(self) -> int:
         return self.frame_elems // min(self.in_elems, self.out_elems)
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_dwc(self, device)
+
     def rtl_params(self) -> dict:
         bits = self.dtype.bits
         return {"IN_WIDTH": self.in_elems * bits, "OUT_WIDTH": self.out_elems * bits}
@@ -53,3 +62,17 @@ class DWC(Stage):
         x, single = as_frames(beats)
         check_stream(self, x, self.in_streams()[0])
         return restore(x.reshape(x.shape[0], -1, self.out_elems), single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+DWC_LUT = {"const": 4.0, "split_width": 1.0}
+
+
+def estimate_dwc(s: DWC, device: Device) -> Resources:
+    p = s.rtl_params()
+    iw, ow = p["IN_WIDTH"], p["OUT_WIDTH"]
+    if iw > ow:  # split: a shift register of the input word
+        return Resources(lut=DWC_LUT["const"] + DWC_LUT["split_width"] * iw, ff=iw + 3)
+    if iw < ow:  # gather: shift in, then an output register
+        return Resources(lut=DWC_LUT["const"] + 2, ff=2 * ow - iw + 4)
+    return Resources(lut=1, ff=iw + 1)

@@ -5,7 +5,9 @@ the join never deadlocks. Cycles per frame: beats."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from qloom.dataflow.resources import Resources, clog2, counter_bits, ram
 from qloom.dataflow.stage import (
     RAM_STYLES,
     Stage,
@@ -15,6 +17,9 @@ from qloom.dataflow.stage import (
     restore,
 )
 from qloom.errors import FoldingError
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +59,10 @@ class FIFO(Stage):
     def folding(self) -> dict:
         return {"depth": self.depth, "ram_style": self.ram_style}
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_fifo(self, device)
+
     def rtl_params(self) -> dict:
         style = "auto" if self.ram_style == "ultra" else self.ram_style
         return {"WIDTH": self.stream.width, "DEPTH": self.depth, "RAM_STYLE": style}
@@ -62,3 +71,30 @@ class FIFO(Stage):
         x, single = as_frames(beats)
         check_stream(self, x, self.stream)
         return restore(x, single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+#: distributed: const + ctrl_bits * (2 address + count bits) + LUTRAM; block: + width (output
+#: buffer mux) with block_* constants
+FIFO_LUT = {"const": 5.0, "ctrl_bits": 1.0, "block_const": 17.75, "block_ctrl_bits": 0.625,
+            "block_width": 1.0}  # fmt: skip
+
+
+def estimate_fifo(s: FIFO, device: Device) -> Resources:
+    p = s.rtl_params()
+    width, depth, style = p["WIDTH"], p["DEPTH"], p["RAM_STYLE"]
+    if depth == 1:
+        return Resources(lut=1, ff=width + 1)
+    cw, aw = clog2(depth + 1), counter_bits(depth)
+    block = style == "block" or (style == "auto" and depth > 64)
+    if block:
+        mem = ram(depth, width, "block", device)
+        bits = 2 * aw + 2 * cw
+        ff = bits + 3 + 2 * width  # pointers, counts, rd_v, ob_n, ob0/ob1 (rd_d is in the BRAM)
+        lut = FIFO_LUT["block_const"] + FIFO_LUT["block_ctrl_bits"] * bits
+        lut += FIFO_LUT["block_width"] * width
+    else:
+        mem = ram(depth, width, "registers" if style == "registers" else "distributed", device)
+        ff = 2 * aw + cw + 2
+        lut = FIFO_LUT["const"] + FIFO_LUT["ctrl_bits"] * (2 * aw + cw)
+    return Resources(lut=lut, ff=ff) + mem

@@ -9,9 +9,11 @@ Cycles per frame: max(N / PE, K).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qloom.dataflow.resources import Resources, clog2
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -22,6 +24,9 @@ from qloom.dataflow.stage import (
     restore,
 )
 from qloom.datatype import DataType
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +69,10 @@ class LabelSelect(Stage):
     def folding(self) -> dict:
         return {"PE": self.pe}
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_labelselect(self, device)
+
     def rtl_params(self) -> dict:
         return {
             "N": self.n,
@@ -79,3 +88,15 @@ class LabelSelect(Stage):
         values = x.reshape(x.shape[0], self.n)
         order = np.argsort(-values, axis=1, kind="stable")[:, : self.k]
         return restore(order.reshape(x.shape[0], self.k, 1), single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+LABEL_LUT = {"const": 4.0, "insert": 1.66}  # insert: PE * K * (BITS + index bits)
+
+
+def estimate_labelselect(s: LabelSelect, device: Device) -> Resources:
+    p = s.rtl_params()
+    iw = max(1, clog2(s.n))
+    per = p["BITS"] + iw
+    lut = LABEL_LUT["const"] + LABEL_LUT["insert"] * s.pe * s.k * per
+    return Resources(lut=lut, ff=1.2 * s.k * per + 10)

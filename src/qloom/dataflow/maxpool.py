@@ -9,7 +9,10 @@ Cycles per frame: input beats (IFM_H * IFM_W * CH / PE).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import ceil
+from typing import TYPE_CHECKING
 
+from qloom.dataflow.resources import Resources, bram_tiling
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -20,6 +23,9 @@ from qloom.dataflow.stage import (
     restore,
 )
 from qloom.datatype import DataType
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +85,10 @@ class MaxPool(Stage):
     def folding(self) -> dict:
         return {"PE": self.pe}
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_maxpool(self, device)
+
     def rtl_params(self) -> dict:
         params = {
             "IFM_H": self.ifm_h,
@@ -102,3 +112,19 @@ class MaxPool(Stage):
         img = img[:, : self.ofm_h * k, : self.ofm_w * kw]
         pooled = img.reshape(f, self.ofm_h, k, self.ofm_w, kw, self.channels).max(axis=(2, 4))
         return restore(pooled.reshape(f, -1, self.pe), single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+MAXPOOL_LUT = {"const": 30.0, "cmp_bits": 1.5}
+
+
+def estimate_maxpool(s: MaxPool, device: Device) -> Resources:
+    p = s.rtl_params()
+    d, w = s.ofm_w * s.channels // s.pe, s.pe * p["BITS"]
+    units, bcost = bram_tiling(d, w, device)
+    if 2 * w * ceil(d / 64) > bcost or device.family == "ice40":
+        mem = Resources(bram=units)
+    else:  # single-port LUTRAM (RAM64X1S: 64 x 1 per LUT)
+        mem = Resources(lut=w * ceil(d / 64), lutram=w * ceil(d / 64))
+    lut = MAXPOOL_LUT["const"] + MAXPOOL_LUT["cmp_bits"] * w
+    return Resources(lut=lut, ff=w + 23) + mem

@@ -26,9 +26,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qloom.dataflow.resources import (
+    Resources,
+    clog2,
+    counter_bits,
+    linear,
+    lutram_luts,
+    rom_features,
+)
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -45,6 +54,9 @@ from qloom.dataflow.stage import (
 )
 from qloom.datatype import BIPOLAR, DataType
 from qloom.execute.kernels import exact_matmul
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,6 +158,10 @@ class MVAU(Stage):
     def folding(self) -> dict:
         return {"PE": self.pe, "SIMD": self.simd, "ram_style": self.ram_style}
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_mvau(self, device)
+
     def rtl_params(self) -> dict:
         """Parameters of qloom_mvau (memory file names are added by the RTL generator)."""
         bipolar_out = self.out_dtype.is_bipolar
@@ -246,3 +262,141 @@ class MVAU(Stage):
         check_stream(self, x, self.in_streams()[0])
         out = self.activate(self.accumulate(x))
         return restore(out.reshape(x.shape[0], self.nf * self.pixels, self.pe), single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+#: MVAU LUTs = sum(coef * feature) + memories (see `_mvau_features`)
+MVAU_LUT = {
+    "const": 0.0,  # control (issue logic, valid pipeline): absorbed by the other terms
+    "ctrl_bits": 0.0,  # per counter bit (sf, nf, weight address): likewise
+    "mul": 0.7723,  # per multiplier operand bit pair (XW * YW) per LUT lane
+    "tree": 0.3458,  # per adder-tree bit (PE * (SIMD-1) adders of PSW bits)
+    "xnor": 1.6433,  # per XNOR-popcount input (PE * SIMD)
+    "acc": 2.7526,  # per accumulator bit (PE * ACC_BITS)
+    "cmp": 0.9651,  # per threshold comparator bit (PE * NT * CW)
+    "outadd": 0.0,  # per output bit (PE * OBITS): count of passed thresholds + OUT_BASE
+    "rom_cols": 0.3834,  # per (distinct) output bit of a ROM built from logic
+    "rom_bits": 4.5022,  # per 64 ROM bits built from logic (in context: ~5x a bare ROM)
+}
+
+#: XNOR-popcount MVAU LUTs (BINARY = 1): fitted on the binary configurations alone (a PE x
+#: SIMD sweep at equal lanes), whose cost is the XNOR + 16-bit popcounts per lane, the tree
+#: over the popcounts (PE * (L2 - 1) adders of PSW bits) and small per-PE terms. With the
+#: multi-bit coefficients (fitted on two binary runs) the per-PE terms were ~2.5x too dear
+#: and wide popcounts ~1.7x too cheap, so the solver preferred PE 2 x SIMD 1024 where PE 32 x
+#: SIMD 64 is cheaper. Fitted (`fit("XNOR", drop=("const", "outadd"))`) on the 17 binary
+#: configurations: within 15 % above 700 LUTs (11 of 14 within 10 %), -25 % .. +9 % below 200.
+MVAU_XNOR_LUT = {
+    "const": 0.0,
+    "ctrl_bits": 1.5031,
+    "mul": 0.0,
+    "tree": 1.5001,
+    "xnor": 1.9102,
+    "acc": 1.3286,
+    "cmp": 0.2412,
+    "outadd": 0.0,
+    "rom_cols": 0.0,
+    "rom_bits": 3.9101,
+}
+
+#: Yosys maps a signed product to a DSP48 when it is at least this wide (mul2dsp Y_MINWIDTH)
+DSP_MIN_PRODUCT_BITS = 9
+
+
+def tree_leaves(s: MVAU) -> int:
+    """Leaves of the RTL's per-PE adder tree (NL): the SIMD products, or in XNOR mode the
+    popcounts of 16-bit chunks; every node of the tree is PSW bits wide."""
+    return -(-s.simd // 16) if s.rtl_params()["BINARY"] else s.simd
+
+
+def mvau_features(s: MVAU) -> dict[str, float]:
+    p = s.rtl_params()
+    pe, simd, nt = s.pe, s.simd, s.nt
+    binary = bool(p["BINARY"])
+    xw = 2 if p["IBIPOLAR"] else p["IBITS"] + 1
+    yw = 2 if p["WBIPOLAR"] else p["WBITS"] + 1
+    pw = xw + yw
+    psw = clog2(simd + 1) if binary else pw + clog2(simd) + 1
+    acc = p["ACC_BITS"]
+    cw = max(acc + 1, p["TBITS"]) + 1
+    lanes = pe * simd
+    dsp_lanes = _dsp_lanes(s)
+    l2 = 1 << clog2(tree_leaves(s))  # the tree is padded to a power of two of leaves
+    return {
+        "const": 1.0,
+        "ctrl_bits": counter_bits(s.sf) + counter_bits(s.nf) + counter_bits(s.nf * s.sf),
+        "mul": 0.0 if binary else (lanes - dsp_lanes) * xw * yw,
+        "tree": pe * (l2 - 1) * psw if binary else pe * (simd - 1) * psw,
+        "xnor": float(lanes) if binary else 0.0,
+        "acc": pe * acc,
+        "cmp": pe * nt * cw,
+        "outadd": pe * p["OBITS"] if nt else 0.0,
+    }
+
+
+def _dsp_lanes(s: MVAU) -> int:
+    """Lanes whose product Yosys maps to a DSP48: after wreduce a sign-extended operand keeps
+    its own width, a zero-extended one one bit more; products of >= 9 bits go to DSPs
+    (measured: 4x4-bit signed stays in LUTs, 8x4-bit signed uses one DSP48E1 per lane)."""
+    p = s.rtl_params()
+    if p["BINARY"] or p["IBIPOLAR"] or p["WBIPOLAR"]:
+        return 0  # a bipolar operand only selects the sign of the other (no multiplier)
+    a = 2 if p["IBIPOLAR"] else p["IBITS"] + (0 if p["ISIGNED"] else 1)
+    b = 2 if p["WBIPOLAR"] else p["WBITS"] + (0 if p["WSIGNED"] else 1)
+    if a + b >= DSP_MIN_PRODUCT_BITS and min(a, b) >= 2:
+        return s.pe * s.simd
+    return 0
+
+
+def mvau_ffs(s: MVAU) -> float:
+    """Registers of qloom_mvau besides the memory read registers (counted with the memories)."""
+    p = s.rtl_params()
+    pe, simd = s.pe, s.simd
+    binary = bool(p["BINARY"])
+    xw = 2 if p["IBIPOLAR"] else p["IBITS"] + 1
+    yw = 2 if p["WBIPOLAR"] else p["WBITS"] + 1
+    psw = clog2(simd + 1) if binary else xw + yw + clog2(simd) + 1
+    nfw, sfw, waw = counter_bits(s.nf), counter_bits(s.sf), counter_bits(s.nf * s.sf)
+    ow = p["OBITS"] if s.nt else p["ACC_BITS"]
+    ff = sfw + nfw + waw + 1  # counters, output valid
+    ff += 4 * (3 + nfw) + 1  # v/f/l/n of stages 1, 1b, 2a (the tree cut) and 2, v3
+    if not _dsp_lanes(s):
+        ff += 2 * simd * p["IBITS"]  # x1, xb (in the DSP48s' input registers when used)
+    if s.nf * s.sf > 1:
+        ff += pe * simd * p["WBITS"]  # wb: the weight memory's output register
+    # the adder tree's cut registers: level CUT of a tree over NL leaves padded to 2^LEVELS
+    leaves = tree_leaves(s)
+    levels = clog2(leaves)
+    cut = (levels + 1) // 2
+    ff += pe * -(-leaves // 2 ** (levels - cut)) * psw
+    ff += pe * psw + pe * p["ACC_BITS"] + pe * ow  # ps2, acc, od
+    return ff
+
+
+def mvau_parts(s: MVAU, device: Device) -> tuple[dict[str, float], Resources]:
+    """(LUT features, resources not from the fitted LUT model) of an MVAU."""
+    p = s.rtl_params()
+    feats = mvau_features(s)
+    if s.nf * s.sf <= 1:  # constant weights: the products shrink to additions of constants
+        feats["mul"] *= 0.5
+    fixed = Resources(ff=mvau_ffs(s), dsp=_dsp_lanes(s))
+    fixed = fixed + rom_features(feats, "rom", s.nf * s.sf, s.pe * s.simd * p["WBITS"],
+                               s.ram_style, device)  # fmt: skip
+    if s.nt:
+        if s.nf <= 1:  # constant thresholds: comparisons with constants
+            feats["cmp"] *= 0.5
+        fixed = fixed + rom_features(feats, "rom", s.nf, s.pe * s.nt * p["TBITS"],
+                                   p["TRAM_STYLE"], device)  # fmt: skip
+    if s.nf > 1:  # the input buffer (SF x SIMD*IBITS, async read) in LUTRAM or FFs
+        d, w = s.sf, s.simd * p["IBITS"]
+        if d > 1:
+            fixed = fixed + Resources(lut=lutram_luts(d, w), lutram=lutram_luts(d, w))
+        else:
+            fixed = fixed + Resources(ff=w)
+    return feats, fixed
+
+
+def estimate_mvau(s: MVAU, device: Device) -> Resources:
+    feats, fixed = mvau_parts(s, device)
+    coef = MVAU_XNOR_LUT if s.binary else MVAU_LUT
+    return Resources(lut=linear(coef, feats)) + fixed

@@ -19,12 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from math import lcm
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from qloom.datatype import DataType
 from qloom.errors import FoldingError
+
+if TYPE_CHECKING:
+    from qloom.dataflow.resources import Resources
+    from qloom.synth.devices import Device
 
 RAM_STYLES = ("auto", "block", "distributed", "ultra")
 
@@ -242,6 +246,11 @@ class Stage:
         if ram_style is not None:
             kw["ram_style"] = ram_style
         return dataclasses.replace(self, **kw)
+
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP on `device` (6-input LUTs; the driver in
+        qloom.fold.estimate scales for LUT4 parts), built on qloom.dataflow.resources."""
+        raise NotImplementedError(f"{self.kind} stage '{self.name}' has no resource model")
 
     # -- RTL protocol: the generated top and the stage checks use these ---------------------------
     def rtl_params(self) -> dict:

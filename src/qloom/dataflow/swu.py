@@ -16,9 +16,11 @@ next frame's first window that cannot be loaded in advance (FINN's estimate is m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qloom.dataflow.resources import Resources, ram
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -31,6 +33,9 @@ from qloom.dataflow.stage import (
 from qloom.datatype import DataType
 from qloom.errors import UnsupportedModelError
 from qloom.execute.kernels import pad_nhwc, windows_nhwc
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +114,10 @@ class SWU(Stage):
     def folding(self) -> dict:
         return {"SIMD": self.simd}
 
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_swu(self, device)
+
     def rtl_params(self) -> dict:
         return {
             "IFM_H": self.ifm_h,
@@ -138,3 +147,18 @@ class SWU(Stage):
         )  # F, OH, OW, KH, KW, CH
         out = np.ascontiguousarray(win).reshape(x.shape[0], -1, self.simd)
         return restore(out, single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+SWU_LUT = {"const": 120.0, "width": 1.0, "padding": 60.0}  # + line buffer LUTRAM
+
+
+def estimate_swu(s: SWU, device: Device) -> Resources:
+    """Coarse (3 calibration points): control logic + line buffer of R = K_H + STRIDE_H rows."""
+    p = s.rtl_params()
+    cf = s.channels // s.simd
+    rows = min(s.k_h + s.stride[0], s.ifm_h)
+    width = s.simd * p["BITS"]
+    mem = ram(rows * s.ifm_w * cf, width, "auto", device)
+    lut = SWU_LUT["const"] + SWU_LUT["width"] * width + SWU_LUT["padding"] * any(s.pads)
+    return Resources(lut=lut, ff=105 + width) + mem

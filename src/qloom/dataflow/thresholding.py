@@ -21,9 +21,11 @@ import dataclasses
 from dataclasses import dataclass
 from math import lcm
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from qloom.dataflow.resources import Resources, counter_bits, linear, rom_features
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -39,6 +41,9 @@ from qloom.dataflow.stage import (
     write_hex,
 )
 from qloom.datatype import DataType
+
+if TYPE_CHECKING:
+    from qloom.synth.devices import Device
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +104,10 @@ class Thresholding(Stage):
 
     def folding(self) -> dict:
         return {"PE": self.pe, "ram_style": self.ram_style}
+
+    def estimate(self, device: Device) -> Resources:
+        """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
+        return estimate_thresholding(self, device)
 
     def rtl_params(self) -> dict:
         bip = self.out_dtype.is_bipolar
@@ -168,3 +177,34 @@ class Thresholding(Stage):
             count += x >= self.thresholds[chan, k]
         out = 2 * count - 1 if self.out_dtype.is_bipolar else self.out_base + count
         return restore(out, single)
+
+
+# -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
+#: Thresholding LUTs (fit weighted by 1 / LUT**0.75: few, small configurations)
+THR_LUT = {"const": 0.8597, "cmp": 0.6772, "cmp_const": 1.1514, "count": 0.0, "outadd": 0.0,
+           "ctrl_bits": 0.0, "rom_cols": 0.3242, "rom_bits": 3.6949}  # fmt: skip
+
+
+def thresholding_parts(s: Thresholding, device: Device) -> tuple[dict[str, float], Resources]:
+    p = s.rtl_params()
+    cw = max(p["IBITS"] + 1, p["TBITS"]) + 1
+    feats = {
+        "const": 1.0,
+        # NF = 1: the thresholds are constants; measured ~1 LUT per comparison of a 4-bit
+        # input, ~5 for an 8-bit one (with the count): (IBITS / 4)**2 per comparison
+        "cmp": s.pe * s.nt * cw if s.nf > 1 else 0.0,
+        "cmp_const": s.pe * s.nt * (p["IBITS"] / 4) ** 2 if s.nf <= 1 else 0.0,
+        "count": s.pe * s.nt,  # popcount of the comparisons
+        "outadd": s.pe * p["OBITS"] if s.nt > 1 else 0.0,  # + OUT_BASE
+        "ctrl_bits": counter_bits(s.nf),
+    }
+    ff = counter_bits(s.nf) + 2 + s.pe * p["IBITS"] + s.pe * p["OBITS"]
+    fixed = Resources(ff=ff) + rom_features(
+        feats, "rom", s.nf, s.pe * s.nt * p["TBITS"], p["RAM_STYLE"], device
+    )
+    return feats, fixed
+
+
+def estimate_thresholding(s: Thresholding, device: Device) -> Resources:
+    feats, fixed = thresholding_parts(s, device)
+    return Resources(lut=linear(THR_LUT, feats)) + fixed

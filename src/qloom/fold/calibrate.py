@@ -234,14 +234,15 @@ def fit(
     """Refit the LUT coefficients of `kind` ("MVAU": multi-bit, "XNOR": binary MVAUs, or
     "Thresholding") on the cached calibration runs (relative-error weighting); prints and
     returns them. `drop`: features kept at zero (MVAU_XNOR_LUT: ("const", "outadd"))."""
-    from qloom.fold import estimate as est
+    from qloom.dataflow import mvau, thresholding
     from qloom.fold.synth import synth_stage
     from qloom.synth import get_device
 
     dev = get_device(device)
-    parts = {"MVAU": est.mvau_parts, "XNOR": est.mvau_parts,
-             "Thresholding": est.thresholding_parts}[kind]  # fmt: skip
-    coef = {"MVAU": est.MVAU_LUT, "XNOR": est.MVAU_XNOR_LUT, "Thresholding": est.THR_LUT}[kind]
+    parts = {"MVAU": mvau.mvau_parts, "XNOR": mvau.mvau_parts,
+             "Thresholding": thresholding.thresholding_parts}[kind]  # fmt: skip
+    coef = {"MVAU": mvau.MVAU_LUT, "XNOR": mvau.MVAU_XNOR_LUT,
+            "Thresholding": thresholding.THR_LUT}[kind]  # fmt: skip
     keys = [k for k in coef if k not in drop]
     rows, ys = [], []
     for n in names or CONFIGS:
