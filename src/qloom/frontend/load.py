@@ -73,6 +73,58 @@ def _read(path: Path) -> onnx.ModelProto:
     return model
 
 
+def _check_structure(path: Path, model: onnx.ModelProto) -> None:
+    """Every edge has a source and the graph has no cycle (then its nodes are put in
+    topological order): qonnx's cleanup would otherwise fail with a message about something
+    else."""
+    g = model.graph
+    known = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    producer: dict[str, onnx.NodeProto] = {}
+    for node in g.node:
+        if not node.output:
+            raise ModelLoadError(f"{path}: node '{node.name}' ({node.op_type}) has no outputs")
+        for t in node.output:
+            producer[t] = node
+    for node in g.node:
+        for t in node.input:
+            if t not in known and t not in producer:
+                raise UnsupportedModelError(
+                    f"{path}: node '{node.name or node.output[0]}' ({node.op_type}) reads "
+                    f"'{t}', which no node, initializer or graph input provides (a dangling "
+                    "edge: the file is incomplete or was edited by hand)",
+                    node=node.name,
+                    op=node.op_type,
+                )
+    for out in g.output:
+        if out.name not in known and out.name not in producer:
+            raise UnsupportedModelError(
+                f"{path}: graph output '{out.name}' is produced by no node", node=out.name
+            )
+    order: list[onnx.NodeProto] = []
+    done = set(known)
+    pending = list(g.node)
+    while pending:
+        ready = [n for n in pending if all(t in done for t in n.input)]
+        if not ready:
+            names = ", ".join(f"'{n.name or n.output[0]}'" for n in pending[:4])
+            raise UnsupportedModelError(
+                f"{path}: the graph has a cycle through node(s) {names}; an ONNX model must be "
+                "acyclic",
+                node=pending[0].name,
+                op=pending[0].op_type,
+            )
+        for n in ready:
+            done.update(n.output)
+        order += ready
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    if any(a is not b for a, b in zip(order, g.node, strict=True)):
+        nodes = [onnx.NodeProto() for _ in order]
+        for dst, src in zip(nodes, order, strict=True):
+            dst.CopyFrom(src)
+        del g.node[:]
+        g.node.extend(nodes)
+
+
 def _check_static_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fix a symbolic batch dimension to 1; any other symbolic dimension is an error."""
     init_names = {i.name for i in model.graph.initializer}
@@ -95,6 +147,42 @@ def _check_static_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
                 node=inp.name,
             )
     return model
+
+
+#: (min, max) inputs of the QONNX / FINN ops (standard ops: their ONNX schema)
+_CUSTOM_ARITY = {
+    "Quant": (4, 4),
+    "IntQuant": (4, 4),
+    "BipolarQuant": (2, 2),
+    "Trunc": (4, 5),
+    "MultiThreshold": (2, 2),
+    "XnorPopcountMatMul": (2, 2),
+}
+
+
+def _arity(model: onnx.ModelProto, node: onnx.NodeProto) -> tuple[int, int] | None:
+    if node.op_type in _CUSTOM_ARITY:
+        return _CUSTOM_ARITY[node.op_type]
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=13)
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opset, "")
+    except Exception:  # unknown op or version: _check_ops names it
+        return None
+    return schema.min_input, schema.max_input
+
+
+def _check_arity(model: onnx.ModelProto) -> None:
+    for node in model.graph.node:
+        limits = _arity(model, node)
+        n = len(node.input)
+        if limits is not None and not limits[0] <= n <= limits[1]:
+            want = str(limits[0]) if limits[0] == limits[1] else f"{limits[0]} to {limits[1]}"
+            raise UnsupportedModelError(
+                f"node '{node.name or node.output[0]}' ({node.op_type}) has {n} inputs; "
+                f"{node.op_type} takes {want}",
+                node=node.name,
+                op=node.op_type,
+            )
 
 
 def _check_ops(model: onnx.ModelProto) -> None:
@@ -234,6 +322,7 @@ def load(path: str | Path) -> Graph:
     """Read, validate and import an ONNX file. Raises QloomError subclasses with clear messages."""
     path = Path(path)
     model = _read(path)
+    _check_structure(path, model)
     model = _check_static_shapes(model)
     try:
         model = _qonnx_cleanup(model)
@@ -244,6 +333,7 @@ def load(path: str | Path) -> Graph:
             raise ModelLoadError(f"{path}: {e}; besides, {u}") from None
         raise ModelLoadError(f"{path}: {e}") from None
     _check_ops(model)  # after cleanup: shape computations and constant math are folded away
+    _check_arity(model)
     graph = import_model(model, name=path.stem)
     for t in graph.inputs:
         if t not in graph.tensors:
@@ -254,4 +344,6 @@ def load(path: str | Path) -> Graph:
 
 def cleaned_model(path: str | Path) -> onnx.ModelProto:
     """The cleaned-up ONNX model, for callers that need qonnx's reference executor."""
-    return _qonnx_cleanup(_check_static_shapes(_read(Path(path))))
+    model = _read(Path(path))
+    _check_structure(Path(path), model)
+    return _qonnx_cleanup(_check_static_shapes(model))

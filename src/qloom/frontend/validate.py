@@ -119,8 +119,16 @@ def validate_model(graph: Graph) -> None:
                 raise _fail(node, f"its variance is negative ({float(var.min()):g})")
     for name, value in graph.constants.items():
         v = np.asarray(value)
-        if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v)):
-            users = ", ".join(f"'{n.name}'" for n in graph.consumers(name)) or "no node"
-            raise UnsupportedModelError(
-                f"initializer '{name}' (used by {users}) contains NaN or infinity", node=name
-            )
+        if not np.issubdtype(v.dtype, np.floating) or np.all(np.isfinite(v)):
+            continue
+        users = graph.consumers(name)
+        # an unbounded Clip and infinite FINN thresholds are meaningful; NaN never is
+        bounds = all(
+            (n.op == "Clip" and name in n.inputs[1:]) or (n.op == "MultiThreshold") for n in users
+        )
+        if bounds and users and not np.any(np.isnan(v)):
+            continue
+        names = ", ".join(f"'{n.name}'" for n in users) or "no node"
+        raise UnsupportedModelError(
+            f"initializer '{name}' (used by {names}) contains NaN or infinity", node=name
+        )

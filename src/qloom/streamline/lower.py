@@ -76,6 +76,13 @@ class _Lowering:
                 raise UnsupportedModelError(
                     f"node '{node.name}' ({node.op}): {e}", node.name, node.op
                 ) from None
+            except (IndexError, KeyError, TypeError) as e:  # a malformed node
+                raise UnsupportedModelError(
+                    f"node '{node.name}' ({node.op}) cannot be lowered ({type(e).__name__}: "
+                    f"{e}); its inputs or attributes do not form a valid {node.op}",
+                    node.name,
+                    node.op,
+                ) from None
         outputs = []
         for out in self.g.outputs:
             v = self.env[out]
