@@ -265,6 +265,11 @@ def test_synth_xilinx_counts_and_cache(tmp_path, stage, cache, monkeypatch):
     mem2.write_text("00\n" * 16)
     with pytest.raises(AssertionError, match="cached"):
         synthesize([src], "qt_stage", {**params, "MEM_FILE": mem2}, "xc7z020", cache_dir=cache)
+    # a damaged cache entry (stat.json truncated) is not trusted: Yosys runs again
+    (stat,) = [p for p in Path(cache).rglob("stat.json") if p.parent.name.startswith("qt_stage")]
+    stat.write_text(stat.read_text()[:50])
+    with pytest.raises(AssertionError, match="cached"):
+        synthesize([src], "qt_stage", params, "xc7z020", tmp_path / "c", cache_dir=cache)
 
 
 @needs_yosys
@@ -331,6 +336,13 @@ def test_pnr_ecp5_bitstream(tmp_path, stage, cache):
     r2 = place_and_route([src], "qt_stage", params, "ulx3s", tmp_path / "pnr2", freq_mhz=50,
                          cache_dir=cache)  # fmt: skip
     assert r2.cached and r2.fmax == r.fmax and r2.bitstream.exists()
+    # a truncated cached bitstream is detected, evicted and rebuilt, not shipped
+    (cached_bit,) = [p for p in Path(cache).rglob("top.bit") if ".partial" not in str(p)]
+    cached_bit.write_bytes(cached_bit.read_bytes()[:1000])
+    r3 = place_and_route([src], "qt_stage", params, "ulx3s", tmp_path / "pnr3", freq_mhz=50,
+                         cache_dir=cache)  # fmt: skip
+    assert not r3.cached and r3.bitstream.stat().st_size > 100_000
+    assert r3.bitstream.read_bytes() == r.bitstream.read_bytes()
 
 
 @needs_ice40

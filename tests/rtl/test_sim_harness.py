@@ -83,6 +83,25 @@ def test_cache_and_rebuild():
 
 
 @needs_verilator
+def test_damaged_cached_simulator_is_rebuilt(tmp_path, capsys):
+    """A truncated or emptied simulator in the cache is detected (manifest), evicted with one
+    warning and rebuilt; it never fails every later run."""
+
+    def fifo():
+        return build_lib("qloom_fifo", {"WIDTH": 8, "DEPTH": 2}, [("s_axis", 8)],
+                         [("m_axis", 8)], cache_dir=tmp_path)  # fmt: skip
+
+    good = fifo().exe.read_bytes()
+    for damage in (lambda b: b[: len(b) // 3], lambda b: b""):
+        m = fifo()
+        m.exe.write_bytes(damage(good))
+        again = fifo()
+        assert again.exe.read_bytes() != damage(good) and again.exe.stat().st_size > 0
+        assert again.run([[1, 2, 3]], [3]).check().outputs == [[1, 2, 3]]
+    assert "rebuilding" in capsys.readouterr().err
+
+
+@needs_verilator
 def test_monitor_internal_signals():
     m = build(
         "qloom_test_chain",

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qloom.cache import evict, verify, write_manifest
 from qloom.errors import QloomError
 
 HARNESS_DIR = Path(__file__).resolve().parent
@@ -287,7 +288,7 @@ def build(
     key = h.hexdigest()[:20]
     final = cache / f"{top}-{key}"
     exe = final / "Vtb"
-
+    _check_cached(final, exe)
     if not exe.exists():
         with open(cache / f"{top}-{key}.lock", "w") as lockf:
             fcntl.flock(lockf, fcntl.LOCK_EX)
@@ -439,12 +440,26 @@ def _do_build(
             "verilator": tool.origin,
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        write_manifest(tmp, ["Vtb"])
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_cached(entry: Path, exe: Path) -> None:
+    """A cached simulator is used only if it is the one that was built (manifest); an entry
+    from an older qloom gets a manifest if its executable looks whole."""
+    if not entry.exists():
+        return
+    ok = verify(entry, ["Vtb"])
+    if ok is None and exe.is_file() and exe.stat().st_size > 0 and os.access(exe, os.X_OK):
+        write_manifest(entry, ["Vtb"])
+        return
+    if not ok:
+        evict(entry, "does not match its manifest (truncated or changed)")
 
 
 def lint(

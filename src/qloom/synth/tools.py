@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qloom.cache import evict, verify, write_manifest
 from qloom.errors import QloomError
 
 
@@ -208,6 +209,7 @@ def store_entry(cache: Path, key: str, files: dict[str, Path], meta: dict) -> Pa
         for name, src in files.items():
             shutil.copy2(src, tmp / name)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        write_manifest(tmp, list(files))
         final = cache / key
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
@@ -274,6 +276,9 @@ def load_cached_result(
         return None
     entry = cache / key
     if not all((entry / n).is_file() for n in outputs):
+        return None
+    if verify(entry, outputs) is False:  # None: an entry from before manifests
+        evict(entry, "does not match its manifest (truncated or changed)")
         return None
     try:
         result = from_dict(meta["result"])
