@@ -120,13 +120,47 @@ def test_missing_dataset_lists_every_place(isolated: Path, monkeypatch: pytest.M
     (shared / "mnist").mkdir(parents=True)
     monkeypatch.setattr(loaders_mod, "shared_data_roots", lambda: [shared])
     with pytest.raises(DatasetNotFoundError) as info:
-        load_dataset("mnist", "train", data_dir=isolated / "nowhere")
+        load_dataset("mnist", "train")
     msg = str(info.value)
-    for place in (isolated / "nowhere", isolated / "nowhere" / "mnist", env, env / "mnist"):
+    for place in (env, env / "mnist"):
         assert f"{place} (" in msg
     assert f"{shared / 'mnist'} (shared folder): exists, but has no train-images" in msg
     assert "does not exist" in msg and "How to get it" in msg and "never downloads" in msg
     assert isinstance(info.value, QloomError)
+    # a data directory the user names is the only place searched: no silent fallback
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset("mnist", "train", data_dir=isolated / "nowhere")
+    msg = str(info.value)
+    for place in (isolated / "nowhere", isolated / "nowhere" / "mnist"):
+        assert f"{place} (" in msg
+    assert f"{env} (" not in msg and "shared folder" not in msg
+    assert "only the data directory given was searched" in msg
+
+
+def test_malformed_dataset_files_are_named(isolated: Path) -> None:
+    """Float pixels, a truncated IDX, a garbage CIFAR batch: one message naming the file."""
+    from qloom.data import write_idx
+    from qloom.errors import DatasetError
+
+    d = isolated / "floaty"
+    d.mkdir()
+    write_idx(d / "t10k-images-idx3-ubyte", np.random.rand(4, 28, 28).astype(np.float32))
+    write_idx(d / "t10k-labels-idx1-ubyte", np.arange(4, dtype=np.uint8))
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte: pixels of type float32"):
+        load_dataset("mnist", "test", data_dir=d)
+    t = isolated / "trunc"
+    t.mkdir()
+    write_idx(t / "t10k-images-idx3-ubyte", np.zeros((4, 28, 28), np.uint8))
+    write_idx(t / "t10k-labels-idx1-ubyte", np.arange(4, dtype=np.uint8))
+    raw = (t / "t10k-images-idx3-ubyte").read_bytes()
+    (t / "t10k-images-idx3-ubyte").write_bytes(raw[:100])
+    with pytest.raises(DatasetError, match="t10k-images-idx3-ubyte.*truncated"):
+        load_dataset("mnist", "test", data_dir=t)
+    c = isolated / "cifar" / "cifar-10-batches-py"
+    c.mkdir(parents=True)
+    (c / "test_batch").write_bytes(b"not a pickle at all")
+    with pytest.raises(DatasetError, match="test_batch: not a CIFAR-10 python batch"):
+        load_dataset("cifar10", "test", data_dir=isolated / "cifar")
 
 
 def test_missing_fashion_mnist_says_how_to_install(isolated: Path) -> None:

@@ -29,5 +29,9 @@ class FoldingError(QloomError):
     """A folding request is impossible (divisibility, target, part)."""
 
 
+class DatasetError(QloomError):
+    """A dataset file that exists but cannot be used (malformed, wrong type or shape)."""
+
+
 class DatasetNotFoundError(QloomError):
     """A dataset could not be found; the message lists where qloom looked."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from qloom.data.idx import read_idx
-from qloom.errors import DatasetNotFoundError
+from qloom.errors import DatasetError, DatasetNotFoundError
 
 SPLITS = ("train", "test")
 
@@ -203,11 +203,24 @@ def _find_idx(d: Path, split: str) -> tuple[tuple[Path, Path] | None, str]:
 
 
 def _load_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
-    x = read_idx(images)
-    y = read_idx(labels)
+    try:
+        x = read_idx(images)
+        y = read_idx(labels)
+    except (ValueError, OSError, EOFError) as e:  # gzip raises OSError / EOFError
+        raise DatasetError(f"{e}") from None
     if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"{images}, {labels}: inconsistent shapes {x.shape} / {y.shape}")
-    return x.astype(np.uint8)[:, None, :, :], y.astype(np.int64)
+        raise DatasetError(
+            f"{images}, {labels}: inconsistent shapes {x.shape} / {y.shape}; expected images "
+            "(N, H, W) and labels (N,)"
+        )
+    if x.dtype != np.uint8:
+        raise DatasetError(
+            f"{images}: pixels of type {x.dtype}, not uint8; image datasets hold raw 8-bit "
+            "pixels. Give other data as --data FILE.npy in the model's own input domain"
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DatasetError(f"{labels}: labels of type {y.dtype}, not integers")
+    return x[:, None, :, :], y.astype(np.int64)
 
 
 def _find_cifar(d: Path, split: str) -> tuple[list[Path] | None, str]:
@@ -225,11 +238,25 @@ def _find_cifar(d: Path, split: str) -> tuple[list[Path] | None, str]:
 def _load_cifar(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for f in files:
-        with open(f, "rb") as fh:
-            # The CIFAR-10 python release is a pickle; only load files you trust.
-            batch = pickle.load(fh, encoding="bytes")
-        xs.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch[b"labels"], dtype=np.int64))
+        try:
+            with open(f, "rb") as fh:
+                # The CIFAR-10 python release is a pickle; only load files you trust.
+                batch = pickle.load(fh, encoding="bytes")
+            data = np.asarray(batch[b"data"])
+            labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        except Exception as e:  # unpickling garbage raises almost anything
+            raise DatasetError(
+                f"{f}: not a CIFAR-10 python batch ({type(e).__name__}: {e})"
+            ) from None
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DatasetError(
+                f"{f}: 'data' is {data.dtype} {data.shape}; a CIFAR-10 batch holds uint8 rows "
+                "of 3072 pixels"
+            )
+        if len(labels) != len(data):
+            raise DatasetError(f"{f}: {len(labels)} labels for {len(data)} images")
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(labels)
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -245,7 +272,10 @@ def load_dataset(
     if split not in SPLITS:
         raise DatasetNotFoundError(f"unknown split {split!r} for {key}; use one of {SPLITS}")
     tried: list[str] = []
-    for d, why in candidate_dirs(key, data_dir):
+    dirs = candidate_dirs(key, data_dir)
+    if data_dir is not None:  # the user named the place: look nowhere else
+        dirs = [(d, why) for d, why in dirs if why == "data_dir"]
+    for d, why in dirs:
         if key == "cifar10":
             files, reason = _find_cifar(d, split)
             if files is not None:
@@ -255,13 +285,18 @@ def load_dataset(
             if pair is not None:
                 return _load_idx_pair(*pair)
         tried.append(f"  - {d} ({why}): {reason}")
-    if not any("shared folder" in t for t in tried):
+    if data_dir is None and not any("shared folder" in t for t in tried):
         tried.append(
             f"  - shared/data/{key} (shared folder): no shared/data above "
             f"{Path(__file__).parent} or {Path.cwd()}"
         )
-    if not os.environ.get("QLOOM_DATA"):
+    if data_dir is None and not os.environ.get("QLOOM_DATA"):
         tried.append("  - $QLOOM_DATA: not set")
+    if data_dir is not None:
+        tried.append(
+            "  (only the data directory given was searched; without it qloom also looks in "
+            "$QLOOM_DATA, the system package and shared/data)"
+        )
     raise DatasetNotFoundError(
         f"dataset {key!r} (split {split!r}) not found. Looked in:\n"
         + "\n".join(tried)
