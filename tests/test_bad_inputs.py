@@ -54,8 +54,8 @@ def _qlinear(x, out, k, m, seed=0):
     return [qn, mm], qi + [_const(f"{out}_w", w)]
 
 
-def _check(capsys, path, *fragments):
-    assert main(["inspect", str(path)]) == 2
+def _check(capsys, path, *fragments, extra=()):
+    assert main(["inspect", str(path), *extra]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     flat = " ".join(err.split())
@@ -87,16 +87,19 @@ def test_not_onnx(tmp_path, capsys):
 
 def test_unsupported_op_names_node_and_lists_supported(tmp_path, capsys):
     q, qi = _quant("x", "xq")
-    soft = helper.make_node("Softmax", ["xq"], ["y"], name="my_softmax")
-    path = _save(tmp_path, [q, soft], qi)
-    _check(capsys, path, "my_softmax", "Softmax", "not supported", "Supported ops:", "MatMul")
+    sig = helper.make_node("Sigmoid", ["xq"], ["y"], name="my_sigmoid")
+    path = _save(tmp_path, [q, sig], qi)
+    _check(capsys, path, "my_sigmoid", "Sigmoid", "not supported", "Supported ops:", "MatMul")
 
 
 def test_float_only_model(tmp_path, capsys):
     w = _const("w", np.random.default_rng(0).normal(size=(8, 4)))
     mm = helper.make_node("MatMul", ["x", "w"], ["y"], name="fc0")
     path = _save(tmp_path, [mm], [w])
-    _check(capsys, path, "fc0", "floating point", "quantize")
+    # the float input is the first problem: which integers would the hardware receive?
+    _check(capsys, path, "'x'", "fc0", "without a quantizer", "--input-type")
+    # stated by the user, the float weights are the next one
+    _check(capsys, path, "fc0", "floating point", "quantize", extra=("--input-type", "INT8"))
 
 
 def test_dynamic_shape(tmp_path, capsys):

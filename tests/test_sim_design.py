@@ -249,7 +249,9 @@ def test_sim_cli(tfc_graphs, tmp_path, capsys, monkeypatch):
     folding.write_text(json.dumps(tfc_folding(graph, "middle")))
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"))
-    argv = ["sim", str(tfc_path("TFC_1W1A")), "--limit", "40", "--folding", str(folding),
+    # the folding is of the raw-pixel design (tfc_graphs): the same domain on the command line
+    argv = ["sim", str(tfc_path("TFC_1W1A")), "--data", "mnist-test", "--input-type", "UINT8",
+            "--input-scale", "1/255", "--limit", "40", "--folding", str(folding),
             "--stall", "0.3", "--seed", "1", "--out", str(tmp_path / "run")]  # fmt: skip
     args = parser.parse_args(argv)
     assert run(args) == 0
@@ -260,6 +262,7 @@ def test_sim_cli(tfc_graphs, tmp_path, capsys, monkeypatch):
     assert run(args) == 0
     capsys.readouterr()
     args = parser.parse_args(["sim", str(tfc_path("TFC_1W1A")), "--limit", "40", "--folding",
-                              "parallel"])  # fmt: skip
+                              "parallel", "--data", "mnist-test"])  # fmt: skip
     assert run(args) == 0
-    assert "all 40 frames equal" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all 40 frames equal" in out and "BIPOLAR" in out  # the model's own input domain

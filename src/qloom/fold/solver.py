@@ -101,11 +101,17 @@ def read_folding(spec: str | Path, graph: Graph) -> dict:
     if str(spec) == "parallel":
         return parallel_folding(to_dataflow(graph))
     try:
-        folding = json.loads(Path(spec).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise QloomError(f"folding file {spec}: {e}") from None
+        folding = json.loads(Path(spec).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise QloomError(f"folding file {spec}: not a readable JSON file ({e})") from None
     if not isinstance(folding, dict):
         raise QloomError(f"folding file {spec}: expected a JSON object {{stage: {{PE: ...}}}}")
+    for name, entry in folding.items():
+        if not isinstance(entry, dict):
+            raise QloomError(
+                f"folding file {spec}: the entry of '{name}' is {json.dumps(entry)}; each stage "
+                'maps to an object such as {"PE": 4, "SIMD": 8}'
+            )
     return folding
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import numpy_helper
 
@@ -73,11 +74,44 @@ def _read(path: Path) -> onnx.ModelProto:
     return model
 
 
+#: most elements per sample of the input that qloom compiles (a streaming accelerator keeps
+#: its layers on chip; larger inputs would only exhaust memory while being cleaned up)
+MAX_INPUT_ELEMENTS = 1 << 24
+_KNOWN_DOMAINS = ("", "ai.onnx", *_FINN_DOMAINS)
+
+
 def _check_structure(path: Path, model: onnx.ModelProto) -> None:
     """Every edge has a source and the graph has no cycle (then its nodes are put in
-    topological order): qonnx's cleanup would otherwise fail with a message about something
-    else."""
+    topological order), outputs exist, opset and op domains are known: qonnx's cleanup would
+    otherwise fail with a message about something else, or run out of memory."""
     g = model.graph
+    if not g.output:
+        raise ModelLoadError(f"{path}: the graph has no outputs")
+    newest = onnx.defs.onnx_opset_version()
+    for o in model.opset_import:
+        if o.domain in ("", "ai.onnx") and o.version > newest:
+            raise ModelLoadError(
+                f"{path}: ONNX opset {o.version} is newer than the {newest} this onnx library "
+                f"({onnx.__version__}) knows; export with opset <= {newest}"
+            )
+    for node in g.node:
+        if node.domain not in _KNOWN_DOMAINS:
+            raise UnsupportedModelError(
+                f"{path}: node '{node.name or node.output[0]}' is op {node.op_type} of domain "
+                f"'{node.domain}', which qloom does not know (it reads the standard ONNX ops "
+                f"and QONNX/FINN ops of {', '.join(_FINN_DOMAINS)})",
+                node=node.name,
+                op=node.op_type,
+            )
+    for inp in g.input:
+        dims = [d.dim_value for d in inp.type.tensor_type.shape.dim if d.HasField("dim_value")]
+        size = int(np.prod(dims[1:], dtype=np.int64)) if len(dims) > 1 else 1
+        if size > MAX_INPUT_ELEMENTS:
+            raise UnsupportedModelError(
+                f"{path}: graph input '{inp.name}' has {size:,} elements per sample "
+                f"(shape {dims}); qloom compiles inputs of at most {MAX_INPUT_ELEMENTS:,}",
+                node=inp.name,
+            )
     known = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
     producer: dict[str, onnx.NodeProto] = {}
     for node in g.node:
