@@ -138,3 +138,17 @@ def test_garbage_quantizers_are_refused_by_node(tmp_path, capsys):
         err = capsys.readouterr().err.replace("\n", " ")
         assert code == 2, (tag, err)
         assert quant.name in err and needle in err, (tag, err)
+
+
+def test_a_build_from_before_the_marker_is_still_replaced(model, tmp_path, capsys):
+    out = tmp_path / "out"
+    old = out / "m"
+    old.mkdir(parents=True)
+    (old / "report.json").write_text(json.dumps({"model": "m", "part": "x", "totals": {},
+                                                 "stages": []}))  # fmt: skip
+    assert _build(model, out) == 0 and (out / "m" / MARKER).is_file()
+    other = out / "n"
+    other.mkdir()
+    (other / "report.json").write_text(json.dumps({"my": "own file"}))
+    _refused(capsys, _build(model, out, "--name", "n"), "not a qloom build directory")
+    assert json.loads((other / "report.json").read_text()) == {"my": "own file"}

@@ -105,12 +105,23 @@ def _owned_or_absent(path: Path, what: str) -> None:
     """Raise unless `path` does not exist or is a directory qloom created (has the marker)."""
     if not path.exists() and not path.is_symlink():
         return
-    if path.is_dir() and not path.is_symlink() and (path / MARKER).is_file():
+    if path.is_dir() and not path.is_symlink() and (
+        (path / MARKER).is_file() or _legacy_build(path)
+    ):
         return
     raise QloomError(
         f"{path} exists and is not a qloom build directory (no {MARKER} marker); qloom will not "
         f"replace it with the {what}: choose another --name or --out, or move it away"
     )
+
+
+def _legacy_build(path: Path) -> bool:
+    """A build directory written by qloom before the marker existed: its report.json says so."""
+    try:
+        report = json.loads((path / "report.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"model", "part", "totals", "stages"} <= set(report)
 
 
 @contextmanager
