@@ -105,8 +105,10 @@ def _owned_or_absent(path: Path, what: str) -> None:
     """Raise unless `path` does not exist or is a directory qloom created (has the marker)."""
     if not path.exists() and not path.is_symlink():
         return
-    if path.is_dir() and not path.is_symlink() and (
-        (path / MARKER).is_file() or _legacy_build(path)
+    if (
+        path.is_dir()
+        and not path.is_symlink()
+        and ((path / MARKER).is_file() or _legacy_build(path))
     ):
         return
     raise QloomError(

@@ -71,7 +71,11 @@ MAX_MONOTONE_CHECK = 1 << 20
 
 def to_dataflow(graph: Graph, folding: dict | None = None) -> DataflowDesign:
     """Map an integer graph onto hardware stages (see the module docstring)."""
-    return _Lowering(graph, folding or {}).run()
+    from qloom.spec import check_dataflow
+
+    design = _Lowering(graph, folding or {}).run()
+    check_dataflow(design)
+    return design
 
 
 def _unsupported(node: Node, why: str) -> UnsupportedModelError:

@@ -188,7 +188,7 @@ _CUSTOM_ARITY = {
     "Quant": (4, 4),
     "IntQuant": (4, 4),
     "BipolarQuant": (2, 2),
-    "Trunc": (4, 5),
+    "Trunc": (4, 6),
     "MultiThreshold": (2, 2),
     "XnorPopcountMatMul": (2, 2),
 }
