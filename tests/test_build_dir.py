@@ -152,3 +152,28 @@ def test_a_build_from_before_the_marker_is_still_replaced(model, tmp_path, capsy
     (other / "report.json").write_text(json.dumps({"my": "own file"}))
     _refused(capsys, _build(model, out, "--name", "n"), "not a qloom build directory")
     assert json.loads((other / "report.json").read_text()) == {"my": "own file"}
+
+
+def test_rebuilding_gives_identical_files(model, tmp_path):
+    """Every file of a build but the two that hold times is byte-identical on a rebuild."""
+    out = tmp_path / "out"
+    argv = ["--data", "random", "--sim-frames", "20"]
+    assert main(["--quiet", "build", str(model), "--out", str(out), *argv]) == 0
+
+    def files(d):
+        skip = {"time_per_step.json", "build.log"}
+        return {
+            str(p.relative_to(d)): p.read_bytes()
+            for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name not in skip
+        }
+
+    first = files(out / "m")
+    assert main(["--quiet", "build", str(model), "--out", str(out), *argv]) == 0
+    second = files(out / "m")
+    assert sorted(first) == sorted(second)
+    assert [k for k in first if first[k] != second[k]] == []
+    steps = json.loads((out / "m" / "time_per_step.json").read_text())
+    assert steps["outcome"] == "done" and len(steps["steps"]) >= 4
+    assert all(s["seconds"] >= 0 for s in steps["steps"])
+    assert "simulating" in (out / "m" / "build.log").read_text()

@@ -60,18 +60,38 @@ class BuildOptions:
     extra: dict = field(default_factory=dict)
 
 
-def _status(console, quiet: bool):
-    class _Step:
-        def __init__(self):
-            self.t0 = time.perf_counter()
+class _Steps:
+    """The build's named steps: each message starts one (and ends the one before); printed
+    unless quiet, and written to build.log and time_per_step.json (the only files of a build
+    that hold times, so that the rest is identical for identical inputs)."""
 
-        def __call__(self, what: str):
-            now = time.perf_counter()
-            if not quiet:
-                console.print(f"[dim]{now - self.t0:7.1f} s[/] {what}")
-            return self
+    def __init__(self, console, quiet: bool):
+        self.console, self.quiet = console, quiet
+        self.t0 = time.perf_counter()
+        self.started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.steps: list[tuple[str, float]] = []
 
-    return _Step()
+    def __call__(self, what: str) -> _Steps:
+        now = time.perf_counter() - self.t0
+        self.steps.append((what, now))
+        if not self.quiet:
+            self.console.print(f"[dim]{now:7.1f} s[/] {what}")
+        return self
+
+    def write(self, directory: Path, outcome: str) -> None:
+        end = time.perf_counter() - self.t0
+        bounds = [t for _, t in self.steps[1:]] + [end]
+        rows = [
+            {"step": what, "start_s": round(t, 3), "seconds": round(b - t, 3)}
+            for (what, t), b in zip(self.steps, bounds, strict=True)
+        ]
+        record = {"started": self.started, "outcome": outcome, "total_s": round(end, 3)}
+        (directory / "time_per_step.json").write_text(
+            json.dumps({**record, "steps": rows}, indent=2)
+        )
+        log = [f"[{r['start_s']:8.1f} s] {r['step']}" for r in rows]
+        log.append(f"[{end:8.1f} s] {outcome}")
+        (directory / "build.log").write_text("\n".join(log) + "\n")
 
 
 MARKER = ".qloom-build"  # present in every directory qloom created; only those are replaced
@@ -216,7 +236,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
     from qloom.synth import get_device
 
     console = Console(stderr=True, quiet=opts.quiet)
-    say = _status(console, opts.quiet)
+    say = _Steps(console, opts.quiet)
     name = final.name
     work = final.with_name(f"{name}.partial")
     _owned_or_absent(final, "new build")
@@ -231,7 +251,6 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
         "part": device.name,
         "clock_mhz": opts.clock_mhz,
         "target_fps": opts.target_fps,
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     try:
         say(f"compiling {model}")
@@ -321,12 +340,16 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
     except BaseException as e:
         (work / "FAILED.txt").write_text(f"{type(e).__name__}: {e}\n")
         (work / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        say.write(work, f"FAILED: {type(e).__name__}: {e}")
         raise
+    say("writing report.json and report.html")
     (work / "report.json").write_text(json.dumps(report, indent=2, default=str))
     write_html(report, work / "report.html")
+    say.write(work, "done")
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
-    say(f"done: {final}/report.html")
+    if not opts.quiet:
+        console.print(f"done: {final}/report.html")
     report["dir"] = str(final)
     return report
 

@@ -112,7 +112,7 @@ def render(report: dict) -> str:
     ]
     body = [
         f"<h1>qloom build: {html.escape(str(report.get('model')))}</h1>",
-        f"<p class='muted'>{html.escape(str(report.get('created', '')))}</p>",
+        "<p class='muted'>times of this build: time_per_step.json</p>",
         "<h2>Summary</h2>",
         _table(summary, [("k", ""), ("v", "")]),
         "<h2>Stages</h2>",
