@@ -357,3 +357,40 @@ def brevitas_radio_1d(path: Path, blocks: int = 3, length: int = 64, width: int 
     model = torch.nn.Sequential(*layers)
     _calibrate(model, torch.randn(128, 2, length))
     return export_qonnx(model, path, in_shape=(1, 2, length))
+
+
+def brevitas_avgpool_cnn(path: Path) -> Path:
+    """A small CNN with average pooling as Brevitas users write it: AvgPool2d then a quantizer,
+    and a global average pool (AdaptiveAvgPool2d(1)) before the classifier. Power-of-two
+    scales (FINN's choice), with which the average is exact in float32 too."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(4)
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8),
+        qnn.QuantConv2d(2, 8, 3, padding=1, **w4),
+        torch.nn.BatchNorm2d(8),
+        qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4),
+        torch.nn.AvgPool2d(2),
+        qnn.QuantIdentity(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4),
+        qnn.QuantConv2d(8, 8, 3, padding=1, **w4),
+        torch.nn.BatchNorm2d(8),
+        qnn.QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4),
+        torch.nn.AdaptiveAvgPool2d(1),
+        qnn.QuantIdentity(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(
+            8, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4
+        ),
+    )
+    _calibrate(model, torch.randn(128, 2, 8, 8))
+    return export_qonnx(model, path, in_shape=(1, 2, 8, 8))

@@ -10,7 +10,13 @@ import sys
 
 import numpy as np
 import pytest
-from model_corpus import CORPUS, brevitas_models, brevitas_radio_1d, float_into_matmul
+from model_corpus import (
+    CORPUS,
+    brevitas_avgpool_cnn,
+    brevitas_models,
+    brevitas_radio_1d,
+    float_into_matmul,
+)
 from tfc_data import TFC_MODELS, qonnx_reference, tfc_path
 
 from qloom.cli import main
@@ -169,6 +175,31 @@ def test_radio_1d_vgg_conv1d_and_maxpool1d(tmp_path):
     assert report["sim"]["mismatches"] == 0
     assert abs(report["sim"]["cycles_per_frame"] - cpf) <= 0.05 * cpf
     folding = out / "radio" / "folding.json"
+    argv = ["--quiet", "sim", str(path), "--data", str(data), "--folding", str(folding)]
+    assert main(argv + ["--stall", "0.3", "--limit", str(N_SIM)]) == 0
+
+
+def test_average_pools_in_hardware(tmp_path):
+    """AvgPool2d + quantizer and a global average pool (Brevitas, power-of-two scales) become
+    SumPool + Thresholding stages: integer == qonnx exactly on 1,000 inputs; RTL == integer on
+    100 frames with random stalls; cycles per frame within 5 % of the formula."""
+    pytest.importorskip("brevitas")
+    path = brevitas_avgpool_cnn(tmp_path / "avg.onnx")
+    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 2, 8, 8)).astype(np.float32)
+    c = compile_model(path)
+    assert [n.op for n in c.integer.nodes].count("SumPool") == 2
+    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], qonnx_outputs(path, x, 100))
+    data = tmp_path / "x.npz"
+    np.savez(data, inputs=x[:N_SIM])
+    out = tmp_path / "b"
+    argv = ["--quiet", "build", str(path), "--out", str(out), "--data", str(data)]
+    assert main(argv + ["--target-fps", "5e4"]) == 0
+    report = json.loads((out / "avg" / "report.json").read_text())
+    assert [s["kind"] for s in report["stages"]].count("SumPool") == 2
+    cpf = report["totals"]["cycles_per_frame"]
+    assert report["sim"]["mismatches"] == 0
+    assert abs(report["sim"]["cycles_per_frame"] - cpf) <= 0.05 * cpf
+    folding = out / "avg" / "folding.json"
     argv = ["--quiet", "sim", str(path), "--data", str(data), "--folding", str(folding)]
     assert main(argv + ["--stall", "0.3", "--limit", str(N_SIM)]) == 0
 

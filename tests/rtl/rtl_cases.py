@@ -59,6 +59,18 @@ CASES: dict[str, list[dict]] = {
         {"K": 1, "STRIDE": 1, "CH": 2, "PE": 2},
         {"IFM_H": 4, "IFM_W": 2, "K": 2, "STRIDE": 2, "CH": 3},
         {"IFM_H": 9, "IFM_W": 1, "K": 3, "STRIDE": 3, "K_W": 1, "STRIDE_W": 1, "CH": 4, "PE": 2},
+        {
+            "IFM_H": 4,
+            "IFM_W": 4,
+            "K": 2,
+            "STRIDE": 2,
+            "CH": 4,
+            "PE": 2,
+            "BITS": 4,
+            "SIGNED": 1,
+            "SUM": 1,
+            "OBITS": 6,
+        },  # fmt: skip
     ],
     "qloom_labelselect": [
         {},

@@ -127,14 +127,19 @@ def swu(img: np.ndarray, k_h, k_w, s_h, s_w, pad_t, pad_l, pad_b, pad_r, pad_val
 # ---------------------------------------------------------------------------------- others
 
 
-def maxpool(img_raw: np.ndarray, k: int, bits: int, signed: bool, kw: int = 0) -> np.ndarray:
-    """img[F][H][W][C] raw -> [F][H//k][W//kw][C] raw (floor mode; kw = 0: square)."""
+def maxpool(
+    img_raw: np.ndarray, k: int, bits: int, signed: bool, kw: int = 0, obits: int = 0
+) -> np.ndarray:
+    """img[F][H][W][C] raw -> [F][H//k][W//kw][C] raw (floor mode; kw = 0: square); with
+    obits > 0 the window sums, obits wide (SUM = 1), instead of the maxima."""
     kw = kw or k
     f, h, w, c = img_raw.shape
     oh, ow = h // k, w // kw
     v = decode(img_raw, bits, signed)[:, : oh * k, : ow * kw, :]
-    m = v.reshape(f, oh, k, ow, kw, c).max(axis=(2, 4))
-    return m & ((1 << bits) - 1)
+    win = v.reshape(f, oh, k, ow, kw, c)
+    if obits:
+        return win.sum(axis=(2, 4)) & ((1 << obits) - 1)
+    return win.max(axis=(2, 4)) & ((1 << bits) - 1)
 
 
 def labelselect(vals_raw: np.ndarray, k: int, bits: int, signed: bool) -> np.ndarray:

@@ -62,6 +62,24 @@ MP_CASES = {
     "u2-2x3": dict(
         IFM_H=4, IFM_W=7, CH=2, K=2, STRIDE=2, K_W=3, STRIDE_W=3, PE=1, BITS=2, SIGNED=0
     ),  # fmt: skip
+    # sum pooling (the SumPool stage): unsigned 3-bit into 5-bit sums; signed 4-bit, 1-D
+    "sum-u3-2x2": dict(
+        IFM_H=5, IFM_W=4, CH=4, K=2, STRIDE=2, PE=2, BITS=3, SIGNED=0, SUM=1, OBITS=5
+    ),
+    "sum-s4-4x1": dict(
+        IFM_H=12,
+        IFM_W=1,
+        CH=3,
+        K=4,
+        STRIDE=4,
+        K_W=1,
+        STRIDE_W=1,
+        PE=3,
+        BITS=4,
+        SIGNED=1,
+        SUM=1,
+        OBITS=6,
+    ),
 }
 
 
@@ -69,12 +87,13 @@ MP_CASES = {
 def test_maxpool(name):
     P = MP_CASES[name]
     pe, bits = P["PE"], P["BITS"]
-    m = build_lib("qloom_maxpool", P, [("s_axis", pe * bits)], [("m_axis", pe * bits)])
+    obits = P.get("OBITS", 0)
+    m = build_lib("qloom_maxpool", P, [("s_axis", pe * bits)], [("m_axis", pe * (obits or bits))])
     rng = np.random.default_rng(3 + len(name))
     frames = 6
     img = rand_raw(rng, (frames, P["IFM_H"], P["IFM_W"], P["CH"]), bits)
-    out = maxpool(img, P["K"], bits, bool(P["SIGNED"]), P.get("K_W", 0))
-    ins, exp = [beats(img, pe, bits)], [beats(out, pe, bits)]
+    out = maxpool(img, P["K"], bits, bool(P["SIGNED"]), P.get("K_W", 0), obits)
+    ins, exp = [beats(img, pe, bits)], [beats(out, pe, obits or bits)]
     for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7), (1.0, 0.2)]):
         run_check(m, ins, exp, pi, po, seed=seed)
     res = run_check(m, ins, exp)

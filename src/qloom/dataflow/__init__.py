@@ -20,6 +20,7 @@ from qloom.dataflow.stage import (
     read_hex,
     unpack_beats,
 )
+from qloom.dataflow.sumpool import SumPool
 from qloom.dataflow.swu import SWU
 from qloom.dataflow.thresholding import Thresholding
 
@@ -35,6 +36,7 @@ __all__ = [
     "MaxPool",
     "Stage",
     "StreamSpec",
+    "SumPool",
     "Thresholding",
     "pack_beats",
     "read_hex",

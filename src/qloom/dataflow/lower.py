@@ -45,6 +45,7 @@ from qloom.dataflow.labelselect import LabelSelect
 from qloom.dataflow.maxpool import MaxPool
 from qloom.dataflow.mvau import MVAU
 from qloom.dataflow.stage import Stage, StreamSpec, check_divides, dwc_chain_elems
+from qloom.dataflow.sumpool import SumPool
 from qloom.dataflow.swu import SWU
 from qloom.dataflow.thresholding import Thresholding
 from qloom.datatype import DataType
@@ -150,15 +151,16 @@ class _Lowering:
                     hw.append(("mvau", (node,)))
             elif node.op == "MultiThreshold":
                 hw.append(("thresholding", (node,)))
-            elif node.op == "MaxPool":
-                hw.append(("maxpool", (node,)))
+            elif node.op in ("MaxPool", "SumPool"):
+                hw.append(("pool", (node,)))
             elif node.op == "Add":
                 hw.append(("add", (node,)))
             else:
                 raise _unsupported(
                     node,
                     "has no hardware stage (supported: MultiThreshold, MatMul, XnorMatMul, Conv, "
-                    "XnorConv, MaxPool, Add, TopK/ArgMax on the accumulators; FloatTail runs on "
+                    "XnorConv, MaxPool, SumPool, Add, TopK/ArgMax on the accumulators; FloatTail "
+                    "runs on "
                     "the host)",
                 )
         return hw, host
@@ -415,24 +417,30 @@ class _Lowering:
             check_divides("Thresholding", node.name, "PE", fold["PE"], "N", total)
         self._place(stage.refold({"PE": fold["PE"]}), [x], node.outputs[0])
 
-    def _maxpool(self, node: Node) -> None:
+    def _pool(self, node: Node) -> None:
+        """MaxPool -> MaxPool stage; SumPool (an average pool) -> SumPool stage."""
         x = node.inputs[0]
         a = node.attrs
         k, s, pads = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"])
+        what = "max" if node.op == "MaxPool" else "average"
         if s != k or any(pads):
             raise _unsupported(
                 node,
-                f"max pooling with kernel {k}, stride {s}, pads {pads}: the MaxPool stage "
+                f"{what} pooling with kernel {k}, stride {s}, pads {pads}: the {node.op} stage "
                 "supports non-overlapping windows (stride = kernel) without padding",
             )
         h, w, c = self.g.tensors[x].shape
-        fold = self._fold(node.name, "MaxPool", {"PE": 1})
+        fold = self._fold(node.name, node.op, {"PE": 1})
         k_w = None if k[1] == k[0] else k[1]
-        self._place(
-            MaxPool(node.name, h, w, c, k[0], self.dtype_of[x], pe=fold["PE"], k_w=k_w),
-            [x],
-            node.outputs[0],
-        )
+        args = (node.name, h, w, c, k[0], self.dtype_of[x])
+        if node.op == "MaxPool":
+            stage = MaxPool(*args, pe=fold["PE"], k_w=k_w)
+        elif self.dtype_of[x].is_bipolar:
+            raise _unsupported(node, "average pooling of a BIPOLAR stream has no stage yet")
+        else:
+            sums = self.g.tensors[node.outputs[0]].dtype
+            stage = SumPool(*args, pe=fold["PE"], k_w=k_w, sum_dtype=sums)
+        self._place(stage, [x], node.outputs[0])
 
     def _add_stage(self, node: Node) -> None:
         a, b = node.inputs
@@ -529,8 +537,8 @@ class _Lowering:
                 self._mvau(nodes)
             elif kind == "thresholding":
                 self._thresholding(nodes[0])
-            elif kind == "maxpool":
-                self._maxpool(nodes[0])
+            elif kind == "pool":
+                self._pool(nodes[0])
             elif kind == "add":
                 self._add_stage(nodes[0])
             else:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from math import ceil
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from qloom.dataflow.resources import Resources, bram_tiling
 from qloom.dataflow.stage import (
     Stage,
@@ -66,9 +68,13 @@ class MaxPool(Stage):
         beats = self.ifm_h * self.ifm_w * self.channels // self.pe
         return (StreamSpec(self.dtype, self.pe, beats),)
 
+    @property
+    def out_dtype(self) -> DataType:
+        return self.dtype
+
     def out_streams(self) -> tuple[StreamSpec, ...]:
         beats = self.ofm_h * self.ofm_w * self.channels // self.pe
-        return (StreamSpec(self.dtype, self.pe, beats),)
+        return (StreamSpec(self.out_dtype, self.pe, beats),)
 
     def cycles_per_frame(self) -> int:
         return self.in_streams()[0].beats
@@ -77,7 +83,7 @@ class MaxPool(Stage):
         return self.cycles_per_frame() + 2
 
     def memory_bits(self) -> int:
-        return self.ofm_w * self.channels * self.dtype.bits  # running maxima of one row
+        return self.ofm_w * self.channels * self.out_dtype.bits  # running maxima of one row
 
     def legal_values(self) -> dict[str, list[int]]:
         return {"PE": divisors(self.channels)}
@@ -110,8 +116,12 @@ class MaxPool(Stage):
         f, k, kw = x.shape[0], self.k, self.kw
         img = x.reshape(f, self.ifm_h, self.ifm_w, self.channels)
         img = img[:, : self.ofm_h * k, : self.ofm_w * kw]
-        pooled = img.reshape(f, self.ofm_h, k, self.ofm_w, kw, self.channels).max(axis=(2, 4))
-        return restore(pooled.reshape(f, -1, self.pe), single)
+        windows = img.reshape(f, self.ofm_h, k, self.ofm_w, kw, self.channels)
+        return restore(self._reduce(windows).reshape(f, -1, self.pe), single)
+
+    @staticmethod
+    def _reduce(windows: np.ndarray) -> np.ndarray:
+        return windows.max(axis=(2, 4))
 
 
 # -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
@@ -120,7 +130,7 @@ MAXPOOL_LUT = {"const": 30.0, "cmp_bits": 1.5}
 
 def estimate_maxpool(s: MaxPool, device: Device) -> Resources:
     p = s.rtl_params()
-    d, w = s.ofm_w * s.channels // s.pe, s.pe * p["BITS"]
+    d, w = s.ofm_w * s.channels // s.pe, s.pe * p.get("OBITS", p["BITS"])
     units, bcost = bram_tiling(d, w, device)
     if 2 * w * ceil(d / 64) > bcost or device.family == "ice40":
         mem = Resources(bram=units)

@@ -14,7 +14,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from qloom.dataflow import DWC, FIFO, MVAU, SWU, Add, LabelSelect, MaxPool, StreamSpec, Thresholding
+from qloom.dataflow import (
+    DWC,
+    FIFO,
+    MVAU,
+    SWU,
+    Add,
+    LabelSelect,
+    MaxPool,
+    StreamSpec,
+    SumPool,
+    Thresholding,
+)
 from qloom.dataflow.stage import Stage
 from qloom.datatype import BIPOLAR, DataType
 
@@ -160,6 +171,7 @@ _add(lambda: LabelSelect("labelselect_10_p1_b8", 10, DataType.int(8, True), k=1,
 _add(lambda: LabelSelect("labelselect_100_p10_b16", 100, DataType.int(16, True), k=5, pe=10))
 _add(lambda: Add("add_256_p8", 256, DataType.int(4, True), DataType.int(4, True), pe=8))
 _add(lambda: MaxPool("maxpool_16x16x64_p8", 16, 16, 64, 2, DataType.int(2, False), pe=8))
+_add(lambda: SumPool("sumpool_8x8x32_p4", 8, 8, 32, 2, DataType.int(4, False), pe=4))
 
 
 def calibration_rows(names=None, device: str = "xc7z020", workers: int = 2) -> list[dict]:

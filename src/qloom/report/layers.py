@@ -16,7 +16,7 @@ HARDWARE = {
     "XnorConv": "SWU + MVAU (XNOR-popcount)",
     "MultiThreshold": "Thresholding",
     "MaxPool": "MaxPool",
-    "SumPool": "- (no hardware stage yet: runs in the integer model only)",
+    "SumPool": "SumPool (+ Thresholding)",
     "Add": "AddStreams",
     "TopK": "LabelSelect",
     "ArgMax": "LabelSelect",

@@ -1,4 +1,5 @@
-// qloom_maxpool: non-overlapping K x K_W max pooling (stride = window) on a channels-last stream.
+// qloom_maxpool: non-overlapping K x K_W max (or sum) pooling (stride = window) on a
+// channels-last stream.
 //
 // Parameters
 //   IFM_H, IFM_W   input image size; OFM = floor(IFM / window): remainder rows/columns dropped
@@ -7,6 +8,8 @@
 //   K_W, STRIDE_W  window width and horizontal stride (default K; must be equal): K x 1 pools
 //                  a 1-D signal held as an L x 1 image
 //   BITS, SIGNED   element format (1-bit binary/bipolar data: BITS=1, SIGNED=0, max == OR)
+//   SUM, OBITS     SUM=1: the window's sum instead of its maximum (average pooling before a
+//                  requantizing threshold stage), OBITS wide output (default: BITS, max)
 // One input beat per cycle; a row buffer of OFM_W*CH/PE words (distributed RAM / registers)
 // holds the running maxima. The output beat of a window is registered and leaves while the
 // next input streams in.
@@ -20,14 +23,16 @@ module qloom_maxpool #(
     parameter integer STRIDE_W = K_W,
     parameter integer PE = 1,
     parameter integer BITS = 1,
-    parameter integer SIGNED = 0
+    parameter integer SIGNED = 0,
+    parameter integer SUM = 0,
+    parameter integer OBITS = BITS
 ) (
     input  wire               ap_clk,
     input  wire               ap_rst_n,
     input  wire [PE*BITS-1:0] s_axis_tdata,
     input  wire               s_axis_tvalid,
     output wire               s_axis_tready,
-    output wire [PE*BITS-1:0] m_axis_tdata,
+    output wire [PE*OBITS-1:0] m_axis_tdata,
     output wire               m_axis_tvalid,
     input  wire               m_axis_tready
 );
@@ -61,7 +66,7 @@ module qloom_maxpool #(
   wire first = (kx == {KB{1'b0}}) && (ky == {KB{1'b0}});
   wire final_ = (kx == KW_LAST) && (ky == K_LAST);
 
-  reg [PE*BITS-1:0] od;
+  reg [PE*OBITS-1:0] od;
   reg ov;
   wire out_free = !ov || m_axis_tready;
   assign s_axis_tready = !(in_win && final_) || out_free;
@@ -69,20 +74,31 @@ module qloom_maxpool #(
   assign m_axis_tdata  = od;
   wire fire = s_axis_tvalid && s_axis_tready;
 
-  reg [PE*BITS-1:0] acc[0:DEPTH-1];
-  wire [PE*BITS-1:0] old = acc[addr];
-  wire [PE*BITS-1:0] mx;
+  reg [PE*OBITS-1:0] acc[0:DEPTH-1];
+  wire [PE*OBITS-1:0] old = acc[addr];
+  wire [PE*OBITS-1:0] mx;
   genvar p;
   generate
-    if ((K != STRIDE) || (K_W != STRIDE_W) || (CH % PE != 0) || (OFM_H < 1) || (OFM_W < 1))
-    begin : g_bad
+    if ((K != STRIDE) || (K_W != STRIDE_W) || (CH % PE != 0) || (OFM_H < 1) || (OFM_W < 1) ||
+        (OBITS < BITS) || (SUM == 0 && OBITS != BITS)) begin : g_bad
       qloom_maxpool_error_bad_parameters u_err ();
     end
     for (p = 0; p < PE; p = p + 1) begin : g_pe
-      wire [BITS-1:0] a = old[p*BITS+:BITS];
-      wire [BITS-1:0] b = s_axis_tdata[p*BITS+:BITS];
-      wire b_gt = (SIGNED != 0) ? ($signed(b) > $signed(a)) : (b > a);
-      assign mx[p*BITS+:BITS] = (first || b_gt) ? b : a;
+      wire [OBITS-1:0] a = old[p*OBITS+:OBITS];
+      wire [ BITS-1:0] bi = s_axis_tdata[p*BITS+:BITS];
+      wire [OBITS-1:0] b;  // the input element, sign- or zero-extended to OBITS
+      if (OBITS > BITS) begin : g_ext
+        wire fill = (SIGNED != 0) && bi[BITS-1];
+        assign b = {{(OBITS - BITS) {fill}}, bi};
+      end else begin : g_same
+        assign b = bi;
+      end
+      if (SUM != 0) begin : g_sum
+        assign mx[p*OBITS+:OBITS] = first ? b : a + b;
+      end else begin : g_max
+        wire b_gt = (SIGNED != 0) ? ($signed(b) > $signed(a)) : (b > a);
+        assign mx[p*OBITS+:OBITS] = (first || b_gt) ? b : a;
+      end
     end
   endgenerate
 
