@@ -6,10 +6,15 @@ Cycles per frame: N / PE.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from qloom.dataflow.fifo import FIFO
 from qloom.dataflow.resources import Resources
+from qloom.dataflow.rules import lowering_rule, unsupported
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -22,6 +27,8 @@ from qloom.dataflow.stage import (
 from qloom.datatype import DataType
 
 if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
     from qloom.synth.devices import Device
 
 
@@ -105,3 +112,44 @@ def estimate_add(s: Add, device: Device) -> Resources:
     p = s.rtl_params()
     lut = ADD_LUT["const"] + ADD_LUT["out_bits"] * s.pe * p["OBITS"]
     return Resources(lut=lut, ff=s.pe * p["OBITS"] + 1)
+
+
+# -- lowering rule: the integer-graph op(s) this stage implements -----------------------------
+@lowering_rule("Add")
+def lower_add(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    (node,) = nodes
+    a, b = node.inputs
+    if ctx.dtype_of[a].is_bipolar or ctx.dtype_of[b].is_bipolar:
+        raise unsupported(node, "adding BIPOLAR streams is not supported")
+    n = int(np.prod(ctx.g.tensors[a].shape))
+    fold = ctx.fold(node.name, "Add", {"PE": 1})
+    stage = Add(
+        node.name,
+        n,
+        ctx.dtype_of[a],
+        ctx.dtype_of[b],
+        a_mul=int(node.attrs["a_mul"]),
+        b_mul=int(node.attrs["b_mul"]),
+        pe=fold["PE"],
+    )
+    ins = []
+    for port, (t, spec) in enumerate(zip((a, b), stage.in_streams(), strict=True)):
+        s = ctx.take(t, spec.elems, node.name)
+        if s in ctx.direct_dup:  # the bypass of a residual block: buffer a whole frame
+            name = f"{node.name}_fifo{port}"
+            ffold = ctx.fold(name, "FIFO", {"depth": spec.beats, "ram_style": "auto"})
+            fifo = FIFO(
+                name,
+                spec,
+                depth=ffold["depth"],
+                ram_style=ffold["ram_style"],
+                inputs=(s,),
+                outputs=(f"{name}_out",),
+            )
+            ctx.add_stage(fifo)
+            s = f"{name}_out"
+            ctx.streams[s] = spec
+        ins.append(s)
+    stage = dataclasses.replace(stage, inputs=tuple(ins), outputs=(node.outputs[0],))
+    ctx.add_stage(stage)
+    ctx.register(node.outputs[0], node.outputs[0], stage.out_streams()[0])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qloom.dataflow.resources import Resources, clog2
+from qloom.dataflow.rules import lowering_rule
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -24,8 +25,11 @@ from qloom.dataflow.stage import (
     restore,
 )
 from qloom.datatype import DataType
+from qloom.execute import OPS
 
 if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
     from qloom.synth.devices import Device
 
 
@@ -100,3 +104,19 @@ def estimate_labelselect(s: LabelSelect, device: Device) -> Resources:
     per = p["BITS"] + iw
     lut = LABEL_LUT["const"] + LABEL_LUT["insert"] * s.pe * s.k * per
     return Resources(lut=lut, ff=1.2 * s.k * per + 10)
+
+
+# -- lowering rule: the integer-graph op(s) this stage implements -----------------------------
+@lowering_rule("TopK", "ArgMax")
+def lower_label(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    label, tail = nodes
+    x = tail.inputs[0]
+    n = int(np.prod(ctx.g.tensors[x].shape))
+    k = int(label.attrs.get("k", 1)) if label.op == "TopK" else 1
+    fold = ctx.fold(label.name, "LabelSelect", {"PE": 1})
+    stage = LabelSelect(label.name, n, ctx.dtype_of[x], k=k, pe=fold["PE"])
+    out = label.outputs[-1] if label.op == "TopK" else label.outputs[0]
+    ctx.place(stage, [x], out)
+    dummy = np.zeros((1,) + tuple(np.asarray(tail.attrs["idx"]).shape), np.float32)
+    shape = OPS["integer"][label.op](label, [dummy])[-1].shape[1:]
+    ctx.label_shapes[out] = tuple(shape)

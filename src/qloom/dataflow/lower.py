@@ -1,5 +1,9 @@
 """Integer graph -> dataflow design: one hardware stage per layer, wired with AXI-Streams.
 
+This module is the generic driver: it plans which nodes run in hardware and which on the host,
+fuses a MultiThreshold into the MVAU before it, and wires streams (Duplicate, DWC, FIFO); the
+rule that turns an op into stages lives in that stage's file (qloom.dataflow.rules registry).
+
 Requires: an integer graph (qloom.streamline.streamline).
 Guarantees: the returned DataflowDesign executes bit-exactly like the integer graph:
   * Conv / XnorConv       -> SWU + MVAU (XnorConv: binary mode)
@@ -8,6 +12,7 @@ Guarantees: the returned DataflowDesign executes bit-exactly like the integer gr
                              otherwise NT = 0 and the MVAU streams its accumulators
   * MultiThreshold        -> Thresholding (standalone)
   * MaxPool               -> MaxPool (K == stride, no padding)
+  * SumPool (average pool) -> SumPool (the same windows; the Thresholding after it divides)
   * Add                   -> Add, fed through a Duplicate and a frame-deep bypass FIFO
   * TopK / ArgMax after a FloatTail that is the same strictly increasing function of the
     accumulator for every element -> LabelSelect on the accumulators
@@ -32,25 +37,18 @@ Any other padding value outside the stream's type raises UnsupportedModelError.
 from __future__ import annotations
 
 import dataclasses
-from math import gcd
 
 import numpy as np
 
-from qloom.dataflow.add import Add
+# the stage modules register their lowering rules on import
+from qloom.dataflow import add, labelselect, maxpool, mvau, sumpool, thresholding  # noqa: F401
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.duplicate import Duplicate
 from qloom.dataflow.dwc import DWC
-from qloom.dataflow.fifo import FIFO
-from qloom.dataflow.labelselect import LabelSelect
-from qloom.dataflow.maxpool import MaxPool
-from qloom.dataflow.mvau import MVAU
-from qloom.dataflow.stage import Stage, StreamSpec, check_divides, dwc_chain_elems
-from qloom.dataflow.sumpool import SumPool
-from qloom.dataflow.swu import SWU
-from qloom.dataflow.thresholding import Thresholding
+from qloom.dataflow.rules import RULES, unsupported
+from qloom.dataflow.stage import Stage, StreamSpec, dwc_chain_elems
 from qloom.datatype import DataType
 from qloom.errors import FoldingError, UnsupportedModelError
-from qloom.execute import OPS
 from qloom.execute.integer import apply_steps
 from qloom.ir import Graph, Node
 
@@ -74,13 +72,9 @@ def to_dataflow(graph: Graph, folding: dict | None = None) -> DataflowDesign:
     """Map an integer graph onto hardware stages (see the module docstring)."""
     from qloom.spec import check_dataflow
 
-    design = _Lowering(graph, folding or {}).run()
+    design = LoweringContext(graph, folding or {}).run()
     check_dataflow(design)
     return design
-
-
-def _unsupported(node: Node, why: str) -> UnsupportedModelError:
-    return UnsupportedModelError(f"node '{node.name}' ({node.op}): {why}", node.name, node.op)
 
 
 def _strictly_increasing_tail(g: Graph, tail: Node) -> bool:
@@ -102,7 +96,11 @@ def _strictly_increasing_tail(g: Graph, tail: Node) -> bool:
     return bool(np.all(y == y[:, :1]) and np.all(np.diff(y[:, 0]) > 0))
 
 
-class _Lowering:
+class LoweringContext:
+    """What a lowering rule (qloom.dataflow.rules) works with: the integer graph `g`, the stream
+    type of each tensor (`dtype_of`), `fold` (the user's folding for a stage, checked against
+    its parameters), `place` (wire a stage between tensors), and the wiring state."""
+
     def __init__(self, g: Graph, folding: dict):
         if g.kind != "integer":
             raise UnsupportedModelError(
@@ -141,28 +139,20 @@ class _Lowering:
                 continue
             if node.name in fused:
                 continue
-            if node.op in LINEAR_OPS:
-                mt = self._fusable_threshold(node)
-                if mt is not None:
-                    fused.add(mt.name)
-                    self.fused_into[mt.name] = node.name
-                    hw.append(("mvau", (node, mt)))
-                else:
-                    hw.append(("mvau", (node,)))
-            elif node.op == "MultiThreshold":
-                hw.append(("thresholding", (node,)))
-            elif node.op in ("MaxPool", "SumPool"):
-                hw.append(("pool", (node,)))
-            elif node.op == "Add":
-                hw.append(("add", (node,)))
-            else:
-                raise _unsupported(
+            if node.op not in RULES or node.op in LABEL_OPS:
+                ops = ", ".join(op for op in RULES if op not in LABEL_OPS)
+                raise unsupported(
                     node,
-                    "has no hardware stage (supported: MultiThreshold, MatMul, XnorMatMul, Conv, "
-                    "XnorConv, MaxPool, SumPool, Add, TopK/ArgMax on the accumulators; FloatTail "
-                    "runs on "
-                    "the host)",
+                    f"has no hardware stage (supported: {ops}, TopK/ArgMax on the "
+                    "accumulators; FloatTail runs on the host)",
                 )
+            mt = self._fusable_threshold(node) if node.op in LINEAR_OPS else None
+            if mt is not None:  # the MVAU applies the thresholds itself
+                fused.add(mt.name)
+                self.fused_into[mt.name] = node.name
+                hw.append(("stage", (node, mt)))
+            else:
+                hw.append(("stage", (node,)))
         return hw, host
 
     def _fusable_threshold(self, node: Node) -> Node | None:
@@ -199,7 +189,7 @@ class _Lowering:
         return _strictly_increasing_tail(g, tail)
 
     # -- folding ------------------------------------------------------------------------------
-    def _fold(self, name: str, kind: str, defaults: dict) -> dict:
+    def fold(self, name: str, kind: str, defaults: dict) -> dict:
         req = self.folding.get(name, {})
         self.used_folding.add(name)
         out = dict(defaults)
@@ -216,16 +206,16 @@ class _Lowering:
         return out
 
     # -- streams ------------------------------------------------------------------------------
-    def _register(self, tensor: str, stream: str, spec: StreamSpec) -> None:
+    def register(self, tensor: str, stream: str, spec: StreamSpec) -> None:
         self.streams[stream] = spec
         self.dtype_of[tensor] = spec.dtype
         self.pending[tensor] = (stream, spec.dtype, spec.elems)
 
-    def _add(self, stage: Stage) -> Stage:
+    def add_stage(self, stage: Stage) -> Stage:
         self.stages.append(stage)
         return stage
 
-    def _take(self, tensor: str, elems: int | None, consumer: str) -> str:
+    def take(self, tensor: str, elems: int | None, consumer: str) -> str:
         """A stream carrying `tensor` with `elems` elements per beat (None: as produced)."""
         if tensor not in self.branches:
             stream, dtype, p_elems = self.pending[tensor]
@@ -243,7 +233,7 @@ class _Lowering:
                 src = branches.pop(0)
                 dup = f"{tensor}_dup{i}"
                 outs = (f"{dup}_out0", f"{dup}_out1")
-                self._add(Duplicate(dup, spec, inputs=(src,), outputs=outs))
+                self.add_stage(Duplicate(dup, spec, inputs=(src,), outputs=outs))
                 for o in outs:
                     self.streams[o] = spec
                     self.direct_dup.add(o)
@@ -260,236 +250,34 @@ class _Lowering:
             name = f"{consumer}_dwc_{tensor}" + (f"_{j}" if len(chain) > 2 else "")
             dwc = DWC(name, spec.dtype, spec.frame_elems, a, b, inputs=(stream,))
             stream = f"{name}_out"
-            self._add(dataclasses.replace(dwc, outputs=(stream,)))
+            self.add_stage(dataclasses.replace(dwc, outputs=(stream,)))
             self.streams[stream] = dwc.out_streams()[0]
             if direct:
                 self.direct_dup.add(stream)
         return stream
 
-    def _place(self, stage: Stage, in_tensors: list[str], out_tensor: str | None) -> Stage:
+    def place(self, stage: Stage, in_tensors: list[str], out_tensor: str | None) -> Stage:
         ins = tuple(
-            self._take(t, spec.elems, stage.name)
+            self.take(t, spec.elems, stage.name)
             for t, spec in zip(in_tensors, stage.in_streams(), strict=True)
         )
         outs: tuple[str, ...] = ()
         if out_tensor is not None:
             outs = (out_tensor,)
         stage = dataclasses.replace(stage, inputs=ins, outputs=outs)
-        self._add(stage)
+        self.add_stage(stage)
         if out_tensor is not None:
-            self._register(out_tensor, out_tensor, stage.out_streams()[0])
+            self.register(out_tensor, out_tensor, stage.out_streams()[0])
         return stage
 
     # -- stages -------------------------------------------------------------------------------
-    def _thresholds(self, node: Node, channels: int) -> np.ndarray:
+    def thresholds(self, node: Node, channels: int) -> np.ndarray:
         t = np.asarray(node.attrs["thresholds"], dtype=np.int64)
         if t.shape[0] == 1 and channels > 1:
             t = np.repeat(t, channels, axis=0)
         if t.shape[0] != channels:
-            raise _unsupported(node, f"{t.shape[0]} threshold rows for {channels} channels")
+            raise unsupported(node, f"{t.shape[0]} threshold rows for {channels} channels")
         return t
-
-    def _mvau(self, nodes: tuple[Node, ...]) -> None:
-        lin = nodes[0]
-        mt = nodes[1] if len(nodes) > 1 else None
-        g = self.g
-        x = lin.inputs[0]
-        in_dtype = self.dtype_of[x]
-        binary = lin.op.startswith("Xnor")
-        w = np.asarray(lin.attrs["weights"], dtype=np.int64)
-        fold = self._fold(lin.name, "MVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto"})
-        pixels = 1
-        if lin.op in ("Conv", "XnorConv"):
-            if lin.attrs.get("groups", 1) != 1:
-                raise _unsupported(lin, "grouped/depthwise convolution has no stage yet")
-            kh, kw, cin, cout = w.shape
-            h, wd, c = g.tensors[x].shape
-            pads = tuple(int(p) for p in lin.attrs["pads"])
-            pad_value = 0 if binary else int(lin.attrs.get("pad_value", 0))
-            widen = None
-            if any(pads) and in_dtype.is_bipolar and pad_value == 0 and not binary:
-                widen = DataType("INT2")
-            if any(pads) and not (widen or in_dtype).allowed(np.array([pad_value])):
-                raise _unsupported(
-                    lin,
-                    f"zero padding (value {pad_value}) of a {in_dtype} input: the value is not a "
-                    f"{in_dtype} value, so the {in_dtype.bits}-bit stream cannot carry it; remove "
-                    "the padding or use a multi-bit input quantizer",
-                )
-            simd = fold["SIMD"]
-            swu_name = f"{lin.name}_swu"
-            swu_simd = gcd(simd, c) if isinstance(simd, int) and simd > 0 else 1
-            sfold = self._fold(swu_name, "SWU", {"SIMD": swu_simd})
-            if widen is not None:
-                wname = f"{lin.name}_widen"
-                wfold = self._fold(
-                    wname, "Thresholding", {"PE": sfold["SIMD"], "ram_style": "auto"}
-                )
-                conv = Thresholding(
-                    wname,
-                    c,
-                    h * wd,
-                    np.ones((c, 2), np.int64),
-                    in_dtype,
-                    widen,
-                    out_base=-1,
-                    pe=wfold["PE"],
-                    ram_style=wfold["ram_style"],
-                    widen=True,
-                )
-                self._place(conv, [x], f"{lin.name}_widened")
-                x, in_dtype = f"{lin.name}_widened", widen
-                self.uses[x] = 1
-            swu = SWU(
-                swu_name,
-                h,
-                wd,
-                c,
-                kh,
-                kw,
-                in_dtype,
-                stride=tuple(int(s) for s in lin.attrs["stride"]),
-                pads=pads,
-                pad_value=pad_value,
-                simd=sfold["SIMD"],
-            )
-            win = f"{lin.name}_windows"
-            self._place(swu, [x], win)
-            x = win
-            in_dtype = swu.out_streams()[0].dtype
-            pixels = swu.oh * swu.ow
-            wmat = w.reshape(kh * kw * cin, cout).T
-        else:
-            wmat = w.T
-        mh, mw = wmat.shape
-        if mw != int(np.prod(g.tensors[lin.inputs[0]].shape)) and pixels == 1:
-            raise _unsupported(lin, f"weights expect {mw} inputs")
-        kwargs = {}
-        out = lin.outputs[0]
-        if mt is not None:
-            neg = mt.attrs.get("negate")
-            if neg is not None:
-                wmat = wmat * np.where(np.broadcast_to(neg, (mh,)), -1, 1)[:, None]
-            kwargs = dict(
-                thresholds=self._thresholds(mt, mh),
-                out_base=int(mt.attrs["out_base"]),
-                out_dtype=mt.attrs["out_dtype"],
-            )
-            out = mt.outputs[0]
-        stage = MVAU(
-            lin.name,
-            mw,
-            mh,
-            wmat,
-            in_dtype,
-            pe=fold["PE"],
-            simd=fold["SIMD"],
-            pixels=pixels,
-            binary=binary,
-            ram_style=fold["ram_style"],
-            **kwargs,
-        )
-        self._place(stage, [x], out)
-
-    def _thresholding(self, node: Node) -> None:
-        x = node.inputs[0]
-        if node.attrs.get("negate") is not None:
-            raise _unsupported(
-                node,
-                "negated channels (a decreasing activation) after a pool/add/input have no "
-                "Thresholding stage; only thresholds right after a MatMul/Conv can absorb them",
-            )
-        shape = self.g.tensors[x].shape
-        c = shape[-1]
-        total = int(np.prod(shape))
-        fold = self._fold(node.name, "Thresholding", {"PE": 1, "ram_style": "auto"})
-        stage = Thresholding(
-            node.name,
-            c,
-            total // c,
-            self._thresholds(node, c),
-            self.dtype_of[x],
-            node.attrs["out_dtype"],
-            out_base=int(node.attrs["out_base"]),
-            ram_style=fold["ram_style"],
-        )
-        if stage.uniform:  # one set of thresholds: any PE dividing the frame will do
-            check_divides("Thresholding", node.name, "PE", fold["PE"], "N", total)
-        self._place(stage.refold({"PE": fold["PE"]}), [x], node.outputs[0])
-
-    def _pool(self, node: Node) -> None:
-        """MaxPool -> MaxPool stage; SumPool (an average pool) -> SumPool stage."""
-        x = node.inputs[0]
-        a = node.attrs
-        k, s, pads = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"])
-        what = "max" if node.op == "MaxPool" else "average"
-        if s != k or any(pads):
-            raise _unsupported(
-                node,
-                f"{what} pooling with kernel {k}, stride {s}, pads {pads}: the {node.op} stage "
-                "supports non-overlapping windows (stride = kernel) without padding",
-            )
-        h, w, c = self.g.tensors[x].shape
-        fold = self._fold(node.name, node.op, {"PE": 1})
-        k_w = None if k[1] == k[0] else k[1]
-        args = (node.name, h, w, c, k[0], self.dtype_of[x])
-        if node.op == "MaxPool":
-            stage = MaxPool(*args, pe=fold["PE"], k_w=k_w)
-        elif self.dtype_of[x].is_bipolar:
-            raise _unsupported(node, "average pooling of a BIPOLAR stream has no stage yet")
-        else:
-            sums = self.g.tensors[node.outputs[0]].dtype
-            stage = SumPool(*args, pe=fold["PE"], k_w=k_w, sum_dtype=sums)
-        self._place(stage, [x], node.outputs[0])
-
-    def _add_stage(self, node: Node) -> None:
-        a, b = node.inputs
-        if self.dtype_of[a].is_bipolar or self.dtype_of[b].is_bipolar:
-            raise _unsupported(node, "adding BIPOLAR streams is not supported")
-        n = int(np.prod(self.g.tensors[a].shape))
-        fold = self._fold(node.name, "Add", {"PE": 1})
-        stage = Add(
-            node.name,
-            n,
-            self.dtype_of[a],
-            self.dtype_of[b],
-            a_mul=int(node.attrs["a_mul"]),
-            b_mul=int(node.attrs["b_mul"]),
-            pe=fold["PE"],
-        )
-        ins = []
-        for port, (t, spec) in enumerate(zip((a, b), stage.in_streams(), strict=True)):
-            s = self._take(t, spec.elems, node.name)
-            if s in self.direct_dup:  # the bypass of a residual block: buffer a whole frame
-                name = f"{node.name}_fifo{port}"
-                ffold = self._fold(name, "FIFO", {"depth": spec.beats, "ram_style": "auto"})
-                fifo = FIFO(
-                    name,
-                    spec,
-                    depth=ffold["depth"],
-                    ram_style=ffold["ram_style"],
-                    inputs=(s,),
-                    outputs=(f"{name}_out",),
-                )
-                self._add(fifo)
-                s = f"{name}_out"
-                self.streams[s] = spec
-            ins.append(s)
-        stage = dataclasses.replace(stage, inputs=tuple(ins), outputs=(node.outputs[0],))
-        self._add(stage)
-        self._register(node.outputs[0], node.outputs[0], stage.out_streams()[0])
-
-    def _label(self, label: Node, tail: Node) -> None:
-        x = tail.inputs[0]
-        n = int(np.prod(self.g.tensors[x].shape))
-        k = int(label.attrs.get("k", 1)) if label.op == "TopK" else 1
-        fold = self._fold(label.name, "LabelSelect", {"PE": 1})
-        stage = LabelSelect(label.name, n, self.dtype_of[x], k=k, pe=fold["PE"])
-        out = label.outputs[-1] if label.op == "TopK" else label.outputs[0]
-        self._place(stage, [x], out)
-        dummy = np.zeros((1,) + tuple(np.asarray(tail.attrs["idx"]).shape), np.float32)
-        shape = OPS["integer"][label.op](label, [dummy])[-1].shape[1:]
-        self.label_shapes[out] = tuple(shape)
 
     # -- driver -------------------------------------------------------------------------------
     def run(self) -> DataflowDesign:
@@ -510,7 +298,7 @@ class _Lowering:
                     host_inputs.append(t)
         uses: dict[str, int] = {}
         for kind, nodes in hw:
-            if kind == "label":
+            if kind == "label":  # LabelSelect reads the accumulators under the FloatTail
                 ins = [nodes[1].inputs[0]]
             else:
                 ins = list(nodes[0].inputs)
@@ -532,18 +320,9 @@ class _Lowering:
         self.input_stream = inp
         self.dtype_of[inp] = g.tensors[inp].dtype
         self.pending[inp] = (None, g.tensors[inp].dtype, None)
-        for kind, nodes in hw:
-            if kind == "mvau":
-                self._mvau(nodes)
-            elif kind == "thresholding":
-                self._thresholding(nodes[0])
-            elif kind == "pool":
-                self._pool(nodes[0])
-            elif kind == "add":
-                self._add_stage(nodes[0])
-            else:
-                self._label(*nodes)
-        out_streams = {t: self._take(t, None, "host") for t in hw_outputs}
+        for _, nodes in hw:
+            RULES[nodes[0].op](self, nodes)
+        out_streams = {t: self.take(t, None, "host") for t in hw_outputs}
         for t in label_outs:
             out_streams[t] = t
         unknown = set(self.folding) - self.used_folding

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qloom.dataflow.resources import Resources, bram_tiling
+from qloom.dataflow.rules import lowering_rule, unsupported
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -27,6 +28,8 @@ from qloom.dataflow.stage import (
 from qloom.datatype import DataType
 
 if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
     from qloom.synth.devices import Device
 
 
@@ -138,3 +141,30 @@ def estimate_maxpool(s: MaxPool, device: Device) -> Resources:
         mem = Resources(lut=w * ceil(d / 64), lutram=w * ceil(d / 64))
     lut = MAXPOOL_LUT["const"] + MAXPOOL_LUT["cmp_bits"] * w
     return Resources(lut=lut, ff=w + 23) + mem
+
+
+# -- lowering rule: the integer-graph op(s) this stage implements -----------------------------
+def pool_args(ctx: LoweringContext, node: Node) -> tuple[tuple, dict]:
+    """(positional, keyword) arguments of the pooling stage of `node` (MaxPool or SumPool):
+    non-overlapping windows (stride = kernel) without padding, else a clear refusal."""
+    x = node.inputs[0]
+    a = node.attrs
+    k, s, pads = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"])
+    what = "max" if node.op == "MaxPool" else "average"
+    if s != k or any(pads):
+        raise unsupported(
+            node,
+            f"{what} pooling with kernel {k}, stride {s}, pads {pads}: the {node.op} stage "
+            "supports non-overlapping windows (stride = kernel) without padding",
+        )
+    h, w, c = ctx.g.tensors[x].shape
+    fold = ctx.fold(node.name, node.op, {"PE": 1})
+    k_w = None if k[1] == k[0] else k[1]
+    return (node.name, h, w, c, k[0], ctx.dtype_of[x]), {"pe": fold["PE"], "k_w": k_w}
+
+
+@lowering_rule("MaxPool")
+def lower_maxpool(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    (node,) = nodes
+    args, kwargs = pool_args(ctx, node)
+    ctx.place(MaxPool(*args, **kwargs), [node.inputs[0]], node.outputs[0])

@@ -25,6 +25,7 @@ Cycles per frame: (MH/PE) * (MW/SIMD) * pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ from qloom.dataflow.resources import (
     lutram_luts,
     rom_features,
 )
+from qloom.dataflow.rules import lowering_rule, unsupported
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -52,10 +54,14 @@ from qloom.dataflow.stage import (
     unpack_words,
     write_hex,
 )
+from qloom.dataflow.swu import SWU
+from qloom.dataflow.thresholding import Thresholding
 from qloom.datatype import BIPOLAR, DataType
 from qloom.execute.kernels import exact_matmul
 
 if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
     from qloom.synth.devices import Device
 
 
@@ -400,3 +406,106 @@ def estimate_mvau(s: MVAU, device: Device) -> Resources:
     feats, fixed = mvau_parts(s, device)
     coef = MVAU_XNOR_LUT if s.binary else MVAU_LUT
     return Resources(lut=linear(coef, feats)) + fixed
+
+
+# -- lowering rule: the integer-graph op(s) this stage implements -----------------------------
+@lowering_rule("MatMul", "XnorMatMul", "Conv", "XnorConv")
+def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    lin = nodes[0]
+    mt = nodes[1] if len(nodes) > 1 else None
+    g = ctx.g
+    x = lin.inputs[0]
+    in_dtype = ctx.dtype_of[x]
+    binary = lin.op.startswith("Xnor")
+    w = np.asarray(lin.attrs["weights"], dtype=np.int64)
+    fold = ctx.fold(lin.name, "MVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto"})
+    pixels = 1
+    if lin.op in ("Conv", "XnorConv"):
+        if lin.attrs.get("groups", 1) != 1:
+            raise unsupported(lin, "grouped/depthwise convolution has no stage yet")
+        kh, kw, cin, cout = w.shape
+        h, wd, c = g.tensors[x].shape
+        pads = tuple(int(p) for p in lin.attrs["pads"])
+        pad_value = 0 if binary else int(lin.attrs.get("pad_value", 0))
+        widen = None
+        if any(pads) and in_dtype.is_bipolar and pad_value == 0 and not binary:
+            widen = DataType("INT2")
+        if any(pads) and not (widen or in_dtype).allowed(np.array([pad_value])):
+            raise unsupported(
+                lin,
+                f"zero padding (value {pad_value}) of a {in_dtype} input: the value is not a "
+                f"{in_dtype} value, so the {in_dtype.bits}-bit stream cannot carry it; remove "
+                "the padding or use a multi-bit input quantizer",
+            )
+        simd = fold["SIMD"]
+        swu_name = f"{lin.name}_swu"
+        swu_simd = gcd(simd, c) if isinstance(simd, int) and simd > 0 else 1
+        sfold = ctx.fold(swu_name, "SWU", {"SIMD": swu_simd})
+        if widen is not None:
+            wname = f"{lin.name}_widen"
+            wfold = ctx.fold(wname, "Thresholding", {"PE": sfold["SIMD"], "ram_style": "auto"})
+            conv = Thresholding(
+                wname,
+                c,
+                h * wd,
+                np.ones((c, 2), np.int64),
+                in_dtype,
+                widen,
+                out_base=-1,
+                pe=wfold["PE"],
+                ram_style=wfold["ram_style"],
+                widen=True,
+            )
+            ctx.place(conv, [x], f"{lin.name}_widened")
+            x, in_dtype = f"{lin.name}_widened", widen
+            ctx.uses[x] = 1
+        swu = SWU(
+            swu_name,
+            h,
+            wd,
+            c,
+            kh,
+            kw,
+            in_dtype,
+            stride=tuple(int(s) for s in lin.attrs["stride"]),
+            pads=pads,
+            pad_value=pad_value,
+            simd=sfold["SIMD"],
+        )
+        win = f"{lin.name}_windows"
+        ctx.place(swu, [x], win)
+        x = win
+        in_dtype = swu.out_streams()[0].dtype
+        pixels = swu.oh * swu.ow
+        wmat = w.reshape(kh * kw * cin, cout).T
+    else:
+        wmat = w.T
+    mh, mw = wmat.shape
+    if mw != int(np.prod(g.tensors[lin.inputs[0]].shape)) and pixels == 1:
+        raise unsupported(lin, f"weights expect {mw} inputs")
+    kwargs = {}
+    out = lin.outputs[0]
+    if mt is not None:
+        neg = mt.attrs.get("negate")
+        if neg is not None:
+            wmat = wmat * np.where(np.broadcast_to(neg, (mh,)), -1, 1)[:, None]
+        kwargs = dict(
+            thresholds=ctx.thresholds(mt, mh),
+            out_base=int(mt.attrs["out_base"]),
+            out_dtype=mt.attrs["out_dtype"],
+        )
+        out = mt.outputs[0]
+    stage = MVAU(
+        lin.name,
+        mw,
+        mh,
+        wmat,
+        in_dtype,
+        pe=fold["PE"],
+        simd=fold["SIMD"],
+        pixels=pixels,
+        binary=binary,
+        ram_style=fold["ram_style"],
+        **kwargs,
+    )
+    ctx.place(stage, [x], out)

@@ -8,11 +8,17 @@ of MaxPool; the RTL is qloom_maxpool with SUM = 1 and an OBITS-wide sum.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qloom.dataflow.maxpool import MaxPool
+from qloom.dataflow.maxpool import MaxPool, pool_args
+from qloom.dataflow.rules import lowering_rule, unsupported
 from qloom.datatype import DataType
+
+if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,3 +47,14 @@ class SumPool(MaxPool):
     @staticmethod
     def _reduce(windows: np.ndarray) -> np.ndarray:
         return windows.sum(axis=(2, 4))
+
+
+# -- lowering rule: the integer-graph op(s) this stage implements -----------------------------
+@lowering_rule("SumPool")
+def lower_sumpool(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    (node,) = nodes
+    if ctx.dtype_of[node.inputs[0]].is_bipolar:
+        raise unsupported(node, "average pooling of a BIPOLAR stream has no stage yet")
+    args, kwargs = pool_args(ctx, node)
+    sums = ctx.g.tensors[node.outputs[0]].dtype
+    ctx.place(SumPool(*args, **kwargs, sum_dtype=sums), [node.inputs[0]], node.outputs[0])

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qloom.dataflow.resources import Resources, counter_bits, linear, rom_features
+from qloom.dataflow.rules import lowering_rule, unsupported
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -43,6 +44,8 @@ from qloom.dataflow.stage import (
 from qloom.datatype import DataType
 
 if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
     from qloom.synth.devices import Device
 
 
@@ -208,3 +211,33 @@ def thresholding_parts(s: Thresholding, device: Device) -> tuple[dict[str, float
 def estimate_thresholding(s: Thresholding, device: Device) -> Resources:
     feats, fixed = thresholding_parts(s, device)
     return Resources(lut=linear(THR_LUT, feats)) + fixed
+
+
+# -- lowering rule: the integer-graph op(s) this stage implements -----------------------------
+@lowering_rule("MultiThreshold")
+def lower_thresholding(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    (node,) = nodes
+    x = node.inputs[0]
+    if node.attrs.get("negate") is not None:
+        raise unsupported(
+            node,
+            "negated channels (a decreasing activation) after a pool/add/input have no "
+            "Thresholding stage; only thresholds right after a MatMul/Conv can absorb them",
+        )
+    shape = ctx.g.tensors[x].shape
+    c = shape[-1]
+    total = int(np.prod(shape))
+    fold = ctx.fold(node.name, "Thresholding", {"PE": 1, "ram_style": "auto"})
+    stage = Thresholding(
+        node.name,
+        c,
+        total // c,
+        ctx.thresholds(node, c),
+        ctx.dtype_of[x],
+        node.attrs["out_dtype"],
+        out_base=int(node.attrs["out_base"]),
+        ram_style=fold["ram_style"],
+    )
+    if stage.uniform:  # one set of thresholds: any PE dividing the frame will do
+        check_divides("Thresholding", node.name, "PE", fold["PE"], "N", total)
+    ctx.place(stage.refold({"PE": fold["PE"]}), [x], node.outputs[0])
