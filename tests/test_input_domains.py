@@ -163,20 +163,26 @@ def test_radio_1d_vgg_conv1d_and_maxpool1d(tmp_path):
     ref = qonnx_outputs(path, x, batch=100)
     assert np.array_equal(ours.argmax(1), ref.argmax(1)) and len(np.unique(ref.argmax(1))) > 1
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    kinds = [s["kind"] for s in _build_then_sim(path, x[:N_SIM], tmp_path, "1e5")["stages"]]
+    assert {"SWU", "MVAU", "MaxPool"} <= set(kinds)
+
+
+def _build_then_sim(path, x, tmp_path, fps: str) -> dict:
+    """`qloom build` (bit-exact on x, cycles within 5 % of the formula), then `qloom sim` of
+    the built folding with random stalls; returns the build report."""
     data = tmp_path / "x.npz"
-    np.savez(data, inputs=x[:N_SIM])
+    np.savez(data, inputs=x)
     out = tmp_path / "b"
     argv = ["--quiet", "build", str(path), "--out", str(out), "--data", str(data)]
-    assert main(argv + ["--target-fps", "1e5"]) == 0
-    report = json.loads((out / "radio" / "report.json").read_text())
-    kinds = {s["kind"] for s in report["stages"]}
-    assert {"SWU", "MVAU", "MaxPool"} <= kinds
+    assert main(argv + ["--target-fps", fps]) == 0
+    report = json.loads((out / path.stem / "report.json").read_text())
     cpf = report["totals"]["cycles_per_frame"]
-    assert report["sim"]["mismatches"] == 0
+    assert report["sim"]["mismatches"] == 0 and report["sim"]["frames"] == len(x)
     assert abs(report["sim"]["cycles_per_frame"] - cpf) <= 0.05 * cpf
-    folding = out / "radio" / "folding.json"
+    folding = out / path.stem / "folding.json"
     argv = ["--quiet", "sim", str(path), "--data", str(data), "--folding", str(folding)]
-    assert main(argv + ["--stall", "0.3", "--limit", str(N_SIM)]) == 0
+    assert main(argv + ["--stall", "0.3", "--limit", str(len(x))]) == 0
+    return report
 
 
 def test_average_pools_in_hardware(tmp_path):
@@ -189,19 +195,8 @@ def test_average_pools_in_hardware(tmp_path):
     c = compile_model(path)
     assert [n.op for n in c.integer.nodes].count("SumPool") == 2
     np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], qonnx_outputs(path, x, 100))
-    data = tmp_path / "x.npz"
-    np.savez(data, inputs=x[:N_SIM])
-    out = tmp_path / "b"
-    argv = ["--quiet", "build", str(path), "--out", str(out), "--data", str(data)]
-    assert main(argv + ["--target-fps", "5e4"]) == 0
-    report = json.loads((out / "avg" / "report.json").read_text())
+    report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
     assert [s["kind"] for s in report["stages"]].count("SumPool") == 2
-    cpf = report["totals"]["cycles_per_frame"]
-    assert report["sim"]["mismatches"] == 0
-    assert abs(report["sim"]["cycles_per_frame"] - cpf) <= 0.05 * cpf
-    folding = out / "avg" / "folding.json"
-    argv = ["--quiet", "sim", str(path), "--data", str(data), "--folding", str(folding)]
-    assert main(argv + ["--stall", "0.3", "--limit", str(N_SIM)]) == 0
 
 
 def test_rank4_signal_is_refused_by_name(tmp_path, capsys):
