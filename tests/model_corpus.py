@@ -394,3 +394,39 @@ def brevitas_avgpool_cnn(path: Path) -> Path:
     )
     _calibrate(model, torch.randn(128, 2, 8, 8))
     return export_qonnx(model, path, in_shape=(1, 2, 8, 8))
+
+
+def brevitas_overlap_pool_cnn(path: Path) -> Path:
+    """Pooling that windows must overlap for: a ResNet-stem-like MaxPool2d(3, stride 2,
+    padding 1) and an AvgPool2d(3, stride 2) before a quantizer (power-of-two scales)."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(5)
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    relu4 = dict(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8),
+        qnn.QuantConv2d(2, 8, 3, padding=1, **w4),
+        torch.nn.BatchNorm2d(8),
+        qnn.QuantReLU(**relu4),
+        torch.nn.MaxPool2d(3, stride=2, padding=1),
+        qnn.QuantConv2d(8, 8, 3, padding=1, **w4),
+        torch.nn.BatchNorm2d(8),
+        qnn.QuantReLU(**relu4),
+        torch.nn.AvgPool2d(3, stride=2),
+        qnn.QuantIdentity(**relu4),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(
+            8 * 2 * 2, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4
+        ),  # fmt: skip
+    )
+    _calibrate(model, torch.randn(128, 2, 12, 12))
+    return export_qonnx(model, path, in_shape=(1, 2, 12, 12))

@@ -14,6 +14,7 @@ from model_corpus import (
     CORPUS,
     brevitas_avgpool_cnn,
     brevitas_models,
+    brevitas_overlap_pool_cnn,
     brevitas_radio_1d,
     float_into_matmul,
 )
@@ -197,6 +198,21 @@ def test_average_pools_in_hardware(tmp_path):
     np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], qonnx_outputs(path, x, 100))
     report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
     assert [s["kind"] for s in report["stages"]].count("SumPool") == 2
+
+
+def test_overlapping_and_padded_pools_in_hardware(tmp_path):
+    """MaxPool2d(3, stride 2, padding 1) and AvgPool2d(3, stride 2) become SWU + WindowPool:
+    integer == qonnx exactly on 1,000 inputs; RTL == integer with random stalls; cycles per
+    frame within 5 % of the formula."""
+    pytest.importorskip("brevitas")
+    path = brevitas_overlap_pool_cnn(tmp_path / "ovl.onnx")
+    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 2, 12, 12)).astype(np.float32)
+    c = compile_model(path)
+    ref = qonnx_outputs(path, x, 100)
+    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
+    assert len(np.unique(ref.argmax(1))) > 1
+    report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
+    assert [s["kind"] for s in report["stages"]].count("WindowPool") == 2
 
 
 def test_rank4_signal_is_refused_by_name(tmp_path, capsys):

@@ -72,6 +72,12 @@ CASES: dict[str, list[dict]] = {
             "OBITS": 6,
         },  # fmt: skip
     ],
+    "qloom_windowpool": [
+        {},
+        {"CH": 6, "PE": 2, "K2": 9, "BITS": 4, "SIGNED": 1},
+        {"CH": 4, "PE": 4, "K2": 1},
+        {"CH": 4, "PE": 1, "K2": 9, "BITS": 3, "SUM": 1, "OBITS": 7},
+    ],
     "qloom_labelselect": [
         {},
         {"N": 10, "PE": 5, "K": 3, "BITS": 4, "SIGNED": 0},

@@ -104,6 +104,32 @@ def test_maxpool(name):
     assert res.in_cycles[0][-1] <= in_beats + 1
 
 
+# ------------------------------------------------------------------------------- window pool
+
+WP_CASES = {
+    "max-s4-3x3": dict(CH=6, PE=2, K2=9, BITS=4, SIGNED=1),
+    "max-bin-2x2": dict(CH=4, PE=4, K2=4, BITS=1, SIGNED=0),
+    "sum-u3-3x3": dict(CH=4, PE=1, K2=9, BITS=3, SIGNED=0, SUM=1, OBITS=7),
+}
+
+
+@pytest.mark.parametrize("name", list(WP_CASES))
+def test_windowpool(name):
+    P = WP_CASES[name]
+    pe, bits, obits = P["PE"], P["BITS"], P.get("OBITS", P["BITS"])
+    m = build_lib("qloom_windowpool", P, [("s_axis", pe * bits)], [("m_axis", pe * obits)])
+    rng = np.random.default_rng(5 + len(name))
+    pixels = 20
+    win = rand_raw(rng, (pixels, P["K2"], P["CH"]), bits)  # the SWU's window stream
+    v = decode(win, bits, bool(P["SIGNED"]))
+    out = (v.sum(axis=1) if P.get("SUM") else v.max(axis=1)) & ((1 << obits) - 1)
+    ins, exp = [beats(win, pe, bits)], [beats(out, pe, obits)]
+    for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7), (1.0, 0.2)]):
+        run_check(m, ins, exp, pi, po, seed=seed)
+    res = run_check(m, ins, exp)
+    assert res.cycles <= len(ins[0]) + 3  # one input beat per cycle
+
+
 # ------------------------------------------------------------------------------- label select
 
 LS_CASES = {

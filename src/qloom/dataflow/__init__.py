@@ -23,6 +23,7 @@ from qloom.dataflow.stage import (
 from qloom.dataflow.sumpool import SumPool
 from qloom.dataflow.swu import SWU
 from qloom.dataflow.thresholding import Thresholding
+from qloom.dataflow.windowpool import WindowPool
 
 __all__ = [
     "DWC",
@@ -42,4 +43,5 @@ __all__ = [
     "read_hex",
     "to_dataflow",
     "unpack_beats",
+    "WindowPool",
 ]

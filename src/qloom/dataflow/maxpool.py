@@ -163,8 +163,19 @@ def pool_args(ctx: LoweringContext, node: Node) -> tuple[tuple, dict]:
     return (node.name, h, w, c, k[0], ctx.dtype_of[x]), {"pe": fold["PE"], "k_w": k_w}
 
 
+def non_overlapping(node: Node) -> bool:
+    a = node.attrs
+    return tuple(a["stride"]) == tuple(a["kernel"]) and not any(a["pads"])
+
+
 @lowering_rule("MaxPool")
 def lower_maxpool(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    """Non-overlapping unpadded windows: a MaxPool stage; else SWU + WindowPool."""
     (node,) = nodes
+    if not non_overlapping(node):
+        from qloom.dataflow.windowpool import place_window_pool
+
+        place_window_pool(ctx, node, "max")
+        return
     args, kwargs = pool_args(ctx, node)
     ctx.place(MaxPool(*args, **kwargs), [node.inputs[0]], node.outputs[0])

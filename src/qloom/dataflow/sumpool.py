@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qloom.dataflow.maxpool import MaxPool, pool_args
+from qloom.dataflow.maxpool import MaxPool, non_overlapping, pool_args
 from qloom.dataflow.rules import lowering_rule, unsupported
+from qloom.dataflow.windowpool import place_window_pool
 from qloom.datatype import DataType
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ class SumPool(MaxPool):
 @lowering_rule("SumPool")
 def lower_sumpool(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     (node,) = nodes
+    if not non_overlapping(node):  # overlapping windows: SWU + WindowPool (sum)
+        place_window_pool(ctx, node, "sum")
+        return
     if ctx.dtype_of[node.inputs[0]].is_bipolar:
         raise unsupported(node, "average pooling of a BIPOLAR stream has no stage yet")
     args, kwargs = pool_args(ctx, node)

@@ -25,6 +25,7 @@ from qloom.dataflow import (
     StreamSpec,
     SumPool,
     Thresholding,
+    WindowPool,
 )
 from qloom.dataflow.stage import Stage
 from qloom.datatype import BIPOLAR, DataType
@@ -172,6 +173,7 @@ _add(lambda: LabelSelect("labelselect_100_p10_b16", 100, DataType.int(16, True),
 _add(lambda: Add("add_256_p8", 256, DataType.int(4, True), DataType.int(4, True), pe=8))
 _add(lambda: MaxPool("maxpool_16x16x64_p8", 16, 16, 64, 2, DataType.int(2, False), pe=8))
 _add(lambda: SumPool("sumpool_8x8x32_p4", 8, 8, 32, 2, DataType.int(4, False), pe=4))
+_add(lambda: WindowPool("windowpool_49x9x16_p4", 16, 49, 9, DataType.int(4, True), pe=4))
 
 
 def calibration_rows(names=None, device: str = "xc7z020", workers: int = 2) -> list[dict]:
