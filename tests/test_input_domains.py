@@ -266,6 +266,8 @@ def test_bad_data_files(corpus_dir, tmp_path, capsys):
     _fails(["run", str(path), "--input-type", "UINT8", "--input-scale", "x"], capsys, "'x'")
     _fails(["run", str(path), "--input-type", "FLOAT32"], capsys, "integer type")
     _fails(["run", str(path), "--save-outputs", str(tmp_path / "o.txt")], capsys, ".npy or .npz")
+    _fails(["run", str(path), "--limit", "-1"], capsys, ">= 0")
+    _fails(["sim", str(path), "--limit", "-3"], capsys, ">= 0")
 
 
 def test_labels_give_accuracy(corpus_dir, tmp_path, capsys):
