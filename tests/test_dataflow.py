@@ -566,12 +566,9 @@ def test_padded_xnor_conv_is_rejected():
 def test_unsupported_op_names_node():
     g = tiny_cnn("none")
     p = g.node("pool1")
-    bad = g.replace_nodes([p], [Node("SumPool", "pool1", p.inputs, p.outputs, p.attrs)])
-    with pytest.raises(UnsupportedModelError, match="node 'pool1' \\(SumPool\\)"):
-        to_dataflow(bad)
-    m = g.node("pool0")
-    bad = g.replace_nodes([m], [m.with_attrs(kernel=(3, 3), stride=(2, 2))])
-    with pytest.raises(UnsupportedModelError, match="node 'pool0' \\(MaxPool\\).*stride"):
+    # SumPool and overlapping max pooling have stages now; an op without a rule is named
+    bad = g.replace_nodes([p], [Node("LpPool", "pool1", p.inputs, p.outputs, p.attrs)])
+    with pytest.raises(UnsupportedModelError, match="node 'pool1' \\(LpPool\\).*no hardware"):
         to_dataflow(bad)
 
 
