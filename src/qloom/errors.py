@@ -24,6 +24,11 @@ class UnsupportedModelError(QloomError):
         self.op = op
         super().__init__(message)
 
+    @classmethod
+    def at(cls, node, why: str) -> UnsupportedModelError:
+        """ "node '<name>' (<op>): <why>" for a qloom IR node."""
+        return cls(f"node '{node.name}' ({node.op}): {why}", node.name, node.op)
+
 
 class FoldingError(QloomError):
     """A folding request is impossible (divisibility, target, part)."""

@@ -35,4 +35,4 @@ def lowering_rule(*ops: str) -> Callable[[Rule], Rule]:
 
 
 def unsupported(node: Node, why: str) -> UnsupportedModelError:
-    return UnsupportedModelError(f"node '{node.name}' ({node.op}): {why}", node.name, node.op)
+    return UnsupportedModelError.at(node, why)

@@ -28,7 +28,8 @@ from qloom.errors import QloomError, UnsupportedModelError
 from qloom.ir import Graph, Node
 
 QUANTIZERS = ("Quant", "IntQuant", "BipolarQuant", "MultiThreshold")
-_SHAPE_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
+#: ops that only move elements: they commute with elementwise steps, and run on the host
+SHAPE_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
 _CONST_OPS = ("Mul", "Div", "Add", "Sub")
 
 
@@ -150,20 +151,20 @@ class InputDomain:
             return self._on_grid(x)
         from qloom.execute import execute
 
-        prefix = Graph(
-            nodes=self.host_nodes,
-            inputs=(self.input_name,),
-            outputs=(self.tensor,),
-            tensors=graph.tensors,
-            constants=graph.constants,
-            name="host",
-        )
+        prefix = self._host_graph(graph, self.host_nodes)
         y = execute(prefix, x)[self.tensor].astype(np.float64)
         s = np.asarray(self.scale, np.float64)
         z = np.asarray(self.zero, np.float64)
         if self.bipolar:
             return np.where(y / s + z > 0, 1, -1).astype(np.int64)
         return np.rint(y / s + z).astype(np.int64)
+
+    def _host_graph(self, graph: Graph, nodes: tuple[Node, ...]) -> Graph:
+        """The imported nodes `nodes` (a prefix of host_nodes) as a graph from the input to
+        the last one's output (the input itself when empty)."""
+        last = nodes[-1].outputs[0] if nodes else self.input_name
+        return Graph(nodes=nodes, inputs=(self.input_name,), outputs=(last,),
+                     tensors=graph.tensors, constants=graph.constants, name="host")  # fmt: skip
 
     def _on_grid(self, x: np.ndarray) -> np.ndarray:
         """Inputs that are `steps(q)` for integers q of dtype -> q; anything else is an error."""
@@ -206,14 +207,7 @@ class InputDomain:
         (with 10 % margin to exercise clipping); the host nodes are affine per element."""
         from qloom.execute import execute
 
-        prefix = Graph(
-            nodes=self.host_nodes[:-1],
-            inputs=(self.input_name,),
-            outputs=(self.host_nodes[-1].inputs[0],),
-            tensors=graph.tensors,
-            constants=graph.constants,
-            name="host",
-        )
+        prefix = self._host_graph(graph, self.host_nodes[:-1])  # up to the quantizer's input
         out = prefix.outputs[0]
         one = np.ones((1,) + self.input_shape, np.float32)
         b = execute(prefix, 0 * one)[out].astype(np.float64)
@@ -312,7 +306,7 @@ def _path_to_quantizer(graph: Graph, name: str) -> list[Node]:
         if node.op in QUANTIZERS and node.inputs[0] == tensor:
             path.append(node)
             return path
-        if node.op in _SHAPE_OPS or (node.op in _CONST_OPS and len(data_inputs) == 1):
+        if node.op in SHAPE_OPS or (node.op in _CONST_OPS and len(data_inputs) == 1):
             if node.op == "Div" and node.inputs[0] != tensor:
                 break
             path.append(node)

@@ -150,7 +150,8 @@ def _check_structure(path: Path, model: onnx.ModelProto) -> None:
         for n in ready:
             done.update(n.output)
         order += ready
-        pending = [n for n in pending if all(n is not r for r in ready)]
+        placed = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in placed]
     if any(a is not b for a, b in zip(order, g.node, strict=True)):
         nodes = [onnx.NodeProto() for _ in order]
         for dst, src in zip(nodes, order, strict=True):

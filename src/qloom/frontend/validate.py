@@ -31,7 +31,7 @@ class Levels:
 
 
 def _fail(node: Node, what: str) -> UnsupportedModelError:
-    return UnsupportedModelError(f"node '{node.name}' ({node.op}): {what}", node.name, node.op)
+    return UnsupportedModelError.at(node, what)
 
 
 def _const(graph: Graph, node: Node, i: int, what: str) -> np.ndarray:

@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     table.add_row("mismatches vs integer model", str(mismatches))
     table.add_row(
         "top-1 accuracy (RTL / integer)",
-        f"{100 * acc:.2f} % / {100 * ref_acc:.2f} %" if acc is not None and ref_acc else "-",
+        f"{100 * acc:.2f} % / {100 * ref_acc:.2f} %"
+        if acc is not None and ref_acc is not None
+        else "-",
     )
     cpf = f"{res.cycles_per_frame:,.1f}" if res.cycles_per_frame is not None else "-"
     table.add_row("cycles/frame measured (median)", cpf)

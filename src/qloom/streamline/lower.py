@@ -27,12 +27,12 @@ from qloom.errors import UnsupportedModelError
 from qloom.execute.integer import apply_steps
 from qloom.execute.kernels import onnx_pads
 from qloom.execute.reference import REFERENCE_OPS
-from qloom.frontend.domain import InputDomain, derive_input_domain
+from qloom.frontend.domain import SHAPE_OPS, InputDomain, derive_input_domain
 from qloom.frontend.validate import quantizer_levels
 from qloom.ir import Graph, Node, TensorInfo
 from qloom.streamline.values import AFFINE, Pool, Value, canonical_idx
 
-SHAPE_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity")
+#: ops that may follow the float output of the network: they run on the host
 HOST_OPS = ("Softmax", "LogSoftmax", "TopK", "ArgMax") + SHAPE_OPS
 
 
