@@ -170,6 +170,7 @@ def _print_build(r: dict) -> None:
     sim = r.get("sim", {})
     rows = [
         ("part / clock", f"{r['part']} @ {r['clock_mhz']:g} MHz"),
+        ("hardware input", r["input_domain"]["hardware_type"] if "input_domain" in r else "-"),
         ("folding", r["folding"]),
         ("cycles/frame (formula)", f"{t['cycles_per_frame']:,} (bottleneck {t['bottleneck']})"),
         ("cycles/frame (RTL sim)", f"{sim['cycles_per_frame']:,.0f}" if sim else "not simulated"),

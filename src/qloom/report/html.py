@@ -68,12 +68,17 @@ def bar_chart(title: str, items: list[tuple[str, float]], unit: str = "") -> str
     return "".join(parts)
 
 
+def _domain(d: dict | None) -> str | None:
+    return f"{d['hardware_type']} integers, {d['source']}" if d else None
+
+
 def render(report: dict) -> str:
     t = report.get("totals", {})
     stages = report.get("stages", [])
     summary = [
         {"k": "model", "v": report.get("model")},
         {"k": "part", "v": report.get("part")},
+        {"k": "hardware input", "v": _domain(report.get("input_domain"))},
         {"k": "clock (MHz)", "v": report.get("clock_mhz")},
         {"k": "target FPS", "v": report.get("target_fps")},
         {"k": "cycles / frame (formula)", "v": t.get("cycles_per_frame")},
