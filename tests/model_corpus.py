@@ -430,3 +430,48 @@ def brevitas_overlap_pool_cnn(path: Path) -> Path:
     )
     _calibrate(model, torch.randn(128, 2, 12, 12))
     return export_qonnx(model, path, in_shape=(1, 2, 12, 12))
+
+
+def brevitas_mobilenet(path: Path, width: int = 8, size: int = 16) -> Path:
+    """A MobileNet-v1-style net, w4a4: a 3x3 stem, then depthwise-separable blocks (3x3
+    depthwise QuantConv2d with groups = channels, stride 1 or 2, BN, QuantReLU; 1x1 pointwise,
+    BN, QuantReLU), a global average pool and a classifier, on a small 3 x size x size image.
+    Power-of-two scales (FINN's choice)."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(6)
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    relu4 = dict(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4)
+
+    def conv_bn_relu(cin, cout, k, stride=1, groups=1):
+        return [
+            qnn.QuantConv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, **w4),
+            torch.nn.BatchNorm2d(cout),
+            qnn.QuantReLU(**relu4),
+        ]
+
+    layers = [qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8)]
+    layers += conv_bn_relu(3, width, 3, stride=2)
+    ch = width
+    for cout, stride in ((2 * width, 1), (2 * width, 2), (4 * width, 1)):
+        layers += conv_bn_relu(ch, ch, 3, stride=stride, groups=ch)  # depthwise
+        layers += conv_bn_relu(ch, cout, 1)  # pointwise
+        ch = cout
+    layers += [
+        torch.nn.AdaptiveAvgPool2d(1),
+        qnn.QuantIdentity(**relu4),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(ch, 5, bias=False, weight_quant=Int8WeightPerTensorFixedPoint,
+                        weight_bit_width=4),  # fmt: skip
+    ]
+    model = torch.nn.Sequential(*layers)
+    _calibrate(model, torch.randn(128, 3, size, size))
+    return export_qonnx(model, path, in_shape=(1, 3, size, size))

@@ -13,6 +13,7 @@ import pytest
 from model_corpus import (
     CORPUS,
     brevitas_avgpool_cnn,
+    brevitas_mobilenet,
     brevitas_models,
     brevitas_overlap_pool_cnn,
     brevitas_radio_1d,
@@ -213,6 +214,24 @@ def test_overlapping_and_padded_pools_in_hardware(tmp_path):
     assert len(np.unique(ref.argmax(1))) > 1
     report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
     assert [s["kind"] for s in report["stages"]].count("WindowPool") == 2
+
+
+def test_mobilenet_depthwise_separable_in_hardware(tmp_path):
+    """A MobileNet-v1-style w4a4 net (depthwise 3x3 convs with stride 1 and 2, pointwise 1x1
+    convs, global average pool) from Brevitas: the depthwise convs become SWU + VVAU +
+    Thresholding, the pointwise ones MVAUs without an SWU; integer == qonnx exactly on 1,000
+    inputs; RTL == integer with random stalls; cycles per frame within 5 % of the formula."""
+    pytest.importorskip("brevitas")
+    path = brevitas_mobilenet(tmp_path / "mobilenet.onnx")
+    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 3, 16, 16)).astype(np.float32)
+    c = compile_model(path)
+    ref = qonnx_outputs(path, x, 100)
+    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
+    assert len(np.unique(ref.argmax(1))) > 1
+    report = _build_then_sim(path, x[:N_SIM], tmp_path, "2e4")
+    kinds = [s["kind"] for s in report["stages"]]
+    assert kinds.count("VVAU") == 3 and kinds.count("MVAU") == 5
+    assert kinds.count("SWU") == 4  # the stem and the depthwise convs; none for 1x1
 
 
 def test_rank4_signal_is_refused_by_name(tmp_path, capsys):

@@ -129,6 +129,7 @@ conv_layer = st.fixed_dictionaries(
         "per_channel": st.booleans(),
         "pad": st.integers(0, 1),
         "pool": st.booleans(),
+        "depthwise": st.booleans(),  # groups = channels (a VVAU); keeps the channel count
     }
 )
 
@@ -146,12 +147,15 @@ def test_random_cnn_rtl(tmp_path_factory, layers, in_bits, seed):
     ch, size = 2, 8
     for spec in layers:
         wq = weight_kwargs(spec["wbits"], spec["per_channel"])
+        out, groups = (ch, ch) if spec["depthwise"] else (spec["channels"], 1)
         mods.append(
-            brevitas_nn.QuantConv2d(ch, spec["channels"], 3, padding=spec["pad"], bias=False, **wq)
+            brevitas_nn.QuantConv2d(
+                ch, out, 3, padding=spec["pad"], groups=groups, bias=False, **wq
+            )
         )
-        mods.append(torch.nn.BatchNorm2d(spec["channels"]))
+        mods.append(torch.nn.BatchNorm2d(out))
         mods.append(activation(spec["abits"], spec["act"]))
-        ch, size = spec["channels"], size - 2 + 2 * spec["pad"]
+        ch, size = out, size - 2 + 2 * spec["pad"]
         # max-pool after the activation (FINN's order): a pool before a decreasing activation
         # (negative BN scale) leaves a negated threshold with no MVAU to absorb it
         if spec["pool"] and size >= 4:

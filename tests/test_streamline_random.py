@@ -137,6 +137,7 @@ conv_layer = st.fixed_dictionaries(
         "per_channel": st.booleans(),
         "pad": st.integers(0, 1),
         "pool": st.booleans(),
+        "depthwise": st.booleans(),  # groups = channels (a VVAU); keeps the channel count
     }
 )
 
@@ -153,18 +154,20 @@ def test_random_cnn(tmp_path_factory, layers, in_bits, seed):
     mods = [activation(in_bits, "signed")]
     ch, size = 2, 10
     for spec in layers:
+        out, groups = (ch, ch) if spec["depthwise"] else (spec["channels"], 1)
         mods.append(
             brevitas_nn.QuantConv2d(
                 ch,
-                spec["channels"],
+                out,
                 3,
                 padding=spec["pad"],
+                groups=groups,
                 bias=False,
                 **weight_kwargs(spec["wbits"], spec["per_channel"]),
             )
         )
-        mods.append(torch.nn.BatchNorm2d(spec["channels"]))
-        ch, size = spec["channels"], size - 2 + 2 * spec["pad"]
+        mods.append(torch.nn.BatchNorm2d(out))
+        ch, size = out, size - 2 + 2 * spec["pad"]
         if spec["pool"] and size >= 4:
             mods.append(torch.nn.MaxPool2d(2))
             size //= 2

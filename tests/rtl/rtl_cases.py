@@ -78,6 +78,13 @@ CASES: dict[str, list[dict]] = {
         {"CH": 4, "PE": 4, "K2": 1},
         {"CH": 4, "PE": 1, "K2": 9, "BITS": 3, "SUM": 1, "OBITS": 7},
     ],
+    "qloom_vvau": [
+        {"WEIGHT_FILE": "w_9x4.hex"},
+        {"CH": 6, "PE": 3, "K2": 9, "IBITS": 2, "WBITS": 3, "ACC_BITS": 8,
+         "RAM_STYLE": "block", "WEIGHT_FILE": "w_18x9.hex"},  # fmt: skip
+        {"CH": 2, "PE": 2, "K2": 1, "IBITS": 1, "IBIPOLAR": 1, "WBITS": 1, "WSIGNED": 0,
+         "WBIPOLAR": 1, "ACC_BITS": 2, "WEIGHT_FILE": "w_1x2.hex"},  # fmt: skip
+    ],
     "qloom_labelselect": [
         {},
         {"N": 10, "PE": 5, "K": 3, "BITS": 4, "SIGNED": 0},

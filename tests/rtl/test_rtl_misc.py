@@ -130,6 +130,46 @@ def test_windowpool(name):
     assert res.cycles <= len(ins[0]) + 3  # one input beat per cycle
 
 
+# ------------------------------------------------------------------------------- VVAU
+
+VV_CASES = {
+    # unsigned 4-bit activations x signed 4-bit weights, 3x3 taps, 2 channel groups
+    "u4w4-3x3-pe2": dict(CH=4, PE=2, K2=9, IBITS=4, WBITS=4, ACC_BITS=12),
+    # signed input, all channels per beat, narrow sums (the products are cut)
+    "s3w2-pe-all": dict(CH=3, PE=3, K2=4, IBITS=3, ISIGNED=1, WBITS=2, ACC_BITS=5),
+    # bipolar input and bipolar weights in the multi-bit datapath, one channel per beat
+    "bip-bip-pe1": dict(CH=5, PE=1, K2=9, IBITS=1, IBIPOLAR=1, WBITS=1, WSIGNED=0, WBIPOLAR=1,
+                        ACC_BITS=5),  # fmt: skip
+    # one tap (first = last position)
+    "u2w3-k1": dict(CH=2, PE=1, K2=1, IBITS=2, WBITS=3, ACC_BITS=6),
+}
+
+
+def _operand(raw, bits, signed, bipolar):
+    return np.where(raw & 1, 1, -1) if bipolar else decode(raw, bits, signed)
+
+
+@pytest.mark.parametrize("name", list(VV_CASES))
+def test_vvau(name, tmp_path):
+    P = dict(VV_CASES[name], WEIGHT_FILE="w.hex")
+    ch, pe, k2, ib, wb, ab = P["CH"], P["PE"], P["K2"], P["IBITS"], P["WBITS"], P["ACC_BITS"]
+    m = build_lib("qloom_vvau", P, [("s_axis", pe * ib)], [("m_axis", pe * ab)])
+    rng = np.random.default_rng(7 + len(name))
+    w_raw = rand_raw(rng, (ch, k2), wb)
+    # memory word kp * CH/PE + g, lane p = W[g*PE + p][kp]: the window stream's order
+    write_hex(tmp_path / "w.hex", beats(w_raw.T, pe, wb), pe * wb)
+    pixels = 30
+    win = rand_raw(rng, (pixels, k2, ch), ib)  # the SWU's window stream
+    x = _operand(win, ib, bool(P.get("ISIGNED", 0)), bool(P.get("IBIPOLAR", 0)))
+    w = _operand(w_raw, wb, P.get("WSIGNED", 1) == 1, bool(P.get("WBIPOLAR", 0)))
+    acc = np.einsum("pkc,ck->pc", x, w) & ((1 << ab) - 1)
+    ins, exp = [beats(win, pe, ib)], [beats(acc, pe, ab)]
+    for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7), (1.0, 0.2)]):
+        run_check(m, ins, exp, pi, po, seed=seed, cwd=tmp_path)
+    res = run_check(m, ins, exp, cwd=tmp_path)
+    assert res.cycles <= len(ins[0]) + 3  # one input beat per cycle
+
+
 # ------------------------------------------------------------------------------- label select
 
 LS_CASES = {

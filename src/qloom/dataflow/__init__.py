@@ -23,6 +23,7 @@ from qloom.dataflow.stage import (
 from qloom.dataflow.sumpool import SumPool
 from qloom.dataflow.swu import SWU
 from qloom.dataflow.thresholding import Thresholding
+from qloom.dataflow.vvau import VVAU
 from qloom.dataflow.windowpool import WindowPool
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "FIFO",
     "MVAU",
     "SWU",
+    "VVAU",
     "Add",
     "DataflowDesign",
     "Duplicate",

@@ -25,7 +25,6 @@ Cycles per frame: (MH/PE) * (MW/SIMD) * pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,8 +53,7 @@ from qloom.dataflow.stage import (
     unpack_words,
     write_hex,
 )
-from qloom.dataflow.swu import SWU
-from qloom.dataflow.thresholding import Thresholding
+from qloom.dataflow.swu import place_conv_windows
 from qloom.datatype import BIPOLAR, DataType
 from qloom.execute.kernels import exact_matmul
 
@@ -412,6 +410,11 @@ def estimate_mvau(s: MVAU, device: Device) -> Resources:
 @lowering_rule("MatMul", "XnorMatMul", "Conv", "XnorConv")
 def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     lin = nodes[0]
+    if lin.attrs.get("groups", 1) != 1:  # depthwise: a VVAU
+        from qloom.dataflow.vvau import lower_vvau
+
+        lower_vvau(ctx, nodes)
+        return
     mt = nodes[1] if len(nodes) > 1 else None
     g = ctx.g
     x = lin.inputs[0]
@@ -421,62 +424,8 @@ def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     fold = ctx.fold(lin.name, "MVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto"})
     pixels = 1
     if lin.op in ("Conv", "XnorConv"):
-        if lin.attrs.get("groups", 1) != 1:
-            raise unsupported(lin, "grouped/depthwise convolution has no stage yet")
         kh, kw, cin, cout = w.shape
-        h, wd, c = g.tensors[x].shape
-        pads = tuple(int(p) for p in lin.attrs["pads"])
-        pad_value = 0 if binary else int(lin.attrs.get("pad_value", 0))
-        widen = None
-        if any(pads) and in_dtype.is_bipolar and pad_value == 0 and not binary:
-            widen = DataType("INT2")
-        if any(pads) and not (widen or in_dtype).allowed(np.array([pad_value])):
-            raise unsupported(
-                lin,
-                f"zero padding (value {pad_value}) of a {in_dtype} input: the value is not a "
-                f"{in_dtype} value, so the {in_dtype.bits}-bit stream cannot carry it; remove "
-                "the padding or use a multi-bit input quantizer",
-            )
-        simd = fold["SIMD"]
-        swu_name = f"{lin.name}_swu"
-        swu_simd = gcd(simd, c) if isinstance(simd, int) and simd > 0 else 1
-        sfold = ctx.fold(swu_name, "SWU", {"SIMD": swu_simd})
-        if widen is not None:
-            wname = f"{lin.name}_widen"
-            wfold = ctx.fold(wname, "Thresholding", {"PE": sfold["SIMD"], "ram_style": "auto"})
-            conv = Thresholding(
-                wname,
-                c,
-                h * wd,
-                np.ones((c, 2), np.int64),
-                in_dtype,
-                widen,
-                out_base=-1,
-                pe=wfold["PE"],
-                ram_style=wfold["ram_style"],
-                widen=True,
-            )
-            ctx.place(conv, [x], f"{lin.name}_widened")
-            x, in_dtype = f"{lin.name}_widened", widen
-            ctx.uses[x] = 1
-        swu = SWU(
-            swu_name,
-            h,
-            wd,
-            c,
-            kh,
-            kw,
-            in_dtype,
-            stride=tuple(int(s) for s in lin.attrs["stride"]),
-            pads=pads,
-            pad_value=pad_value,
-            simd=sfold["SIMD"],
-        )
-        win = f"{lin.name}_windows"
-        ctx.place(swu, [x], win)
-        x = win
-        in_dtype = swu.out_streams()[0].dtype
-        pixels = swu.oh * swu.ow
+        x, in_dtype, pixels = place_conv_windows(ctx, lin, fold["SIMD"], binary)
         wmat = w.reshape(kh * kw * cin, cout).T
     else:
         wmat = w.T

@@ -35,6 +35,8 @@ from qloom.errors import UnsupportedModelError
 from qloom.execute.kernels import pad_nhwc, windows_nhwc
 
 if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
     from qloom.synth.devices import Device
 
 
@@ -162,3 +164,56 @@ def estimate_swu(s: SWU, device: Device) -> Resources:
     mem = ram(rows * s.ifm_w * cf, width, "auto", device)
     lut = SWU_LUT["const"] + SWU_LUT["width"] * width + SWU_LUT["padding"] * any(s.pads)
     return Resources(lut=lut, ff=105 + width) + mem
+
+
+# -- the windows of a convolution (used by the MVAU and VVAU rules) ------------------------------
+def place_conv_windows(
+    ctx: LoweringContext, conv: Node, simd, binary: bool = False
+) -> tuple[str, DataType, int]:
+    """Place the SWU "<conv>_swu" (SIMD gcd(simd, channels) unless folded) in front of a Conv
+    node, with the "<conv>_widen" Thresholding before it when zero padding needs a BIPOLAR
+    stream widened to INT2 values +-1. Returns (window tensor, its type, output pixels).
+    A 1 x 1 kernel with stride 1 and no padding (a pointwise conv) needs no windows: the
+    pixels stream straight in."""
+    from math import gcd
+
+    from qloom.dataflow.rules import unsupported
+    from qloom.dataflow.thresholding import Thresholding
+
+    x = conv.inputs[0]
+    in_dtype = ctx.dtype_of[x]
+    kh, kw = conv.attrs["weights"].shape[:2]
+    h, wd, c = ctx.g.tensors[x].shape
+    pads = tuple(int(p) for p in conv.attrs["pads"])
+    stride = tuple(int(s) for s in conv.attrs["stride"])
+    if (kh, kw) == (1, 1) and stride == (1, 1) and not any(pads):
+        return x, in_dtype, h * wd
+    pad_value = 0 if binary else int(conv.attrs.get("pad_value", 0))
+    widen = None
+    if any(pads) and in_dtype.is_bipolar and pad_value == 0 and not binary:
+        widen = DataType("INT2")
+    if any(pads) and not (widen or in_dtype).allowed(np.array([pad_value])):
+        raise unsupported(
+            conv,
+            f"zero padding (value {pad_value}) of a {in_dtype} input: the value is not a "
+            f"{in_dtype} value, so the {in_dtype.bits}-bit stream cannot carry it; remove "
+            "the padding or use a multi-bit input quantizer",
+        )
+    swu_name = f"{conv.name}_swu"
+    swu_simd = gcd(simd, c) if isinstance(simd, int) and simd > 0 else 1
+    sfold = ctx.fold(swu_name, "SWU", {"SIMD": swu_simd})
+    if widen is not None:
+        wname = f"{conv.name}_widen"
+        wfold = ctx.fold(wname, "Thresholding", {"PE": sfold["SIMD"], "ram_style": "auto"})
+        conv_stage = Thresholding(wname, c, h * wd, np.ones((c, 2), np.int64), in_dtype, widen,
+                                  out_base=-1, pe=wfold["PE"], ram_style=wfold["ram_style"],
+                                  widen=True)  # fmt: skip
+        ctx.place(conv_stage, [x], f"{conv.name}_widened")
+        x, in_dtype = f"{conv.name}_widened", widen
+        ctx.uses[x] = 1
+    swu = SWU(swu_name, h, wd, c, kh, kw, in_dtype,
+              stride=stride, pads=pads,
+              pad_value=pad_value, simd=sfold["SIMD"])  # fmt: skip
+    win = f"{conv.name}_windows"
+    ctx.place(swu, [x], win)
+    return win, swu.out_streams()[0].dtype, swu.oh * swu.ow

@@ -19,6 +19,7 @@ from qloom.dataflow import (
     FIFO,
     MVAU,
     SWU,
+    VVAU,
     Add,
     LabelSelect,
     MaxPool,
@@ -29,6 +30,11 @@ from qloom.dataflow import (
 )
 from qloom.dataflow.stage import Stage
 from qloom.datatype import BIPOLAR, DataType
+
+
+def _rng_weights(rows: int, cols: int, bits: int, seed: int = 0) -> np.ndarray:
+    wd = DataType.int(bits, True)
+    return np.random.default_rng(seed).integers(wd.min, wd.max + 1, size=(rows, cols))
 
 
 def _thresholds(rng, rows: int, nt: int, lo: int, hi: int) -> np.ndarray:
@@ -174,6 +180,10 @@ _add(lambda: Add("add_256_p8", 256, DataType.int(4, True), DataType.int(4, True)
 _add(lambda: MaxPool("maxpool_16x16x64_p8", 16, 16, 64, 2, DataType.int(2, False), pe=8))
 _add(lambda: SumPool("sumpool_8x8x32_p4", 8, 8, 32, 2, DataType.int(4, False), pe=4))
 _add(lambda: WindowPool("windowpool_49x9x16_p4", 16, 49, 9, DataType.int(4, True), pe=4))
+_add(lambda: VVAU("vvau_64x9x16_p4_w4a4", 16, 64, 9, _rng_weights(16, 9, 4),
+                  DataType.int(4, False), pe=4))  # fmt: skip
+_add(lambda: VVAU("vvau_16x9x32_p32_w4a4", 32, 16, 9, _rng_weights(32, 9, 4),
+                  DataType.int(4, False), pe=32))  # fmt: skip
 
 
 def calibration_rows(names=None, device: str = "xc7z020", workers: int = 2) -> list[dict]:

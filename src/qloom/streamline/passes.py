@@ -75,6 +75,8 @@ def _xnor_candidate(g: Graph, node: Node) -> bool:
         return False
     if node.op == "Conv" and any(node.attrs["pads"]):
         return False  # zero padding is not bipolar: stays a multi-bit convolution
+    if node.attrs.get("groups", 1) != 1:
+        return False  # depthwise: the VVAU reads +-1 operands in its multi-bit datapath
     users = g.consumers(node.outputs[0])
     return (
         bool(users)

@@ -1,0 +1,203 @@
+"""VVAU: vector-vector unit (FINN's VectorVectorActivation), the multiply-accumulate of a
+depthwise convolution (Conv with group = channels, one filter per channel).
+
+An SWU in front emits, per output pixel, its K2 = K_H * K_W window positions, CH channels each
+(element (kp, c)), CH/PE beats of PE channels per position; the VVAU computes
+acc[c] = sum_kp W[c][kp] * x[kp][c] and streams the accumulators, CH/PE beats of PE per pixel.
+The activation (the Conv's MultiThreshold) is a Thresholding stage after it, so the threshold
+logic is the one of qloom_thresholding. RTL: qloom_vvau.
+
+Folding: PE channels per cycle (PE | CH); one input beat per cycle, so
+cycles per frame = pixels * K2 * CH / PE. FINN's VVAU can also take SIMD window positions per
+cycle; here the SWU's (kp, c) order gives only PE (SIMD = 1), which bounds a layer at
+pixels * K2 cycles.
+Memory ($readmemh): depth K2 * CH/PE, word kp * CH/PE + g, lane p at [p*WBITS +: WBITS] =
+W[g*PE + p][kp] (the order the input beats arrive in); +-1 weights are BIPOLAR bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from qloom.dataflow.mvau import DSP_MIN_PRODUCT_BITS, MVAU_LUT
+from qloom.dataflow.resources import Resources, counter_bits, linear, lutram_luts, rom_features
+from qloom.dataflow.rules import unsupported
+from qloom.dataflow.stage import (
+    Stage,
+    StreamSpec,
+    as_frames,
+    check_divides,
+    check_ram_style,
+    check_stream,
+    divisors,
+    pack_words,
+    restore,
+    signed_type,
+    unpack_words,
+    write_hex,
+)
+from qloom.dataflow.swu import place_conv_windows
+from qloom.datatype import BIPOLAR, DataType
+
+if TYPE_CHECKING:
+    from qloom.dataflow.lower import LoweringContext
+    from qloom.ir import Node
+    from qloom.synth.devices import Device
+
+
+@dataclass(frozen=True, eq=False)
+class VVAU(Stage):
+    channels: int
+    pixels: int  # output pixels per frame
+    k2: int  # filter taps per channel
+    weights: np.ndarray  # (CH, K2) integers
+    in_dtype: DataType
+    pe: int = 1
+    ram_style: str = "auto"
+
+    kind = "VVAU"
+    finn_op = "VVAU"
+    rtl_module = "qloom_vvau"
+    fold_params = ("PE",)
+    memory_styles = ("auto", "block")
+
+    def __post_init__(self) -> None:
+        w = np.asarray(self.weights, dtype=np.int64)
+        if w.shape != (self.channels, self.k2):
+            raise ValueError(f"VVAU '{self.name}': weights {w.shape} are not (CH, K2)")
+        object.__setattr__(self, "weights", w)
+        check_divides("VVAU", self.name, "PE", self.pe, "CH", self.channels)
+        check_ram_style("VVAU", self.name, self.ram_style)
+        a, b = w * self.in_dtype.min, w * self.in_dtype.max
+        lo, hi = int(np.minimum(a, b).sum(1).min()), int(np.maximum(a, b).sum(1).max())
+        # every partial sum lies in [lo, hi] too: every term's range contains 0
+        object.__setattr__(self, "acc_dtype", signed_type(lo, hi))
+        wt = BIPOLAR if np.all(np.abs(w) == 1) else signed_type(w.min(), w.max())
+        object.__setattr__(self, "w_dtype", wt)
+
+    @property
+    def cf(self) -> int:
+        return self.channels // self.pe
+
+    def in_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.in_dtype, self.pe, self.pixels * self.k2 * self.cf),)
+
+    def out_streams(self) -> tuple[StreamSpec, ...]:
+        return (StreamSpec(self.acc_dtype, self.pe, self.pixels * self.cf),)
+
+    def cycles_per_frame(self) -> int:
+        return self.in_streams()[0].beats
+
+    def latency_cycles(self) -> int:
+        return self.cycles_per_frame() + 3
+
+    def memory_bits(self) -> int:
+        return self.weights.size * self.w_dtype.bits + self.channels * self.acc_dtype.bits
+
+    def legal_values(self) -> dict[str, list[int]]:
+        return {"PE": divisors(self.channels)}
+
+    def folding(self) -> dict:
+        return {"PE": self.pe, "ram_style": self.ram_style}
+
+    def rtl_params(self) -> dict:
+        return {
+            "CH": self.channels,
+            "PE": self.pe,
+            "K2": self.k2,
+            "IBITS": self.in_dtype.bits,
+            "ISIGNED": int(self.in_dtype.signed and not self.in_dtype.is_bipolar),
+            "IBIPOLAR": int(self.in_dtype.is_bipolar),
+            "WBITS": self.w_dtype.bits,
+            "WSIGNED": int(not self.w_dtype.is_bipolar),
+            "WBIPOLAR": int(self.w_dtype.is_bipolar),
+            "ACC_BITS": self.acc_dtype.bits,
+            "RAM_STYLE": "block" if self.ram_style == "ultra" else self.ram_style,
+        }
+
+    # -- memory ----------------------------------------------------------------------------------
+    def weight_words(self) -> list[int]:
+        # word kp*CF + g, lane p = W[g*PE + p][kp]
+        tiles = self.weights.T.reshape(self.k2 * self.cf, self.pe)
+        return pack_words(self.w_dtype.to_bits(tiles), self.w_dtype.bits)
+
+    def weights_from_words(self, words: list[int]) -> np.ndarray:
+        fields = unpack_words(words, self.pe, self.w_dtype.bits)
+        return self.w_dtype.from_bits(fields).reshape(self.k2, self.channels).T
+
+    def memory_words(self) -> list[list[int]]:
+        return [self.weight_words()]
+
+    def write_memories(self, directory: str | Path) -> dict[str, Path]:
+        path = Path(directory) / f"{self.ident}_weights.hex"
+        return {"WEIGHT_FILE": write_hex(path, self.weight_words(), self.pe * self.w_dtype.bits)}
+
+    # -- folded model ----------------------------------------------------------------------------
+    def execute(self, beats):
+        x, single = as_frames(beats)
+        check_stream(self, x, self.in_streams()[0])
+        f = x.shape[0]
+        win = x.reshape(f, self.pixels, self.k2, self.channels)
+        acc = np.einsum("fpkc,ck->fpc", win, self.weights)
+        return restore(acc.reshape(f, -1, self.pe), single)
+
+    # -- resource estimate -----------------------------------------------------------------------
+    def estimate(self, device: Device) -> Resources:
+        """By analogy with the MVAU's fitted coefficients (not calibrated on its own): PE
+        multipliers and accumulators, the weight ROM, and the running sums (CH/PE words of
+        PE * ACC_BITS bits, read asynchronously: LUTRAM)."""
+        p = self.rtl_params()
+        xw = 2 if p["IBIPOLAR"] else p["IBITS"] + 1
+        yw = 2 if p["WBIPOLAR"] else p["WBITS"] + 1
+        a = 2 if p["IBIPOLAR"] else p["IBITS"] + (0 if p["ISIGNED"] else 1)
+        b = 2 if p["WBIPOLAR"] else p["WBITS"]
+        dsp = 0 if p["IBIPOLAR"] or p["WBIPOLAR"] else self.pe * (a + b >= DSP_MIN_PRODUCT_BITS)
+        depth = self.k2 * self.cf
+        feats = {
+            "mul": 0.0 if dsp else self.pe * xw * yw,
+            "acc": self.pe * p["ACC_BITS"],
+            "ctrl_bits": 2 * counter_bits(depth),
+        }
+        fixed = rom_features(feats, "rom", depth, self.pe * p["WBITS"], self.ram_style, device)
+        sums = self.pe * p["ACC_BITS"]
+        if self.cf > 1:
+            fixed = fixed + Resources(
+                lut=lutram_luts(self.cf, sums), lutram=lutram_luts(self.cf, sums)
+            )
+        else:
+            fixed = fixed + Resources(ff=sums)
+        ff = 2 * counter_bits(depth) + 3 + self.pe * (p["IBITS"] + p["WBITS"]) + sums
+        return Resources(lut=linear(MVAU_LUT, feats), ff=ff, dsp=dsp) + fixed
+
+
+# -- lowering: called by the Conv rule (qloom.dataflow.mvau) for a depthwise Conv ---------------
+def lower_vvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
+    """SWU + VVAU (named as the Conv) + Thresholding (named as the MultiThreshold, if any)."""
+    from qloom.dataflow.thresholding import lower_thresholding
+
+    conv = nodes[0]
+    mt = nodes[1] if len(nodes) > 1 else None
+    w = np.asarray(conv.attrs["weights"], dtype=np.int64)  # (KH, KW, 1, CH)
+    kh, kw, cin_g, c = w.shape
+    if cin_g != 1 or c != ctx.g.tensors[conv.inputs[0]].shape[-1]:
+        raise unsupported(
+            conv,
+            f"grouped convolution with {cin_g} input channel(s) per group and {c} outputs: "
+            "only depthwise (one input channel per group, as many outputs as inputs) has a stage",
+        )
+    fold = ctx.fold(conv.name, "VVAU", {"PE": 1, "ram_style": "auto"})
+    x, in_dtype, pixels = place_conv_windows(ctx, conv, fold["PE"])
+    wmat = w.reshape(kh * kw, c).T
+    if mt is not None and mt.attrs.get("negate") is not None:
+        wmat = wmat * np.where(np.broadcast_to(mt.attrs["negate"], (c,)), -1, 1)[:, None]
+        mt = mt.with_attrs(negate=None)  # the flipped filters absorb it
+    stage = VVAU(conv.name, c, pixels, kh * kw, wmat, in_dtype, pe=fold["PE"],
+                 ram_style=fold["ram_style"])  # fmt: skip
+    ctx.place(stage, [x], conv.outputs[0])
+    if mt is not None:
+        ctx.uses[conv.outputs[0]] = 1
+        lower_thresholding(ctx, (mt,))
