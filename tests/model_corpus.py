@@ -312,9 +312,20 @@ def _calibrate(model, x) -> None:
     model.eval()
 
 
-def brevitas_radio_1d(path: Path, blocks: int = 3, length: int = 64, width: int = 8) -> Path:
-    """A RadioML-style 1-D VGG: w8a8-style input quantizer, `blocks` x (QuantConv1d k3 pad 1,
-    BN, QuantReLU, MaxPool1d 2), then a QuantLinear classifier, on 2 x `length` I/Q signals."""
+def brevitas_radio_1d(
+    path: Path,
+    blocks: int = 3,
+    length: int = 64,
+    width: int = 8,
+    wbits: int = 4,
+    abits: int = 4,
+    hidden: tuple[int, ...] = (),
+    classes: int = 5,
+) -> Path:
+    """A RadioML-style 1-D VGG: an 8-bit input quantizer, `blocks` x (QuantConv1d k3 pad 1,
+    BN, QuantReLU, MaxPool1d 2), `hidden` QuantLinear + BN + QuantReLU layers, then a
+    QuantLinear classifier, on 2 x `length` I/Q signals. The RadioML challenge baseline
+    (VGG10) is blocks=7, length=1024, width=64, hidden=(128, 128), classes=24, w8a8."""
     import torch
     from brevitas import nn as qnn
     from brevitas.quant import (
@@ -326,34 +337,28 @@ def brevitas_radio_1d(path: Path, blocks: int = 3, length: int = 64, width: int 
     from qloom.train.export import export_qonnx
 
     torch.manual_seed(3)
+    wq = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=wbits)
+    relu = dict(act_quant=Uint8ActPerTensorFloat, bit_width=abits)
     layers: list = [qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=8)]
     ch = 2
     for _ in range(blocks):
         layers += [
-            qnn.QuantConv1d(
-                ch,
-                width,
-                3,
-                padding=1,
-                bias=False,
-                weight_quant=Int8WeightPerTensorFloat,
-                weight_bit_width=4,
-            ),
+            qnn.QuantConv1d(ch, width, 3, padding=1, bias=False, **wq),
             torch.nn.BatchNorm1d(width),
-            qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4),
+            qnn.QuantReLU(**relu),
             torch.nn.MaxPool1d(2),
         ]
         ch = width
-    layers += [
-        torch.nn.Flatten(),
-        qnn.QuantLinear(
-            width * (length >> blocks),
-            5,
-            bias=True,
-            weight_quant=Int8WeightPerTensorFloat,
-            weight_bit_width=4,
-        ),
-    ]
+    layers.append(torch.nn.Flatten())
+    features = width * (length >> blocks)
+    for h in hidden:
+        layers += [
+            qnn.QuantLinear(features, h, bias=False, **wq),
+            torch.nn.BatchNorm1d(h),
+            qnn.QuantReLU(**relu),
+        ]
+        features = h
+    layers.append(qnn.QuantLinear(features, classes, bias=True, **wq))
     model = torch.nn.Sequential(*layers)
     _calibrate(model, torch.randn(128, 2, length))
     return export_qonnx(model, path, in_shape=(1, 2, length))
