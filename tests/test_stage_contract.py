@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 import qloom.dataflow as dataflow
-from qloom.dataflow import Duplicate, StreamSpec
-from qloom.dataflow.stage import Stage
-from qloom.datatype import DataType
+from qloom.dataflow.stage import STAGE_KINDS, Stage
 from qloom.fold.calibrate import CONFIGS
 from qloom.fold.estimate import estimate_stage
 
@@ -20,18 +18,20 @@ LIB = Path(dataflow.__file__).resolve().parents[1] / "rtl" / "lib"
 
 
 def _kinds() -> list[type[Stage]]:
-    return [getattr(dataflow, n) for n in dataflow.__all__ if _is_stage(getattr(dataflow, n))]
-
-
-def _is_stage(obj) -> bool:
-    return isinstance(obj, type) and issubclass(obj, Stage) and obj is not Stage
+    return sorted(STAGE_KINDS.values(), key=lambda k: k.kind)
 
 
 def _samples(kind: type[Stage]) -> list[Stage]:
-    out = [f() for f in CONFIGS.values() if type(f()) is kind]
-    if kind is Duplicate:
-        out.append(Duplicate("dup", StreamSpec(DataType("INT4"), 4, 16)))
-    return out
+    """The kind's own example and its calibration configurations."""
+    return [kind.example()] + [f() for f in CONFIGS.values() if type(f()) is kind]
+
+
+def test_every_stage_module_registers_its_kind():
+    """Each stage file of qloom.dataflow defines a kind that the registry holds, and the
+    public exports name every kind."""
+    exported = {getattr(dataflow, n) for n in dataflow.__all__}
+    assert set(STAGE_KINDS.values()) <= exported, set(STAGE_KINDS.values()) - exported
+    assert len(STAGE_KINDS) >= 12
 
 
 def _declared_parameters(module: str) -> set[str]:
@@ -42,7 +42,7 @@ def _declared_parameters(module: str) -> set[str]:
 @pytest.mark.parametrize("kind", _kinds(), ids=lambda k: k.__name__)
 def test_every_stage_kind_keeps_the_protocol(kind):
     samples = _samples(kind)
-    assert samples, f"{kind.__name__}: no sample configuration in qloom.fold.calibrate.CONFIGS"
+    assert type(samples[0]) is kind, f"{kind.__name__}.example() is a {type(samples[0])}"
     assert kind.kind and kind.rtl_module, kind
     assert (LIB / f"{kind.rtl_module}.v").is_file(), f"{kind.rtl_module}.v missing"
     declared = _declared_parameters(kind.rtl_module)

@@ -47,6 +47,11 @@ class Add(Stage):
     finn_op = "AddStreams"
     rtl_module = "qloom_add"
 
+    @classmethod
+    def example(cls) -> Add:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("add_example", 16, DataType.int(4, True), DataType.int(3, False), pe=4)
+
     def __post_init__(self) -> None:
         check_divides("Add", self.name, "PE", self.pe, "N", self.n)
 

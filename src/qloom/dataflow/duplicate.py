@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from qloom.dataflow.resources import Resources
 from qloom.dataflow.stage import Stage, StreamSpec, as_frames, check_stream, restore
+from qloom.datatype import DataType
 
 if TYPE_CHECKING:
     from qloom.synth.devices import Device
@@ -20,6 +21,11 @@ class Duplicate(Stage):
     kind = "Duplicate"
     finn_op = "DuplicateStreams"
     rtl_module = "qloom_duplicate"
+
+    @classmethod
+    def example(cls) -> Duplicate:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("dup_example", StreamSpec(DataType("INT4"), 4, 16))
 
     def in_streams(self) -> tuple[StreamSpec, ...]:
         return (self.stream,)

@@ -29,6 +29,11 @@ class DWC(Stage):
     finn_op = "StreamingDataWidthConverter"
     rtl_module = "qloom_dwc"
 
+    @classmethod
+    def example(cls) -> DWC:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("dwc_example", DataType.int(2, True), 64, 16, 4)
+
     def __post_init__(self) -> None:
         a, b = self.in_elems, self.out_elems
         if a < 1 or b < 1 or (a % b and b % a):

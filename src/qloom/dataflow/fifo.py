@@ -16,6 +16,7 @@ from qloom.dataflow.stage import (
     check_stream,
     restore,
 )
+from qloom.datatype import DataType
 from qloom.errors import FoldingError
 
 if TYPE_CHECKING:
@@ -31,6 +32,11 @@ class FIFO(Stage):
     kind = "FIFO"
     finn_op = "StreamingFIFO"
     rtl_module = "qloom_fifo"
+
+    @classmethod
+    def example(cls) -> FIFO:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("fifo_example", StreamSpec(DataType("INT4"), 4, 16), depth=8)
 
     def __post_init__(self) -> None:
         if not isinstance(self.depth, int) or self.depth < 1:

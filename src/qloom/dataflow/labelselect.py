@@ -45,6 +45,11 @@ class LabelSelect(Stage):
     finn_op = "LabelSelect"
     rtl_module = "qloom_labelselect"
 
+    @classmethod
+    def example(cls) -> LabelSelect:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("labelselect_example", 10, DataType.int(8, True), k=2, pe=5)
+
     def __post_init__(self) -> None:
         check_divides("LabelSelect", self.name, "PE", self.pe, "N", self.n)
         if not 1 <= self.k <= self.n:

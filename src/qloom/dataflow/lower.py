@@ -40,8 +40,7 @@ import dataclasses
 
 import numpy as np
 
-# the stage modules register their lowering rules on import
-from qloom.dataflow import add, labelselect, maxpool, mvau, sumpool, thresholding  # noqa: F401
+# (qloom.dataflow imports every stage module, which registers its lowering rules)
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.duplicate import Duplicate
 from qloom.dataflow.dwc import DWC

@@ -48,6 +48,11 @@ class MaxPool(Stage):
     finn_op = "StreamingMaxPool"
     rtl_module = "qloom_maxpool"
 
+    @classmethod
+    def example(cls) -> MaxPool:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("maxpool_example", 4, 4, 4, 2, DataType.int(3, True), pe=2)
+
     def __post_init__(self) -> None:
         check_divides("MaxPool", self.name, "PE", self.pe, "CH", self.channels)
         if min(self.k, self.kw) < 1 or self.ifm_h < self.k or self.ifm_w < self.kw:

@@ -84,6 +84,14 @@ class MVAU(Stage):
     finn_op = "MVAU"
     rtl_module = "qloom_mvau"
 
+    @classmethod
+    def example(cls) -> MVAU:
+        """A small instance (the protocol test and the docs use it)."""
+        w = np.random.default_rng(0).integers(-2, 2, size=(8, 12))
+        t = np.sort(np.random.default_rng(1).integers(-20, 20, size=(8, 3)), axis=1)
+        return cls("mvau_example", 12, 8, w, DataType.int(2, True), pe=2, simd=3, pixels=2,
+                   thresholds=t, out_dtype=DataType.int(2, False))  # fmt: skip
+
     def __post_init__(self) -> None:
         w = np.asarray(self.weights, dtype=np.int64)
         if w.shape != (self.mh, self.mw):

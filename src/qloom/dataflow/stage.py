@@ -191,6 +191,11 @@ def dwc_chain_elems(src: int, dst: int) -> list[int]:
     return [src, lcm(src, dst), dst]
 
 
+#: stage kind name -> class, filled as the stage modules are imported (qloom.dataflow imports
+#: every module of the package), so that generic code and the protocol test find every kind
+STAGE_KINDS: dict[str, type[Stage]] = {}
+
+
 @dataclass(frozen=True, eq=False)
 class Stage:
     """Base of all hardware stages. Subclasses are frozen dataclasses holding shape and folding
@@ -208,6 +213,18 @@ class Stage:
     fold_params: ClassVar[tuple[str, ...]] = ()
     #: memory styles the solver tries (None: the stage has no memory to place)
     memory_styles: ClassVar[tuple[str | None, ...]] = (None,)
+
+    def __init_subclass__(cls, **kw) -> None:
+        super().__init_subclass__(**kw)
+        if "kind" in cls.__dict__:  # a kind of its own, not a helper base class
+            if cls.kind in STAGE_KINDS and STAGE_KINDS[cls.kind].__qualname__ != cls.__qualname__:
+                raise AssertionError(f"two stage classes of kind {cls.kind}")
+            STAGE_KINDS[cls.kind] = cls
+
+    @classmethod
+    def example(cls) -> Stage:
+        """A small instance of the kind (the protocol test checks every kind through it)."""
+        raise NotImplementedError(f"{cls.kind} has no example()")
 
     @property
     def ident(self) -> str:

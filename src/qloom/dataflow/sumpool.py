@@ -29,6 +29,11 @@ class SumPool(MaxPool):
     kind = "SumPool"
     finn_op = "Pool"
 
+    @classmethod
+    def example(cls) -> SumPool:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("sumpool_example", 4, 4, 4, 2, DataType.int(3, False), pe=2)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.dtype.is_bipolar:

@@ -58,6 +58,11 @@ class SWU(Stage):
     finn_op = "ConvolutionInputGenerator"
     rtl_module = "qloom_swu"
 
+    @classmethod
+    def example(cls) -> SWU:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("swu_example", 6, 6, 4, 3, 3, DataType.int(4, False), pads=(1, 1, 1, 1), simd=2)
+
     def __post_init__(self) -> None:
         check_divides("SWU", self.name, "SIMD", self.simd, "CH", self.channels)
         if any(self.pads) and not self.dtype.allowed(np.array([self.pad_value])):

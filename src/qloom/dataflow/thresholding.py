@@ -69,6 +69,12 @@ class Thresholding(Stage):
     finn_op = "Thresholding"
     rtl_module = "qloom_thresholding"
 
+    @classmethod
+    def example(cls) -> Thresholding:
+        """A small instance (the protocol test and the docs use it)."""
+        t = np.sort(np.random.default_rng(0).integers(-100, 100, size=(6, 3)), axis=1)
+        return cls("thr_example", 6, 4, t, DataType.int(8, True), DataType.int(2, False), pe=3)
+
     def __post_init__(self) -> None:
         check_divides("Thresholding", self.name, "PE", self.pe, "CH", self.channels)
         check_ram_style("Thresholding", self.name, self.ram_style)

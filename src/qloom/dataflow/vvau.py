@@ -65,6 +65,12 @@ class VVAU(Stage):
     fold_params = ("PE",)
     memory_styles = ("auto", "block")
 
+    @classmethod
+    def example(cls) -> VVAU:
+        """A small instance (the protocol test and the docs use it)."""
+        w = np.random.default_rng(0).integers(-8, 8, size=(4, 9))
+        return cls("vvau_example", 4, 6, 9, w, DataType.int(4, False), pe=2)
+
     def __post_init__(self) -> None:
         w = np.asarray(self.weights, dtype=np.int64)
         if w.shape != (self.channels, self.k2):

@@ -49,6 +49,11 @@ class WindowPool(Stage):
     rtl_module = "qloom_windowpool"
     fold_params = ("PE",)
 
+    @classmethod
+    def example(cls) -> WindowPool:
+        """A small instance (the protocol test and the docs use it)."""
+        return cls("windowpool_example", 4, 9, 9, DataType.int(4, True), pe=2)
+
     def __post_init__(self) -> None:
         check_divides("WindowPool", self.name, "PE", self.pe, "CH", self.channels)
         if self.mode not in ("max", "sum"):
