@@ -182,6 +182,8 @@ _add(lambda: SumPool("sumpool_8x8x32_p4", 8, 8, 32, 2, DataType.int(4, False), p
 _add(lambda: WindowPool("windowpool_49x9x16_p4", 16, 49, 9, DataType.int(4, True), pe=4))
 _add(lambda: VVAU("vvau_64x9x16_p4_w4a4", 16, 64, 9, _rng_weights(16, 9, 4),
                   DataType.int(4, False), pe=4))  # fmt: skip
+_add(lambda: VVAU("vvau_64x9x16_p8_w2a2", 16, 64, 9, _rng_weights(16, 9, 2),
+                  DataType.int(2, False), pe=8))  # fmt: skip
 _add(lambda: VVAU("vvau_16x9x32_p32_w4a4", 32, 16, 9, _rng_weights(32, 9, 4),
                   DataType.int(4, False), pe=32))  # fmt: skip
 
