@@ -480,3 +480,34 @@ def brevitas_mobilenet(path: Path, width: int = 8, size: int = 16) -> Path:
     model = torch.nn.Sequential(*layers)
     _calibrate(model, torch.randn(128, 3, size, size))
     return export_qonnx(model, path, in_shape=(1, 3, size, size))
+
+
+def brevitas_padded_avgpool_cnn(path: Path) -> Path:
+    """AvgPool2d(3, stride 1, padding 1) as PyTorch exports it (count_include_pad=1: every
+    window divides by 9, the padding counts as zeros) between two convs, power-of-two scales."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(7)
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    relu4 = dict(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4)
+    model = torch.nn.Sequential(
+        qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8),
+        qnn.QuantConv2d(2, 4, 3, **w4),
+        torch.nn.BatchNorm2d(4),
+        qnn.QuantReLU(**relu4),
+        torch.nn.AvgPool2d(3, stride=1, padding=1),
+        qnn.QuantIdentity(**relu4),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(4 * 6 * 6, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint,
+                        weight_bit_width=4),  # fmt: skip
+    )
+    _calibrate(model, torch.randn(128, 2, 8, 8))
+    return export_qonnx(model, path, in_shape=(1, 2, 8, 8))

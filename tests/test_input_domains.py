@@ -16,6 +16,7 @@ from model_corpus import (
     brevitas_mobilenet,
     brevitas_models,
     brevitas_overlap_pool_cnn,
+    brevitas_padded_avgpool_cnn,
     brevitas_radio_1d,
     float_into_matmul,
 )
@@ -214,6 +215,36 @@ def test_overlapping_and_padded_pools_in_hardware(tmp_path):
     assert len(np.unique(ref.argmax(1))) > 1
     report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
     assert [s["kind"] for s in report["stages"]].count("WindowPool") == 2
+
+
+def test_padded_average_pool_in_hardware(tmp_path):
+    """AvgPool2d(3, 1, padding=1) (count_include_pad=1) becomes SWU (zero padding) + WindowPool
+    sums + Thresholding: integer == qonnx exactly on 1,000 inputs; RTL == integer with stalls."""
+    pytest.importorskip("brevitas")
+    path = brevitas_padded_avgpool_cnn(tmp_path / "padavg.onnx")
+    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 2, 8, 8)).astype(np.float32)
+    c = compile_model(path)
+    ref = qonnx_outputs(path, x, 100)
+    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
+    assert len(np.unique(ref.argmax(1))) > 1
+    report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
+    assert [s["kind"] for s in report["stages"]].count("WindowPool") == 1
+
+
+def test_padded_average_pool_without_the_padding_in_the_count_is_refused(tmp_path, capsys):
+    """count_include_pad=0 divides border windows by fewer elements: refused by node name."""
+    pytest.importorskip("brevitas")
+    import onnx
+    from onnx import helper
+
+    path = brevitas_padded_avgpool_cnn(tmp_path / "padavg.onnx")
+    m = onnx.load(path)
+    (pool,) = [n for n in m.graph.node if n.op_type == "AveragePool"]
+    kept = [a for a in pool.attribute if a.name != "count_include_pad"]
+    del pool.attribute[:]
+    pool.attribute.extend(kept + [helper.make_attribute("count_include_pad", 0)])
+    onnx.save(m, tmp_path / "excl.onnx")
+    _fails(["run", str(tmp_path / "excl.onnx")], capsys, pool.name, "count_include_pad=0")
 
 
 def test_mobilenet_depthwise_separable_in_hardware(tmp_path):

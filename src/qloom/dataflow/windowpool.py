@@ -121,15 +121,14 @@ class WindowPool(Stage):
 
 
 def place_window_pool(ctx: LoweringContext, node: Node, mode: str) -> None:
-    """An SWU ("<node>_swu", padding with the type's lowest value for max) and a WindowPool
+    """An SWU ("<node>_swu", padding with the type's lowest value for max, 0 for sum: the
+    integer graph's padded average pool counts the padding) and a WindowPool
     (named as the node) for a pooling node whose windows overlap or are padded."""
     x = node.inputs[0]
     a = node.attrs
     kernel, stride, pads = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["pads"])
     h, w, c = ctx.g.tensors[x].shape
     dtype = ctx.dtype_of[x]
-    if mode == "sum" and any(pads):
-        raise unsupported(node, "padded average pooling has no stage (the divisor varies)")
     if mode == "sum" and dtype.is_bipolar:
         raise unsupported(node, "average pooling of a BIPOLAR stream has no stage yet")
     fold = ctx.fold(node.name, "WindowPool", {"PE": 1})

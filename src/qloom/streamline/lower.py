@@ -482,9 +482,20 @@ class _Lowering:
     def _sum_pool(self, node, args, kernel) -> None:
         v, a, z = self._quantized(node, args[0])
         stride, pads, out_shape = self._pool_geometry(node, v, kernel)
-        if any(pads):
+        if any(pads) and not node.attrs.get("count_include_pad", 0):
             raise UnsupportedModelError(
-                f"node '{node.name}': padded average pooling is not supported", node.name, node.op
+                f"node '{node.name}': padded average pooling with count_include_pad=0 (the "
+                "divisor shrinks at the border) is not supported; count_include_pad=1 "
+                "(PyTorch's default) is",
+                node.name,
+                node.op,
+            )
+        if any(pads) and np.any(z != 0):
+            raise UnsupportedModelError(
+                f"node '{node.name}': padded average pooling of an input with a nonzero zero "
+                "point is not supported (the padding would have to be the zero point)",
+                node.name,
+                node.op,
             )
         kk = kernel[0] * kernel[1]
         out = self._int_name(node.outputs[0])
