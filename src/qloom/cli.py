@@ -107,9 +107,13 @@ def _compare_qonnx(model: str, x, ours, graph) -> None:
     b = np.asarray(ref, np.float64).reshape(len(x), -1)
     same_top1 = int(np.sum(a.argmax(1) == b.argmax(1)))
     diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    # beyond float32 rounding of the float tail: a quantizer upstream gave another level
+    tol = 1e-5 * max(1.0, float(np.abs(b).max())) if b.size else 0.0
+    differ = int(np.sum(np.any(np.abs(a - b) > tol, axis=1)))
     console.print(
         f"qonnx execute_onnx on the original model ({dt:.1f} s): top-1 equal on {same_top1} / "
-        f"{len(x)} inputs, max |difference| {diff:.3g}",
+        f"{len(x)} inputs, max |difference| {diff:.3g}, outputs beyond float rounding on "
+        f"{differ} / {len(x)} inputs",
         highlight=False,
     )
 
