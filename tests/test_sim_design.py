@@ -23,8 +23,9 @@ try:
 except VerilatorError as e:  # pragma: no cover - depends on the machine
     pytest.skip(f"no Verilator: {e}", allow_module_level=True)
 
-from qloom.rtl.top import RtlError, generate_top, glue_streams, lint_top, yosys_check  # noqa: E402
+from qloom.rtl.top import RtlError, generate_top, glue_streams  # noqa: E402
 from qloom.sim.design import simulate, size_fifos  # noqa: E402
+from qloom.sim.rtlcheck import lint_top, yosys_check  # noqa: E402
 
 
 def tfc_folding(graph, which: str) -> dict:

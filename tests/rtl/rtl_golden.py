@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qloom.sim import pack, pack_beats
+from qloom.dataflow.stage import pack_words
+from qloom.sim import pack
 
 
 def decode(raw, bits: int, signed: bool) -> np.ndarray:
@@ -25,7 +26,8 @@ def rand_raw(rng: np.random.Generator, shape, bits: int) -> np.ndarray:
 
 
 def beats(values, per_beat: int, bits: int) -> list[int]:
-    return pack_beats(np.asarray(values).reshape(-1).tolist(), per_beat, bits)
+    """Values in flat stream order -> TDATA words of `per_beat` elements of `bits` bits."""
+    return pack_words(np.asarray(values).reshape(-1, per_beat), bits)
 
 
 def write_hex(path: Path, words: list[int], width: int) -> Path:

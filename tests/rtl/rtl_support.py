@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import qloom
-from qloom.sim import StreamSpec, VerilatorError, build, find_verilator
+from qloom.sim import Port, VerilatorError, build, find_verilator
 
 LIB = Path(qloom.__file__).resolve().parent / "rtl" / "lib"
 
@@ -49,8 +49,8 @@ def build_lib(
         top,
         [LIB / f"{top}.v"],
         params,
-        inputs=[StreamSpec(n, w) for n, w in ins],
-        outputs=[StreamSpec(n, w) for n, w in outs],
+        inputs=[Port(n, w) for n, w in ins],
+        outputs=[Port(n, w) for n, w in outs],
         **kw,
     )
 

