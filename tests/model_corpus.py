@@ -321,25 +321,28 @@ def brevitas_radio_1d(
     abits: int = 4,
     hidden: tuple[int, ...] = (),
     classes: int = 5,
+    fixed_point: bool = False,
 ) -> Path:
     """A RadioML-style 1-D VGG: an 8-bit input quantizer, `blocks` x (QuantConv1d k3 pad 1,
     BN, QuantReLU, MaxPool1d 2), `hidden` QuantLinear + BN + QuantReLU layers, then a
     QuantLinear classifier, on 2 x `length` I/Q signals. The RadioML challenge baseline
-    (VGG10) is blocks=7, length=1024, width=64, hidden=(128, 128), classes=24, w8a8."""
+    (VGG10) is blocks=7, length=1024, width=64, hidden=(128, 128), classes=24, w8a8.
+    `fixed_point`: power-of-two scales (Brevitas *FixedPoint quantizers) instead of float."""
+    import brevitas.quant as bq
     import torch
     from brevitas import nn as qnn
-    from brevitas.quant import (
-        Int8ActPerTensorFloat,
-        Int8WeightPerTensorFloat,
-        Uint8ActPerTensorFloat,
-    )
+
+    kind = "FixedPoint" if fixed_point else "Float"
+    act_in = getattr(bq, f"Int8ActPerTensor{kind}")
+    weight = getattr(bq, f"Int8WeightPerTensor{kind}")
+    act_relu = getattr(bq, f"Uint8ActPerTensor{kind}")
 
     from qloom.train.export import export_qonnx
 
     torch.manual_seed(3)
-    wq = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=wbits)
-    relu = dict(act_quant=Uint8ActPerTensorFloat, bit_width=abits)
-    layers: list = [qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=8)]
+    wq = dict(weight_quant=weight, weight_bit_width=wbits)
+    relu = dict(act_quant=act_relu, bit_width=abits)
+    layers: list = [qnn.QuantIdentity(act_quant=act_in, bit_width=8)]
     ch = 2
     for _ in range(blocks):
         layers += [
