@@ -6,13 +6,16 @@
 random batch, exported by Brevitas) on random 32x32x3 images.
 
 Prints a table and writes bench/results/executor_speed.json. qonnx runs node by node, one image
-per call (the models have a fixed batch of 1); qloom runs the whole test set in batches.
+per call (the models have a fixed batch of 1); qloom runs the whole test set in batches, its
+binary layers on bit-packed words with one worker thread per core (QLOOM_THREADS=1 for one).
+The machine may be shared: the load average before and after is printed and kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -22,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qloom.data import load_dataset
+from qloom.execute.kernels import threads
 from qloom.flow import compile_model, predictions, run_integer
 from qloom.frontend.domain import RAW_PIXELS
 from qloom.frontend.reference import qonnx_executor
@@ -80,14 +84,20 @@ def main() -> None:
     ap.add_argument("--qonnx-images", type=int, default=200)
     ap.add_argument("--cnv", action="store_true")
     args = ap.parse_args()
+    load_before = os.getloadavg()
     images, _ = load_dataset("mnist", "test")
     rows = [measure(MODELS / f"{m}.onnx", images, args.qonnx_images) for m in args.models]
     if args.cnv:
         path = cnv_model(ROOT / "build" / "bench" / "cnv-w1a1.onnx")
         rgb = np.random.default_rng(0).integers(0, 256, (500, 3, 32, 32), dtype=np.uint8)
         rows.append(measure(path, rgb, min(args.qonnx_images, 20)))
+    load = {"before": load_before, "after": os.getloadavg()}
     machine = platform.processor() or platform.machine()
-    table = Table(title=f"integer executor vs qonnx execute_onnx ({machine})")
+    before, after = (", ".join(f"{v:.2f}" for v in load[k]) for k in ("before", "after"))
+    table = Table(
+        title=f"integer executor vs qonnx execute_onnx ({machine}, {threads()} threads)",
+        caption=f"load average (1, 5, 15 min): {before} before, {after} after",
+    )
     for col in (
         "model",
         "qloom µs/image (best of 5)",
@@ -110,7 +120,9 @@ def main() -> None:
     meta = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.platform(),
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
+        "threads": threads(),
+        "load_average": load,
     }
     (out / "executor_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
