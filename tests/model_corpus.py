@@ -514,3 +514,51 @@ def brevitas_padded_avgpool_cnn(path: Path) -> Path:
     )
     _calibrate(model, torch.randn(128, 2, 8, 8))
     return export_qonnx(model, path, in_shape=(1, 2, 8, 8))
+
+
+def brevitas_concat_cnn(path: Path, shared: bool = True) -> Path:
+    """Two conv branches of one input (3x3 and 1x1, like an Inception block) whose outputs
+    share one QuantReLU (one scale), concatenated along the channels, then a 3x3 conv, a
+    global average pool and a classifier; power-of-two scales. `shared=False`: each branch
+    has its own QuantReLU (two scales)."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(8)
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    relu4 = dict(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8)
+            self.a = qnn.QuantConv2d(2, 4, 3, padding=1, **w4)
+            self.bn_a = torch.nn.BatchNorm2d(4)
+            self.b = qnn.QuantConv2d(2, 2, 1, **w4)
+            self.bn_b = torch.nn.BatchNorm2d(2)
+            self.relu = qnn.QuantReLU(**relu4)  # shared: one scale for both branches
+            self.relu_b = self.relu if shared else qnn.QuantReLU(**relu4)
+            self.c = qnn.QuantConv2d(6, 6, 3, **w4)
+            self.bn_c = torch.nn.BatchNorm2d(6)
+            self.relu_c = qnn.QuantReLU(**relu4)
+            self.pool = torch.nn.AdaptiveAvgPool2d(1)
+            self.q = qnn.QuantIdentity(**relu4)
+            self.fc = qnn.QuantLinear(6, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint,
+                                      weight_bit_width=4)  # fmt: skip
+
+        def forward(self, x):
+            x = self.inp(x)
+            y = torch.cat([self.relu(self.bn_a(self.a(x))), self.relu_b(self.bn_b(self.b(x)))], 1)
+            y = self.relu_c(self.bn_c(self.c(y)))
+            return self.fc(torch.flatten(self.q(self.pool(y)), 1))
+
+    model = Net()
+    _calibrate(model, torch.randn(128, 2, 8, 8))
+    return export_qonnx(model, path, in_shape=(1, 2, 8, 8))

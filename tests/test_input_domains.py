@@ -13,6 +13,7 @@ import pytest
 from model_corpus import (
     CORPUS,
     brevitas_avgpool_cnn,
+    brevitas_concat_cnn,
     brevitas_mobilenet,
     brevitas_models,
     brevitas_overlap_pool_cnn,
@@ -245,6 +246,26 @@ def test_padded_average_pool_without_the_padding_in_the_count_is_refused(tmp_pat
     pool.attribute.extend(kept + [helper.make_attribute("count_include_pad", 0)])
     onnx.save(m, tmp_path / "excl.onnx")
     _fails(["run", str(tmp_path / "excl.onnx")], capsys, pool.name, "count_include_pad=0")
+
+
+def test_concat_of_two_branches_in_hardware(tmp_path):
+    """Two conv branches of one input with a shared QuantReLU, concatenated (Inception-style):
+    a Concat stage; integer == qonnx exactly on 1,000 inputs; RTL == integer with stalls."""
+    pytest.importorskip("brevitas")
+    path = brevitas_concat_cnn(tmp_path / "concat.onnx")
+    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 2, 8, 8)).astype(np.float32)
+    c = compile_model(path)
+    ref = qonnx_outputs(path, x, 100)
+    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
+    assert len(np.unique(ref.argmax(1))) > 1
+    report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e3")
+    assert [s["kind"] for s in report["stages"]].count("Concat") == 1
+
+
+def test_concat_of_differently_scaled_branches_is_refused(tmp_path, capsys):
+    pytest.importorskip("brevitas")
+    path = brevitas_concat_cnn(tmp_path / "concat2.onnx", shared=False)
+    _fails(["run", str(path)], capsys, "/Concat", "scales", "shared quantizer")
 
 
 def test_mobilenet_depthwise_separable_in_hardware(tmp_path):

@@ -238,6 +238,10 @@ def test_deadlock_is_diagnosed():
     assert any("FIFO 1/1 full" in d for d in res.diagnosis)
     with pytest.raises(Exception, match="deadlock"):
         res.check()
+    # with random stalls the monitored handshakes keep toggling: the diagnosis rerun still
+    # ends (where the failed run ended) and names the same join
+    res = simulate(design, images, in_valid_prob=0.7, out_ready_prob=0.7, max_idle_cycles=5000)
+    assert res.deadlock and "Add 'add0' holds up" in res.diagnosis[0]
 
 
 # -- command line ---------------------------------------------------------------------------------

@@ -78,6 +78,11 @@ CASES: dict[str, list[dict]] = {
         {"CH": 4, "PE": 4, "K2": 1},
         {"CH": 4, "PE": 1, "K2": 9, "BITS": 3, "SUM": 1, "OBITS": 7},
     ],
+    "qloom_concat": [
+        {},
+        {"CH0": 4, "CH1": 6, "PE": 2, "BITS0": 4, "SIGNED0": 1, "BITS1": 3, "OBITS": 5},
+        {"CH0": 1, "CH1": 1, "PE": 1, "BITS0": 1, "BITS1": 1, "OBITS": 1},
+    ],
     "qloom_vvau": [
         {"WEIGHT_FILE": "w_9x4.hex"},
         {"CH": 6, "PE": 3, "K2": 9, "IBITS": 2, "WBITS": 3, "ACC_BITS": 8,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rtl_golden import add as add_model
-from rtl_golden import beats, dwc, rand_raw
+from rtl_golden import beats, decode, dwc, rand_raw
 from rtl_support import build_lib, needs_verilator, run_check
 
 pytestmark = needs_verilator
@@ -111,3 +111,32 @@ def test_add():
         run_check(m, ins, exp, pi, po, seed=seed)
     res = run_check(m, ins, exp)
     assert res.cycles <= len(exp[0]) + 2
+
+
+# ------------------------------------------------------------------------------------- concat
+
+CONCAT_CASES = {
+    # signed 4-bit and unsigned 3-bit into 5-bit elements, 2 per beat
+    "s4-u3-pe2": dict(CH0=4, CH1=6, PE=2, BITS0=4, SIGNED0=1, BITS1=3, SIGNED1=0, OBITS=5),
+    # 1-bit (bipolar) data on both sides, one channel per beat
+    "bin-pe1": dict(CH0=3, CH1=2, PE=1, BITS0=1, BITS1=1, OBITS=1),
+}
+
+
+@pytest.mark.parametrize("name", list(CONCAT_CASES))
+def test_concat(name):
+    P = CONCAT_CASES[name]
+    pe, b0, b1, ob = P["PE"], P["BITS0"], P["BITS1"], P["OBITS"]
+    m = build_lib("qloom_concat", P, [("s0_axis", pe * b0), ("s1_axis", pe * b1)],
+                  [("m_axis", pe * ob)])  # fmt: skip
+    rng = np.random.default_rng(11 + len(name))
+    pixels = 30
+    a = rand_raw(rng, (pixels, P["CH0"]), b0)
+    b = rand_raw(rng, (pixels, P["CH1"]), b1)
+    va, vb = decode(a, b0, bool(P.get("SIGNED0"))), decode(b, b1, bool(P.get("SIGNED1")))
+    out = np.concatenate([va, vb], axis=1) & ((1 << ob) - 1)
+    ins, exp = [beats(a, pe, b0), beats(b, pe, b1)], [beats(out, pe, ob)]
+    for seed, (pi, po) in enumerate([([0.6, 0.5], 0.5), ([1.0, 0.3], 0.7), ([0.5, 0.5], 1.0)]):
+        run_check(m, ins, exp, pi, po, seed=seed)
+    res = run_check(m, ins, exp)
+    assert res.cycles <= len(exp[0]) + 2  # one output beat per cycle

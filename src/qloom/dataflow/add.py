@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qloom.dataflow.fifo import FIFO
 from qloom.dataflow.resources import Resources
 from qloom.dataflow.rules import lowering_rule, unsupported
 from qloom.dataflow.stage import (
@@ -137,24 +136,10 @@ def lower_add(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
         b_mul=int(node.attrs["b_mul"]),
         pe=fold["PE"],
     )
-    ins = []
-    for port, (t, spec) in enumerate(zip((a, b), stage.in_streams(), strict=True)):
-        s = ctx.take(t, spec.elems, node.name)
-        if s in ctx.direct_dup:  # the bypass of a residual block: buffer a whole frame
-            name = f"{node.name}_fifo{port}"
-            ffold = ctx.fold(name, "FIFO", {"depth": spec.beats, "ram_style": "auto"})
-            fifo = FIFO(
-                name,
-                spec,
-                depth=ffold["depth"],
-                ram_style=ffold["ram_style"],
-                inputs=(s,),
-                outputs=(f"{name}_out",),
-            )
-            ctx.add_stage(fifo)
-            s = f"{name}_out"
-            ctx.streams[s] = spec
-        ins.append(s)
+    ins = [
+        ctx.take_joined(t, spec, node.name, port)
+        for port, (t, spec) in enumerate(zip((a, b), stage.in_streams(), strict=True))
+    ]
     stage = dataclasses.replace(stage, inputs=tuple(ins), outputs=(node.outputs[0],))
     ctx.add_stage(stage)
     ctx.register(node.outputs[0], node.outputs[0], stage.out_streams()[0])

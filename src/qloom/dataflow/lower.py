@@ -255,6 +255,25 @@ class LoweringContext:
                 self.direct_dup.add(stream)
         return stream
 
+    def take_joined(
+        self, tensor: str, spec: StreamSpec, consumer: str, port: int, always: bool = False
+    ) -> str:
+        """`take` for one input of a stage that joins two branches (Add, Concat): a stream
+        straight out of a Duplicate (the other branch starts at the same tensor), or any
+        stream with `always`, gets a frame-deep FIFO "<consumer>_fifo<port>", so that it can
+        wait for the other branch."""
+        from qloom.dataflow.fifo import FIFO
+
+        s = self.take(tensor, spec.elems, consumer)
+        if s not in self.direct_dup and not always:
+            return s
+        name = f"{consumer}_fifo{port}"
+        ffold = self.fold(name, "FIFO", {"depth": spec.beats, "ram_style": "auto"})
+        self.add_stage(FIFO(name, spec, depth=ffold["depth"], ram_style=ffold["ram_style"],
+                            inputs=(s,), outputs=(f"{name}_out",)))  # fmt: skip
+        self.streams[f"{name}_out"] = spec
+        return f"{name}_out"
+
     def place(self, stage: Stage, in_tensors: list[str], out_tensor: str | None) -> Stage:
         ins = tuple(
             self.take(t, spec.elems, stage.name)

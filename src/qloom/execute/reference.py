@@ -204,6 +204,11 @@ def _add(node, xs):
     return [_f32(xs[0] + xs[1])]
 
 
+@op("Concat")
+def _concat(node, xs):
+    return [_f32(np.concatenate(xs, axis=node.attrs.get("axis", 1)))]
+
+
 @op("Sub")
 def _sub(node, xs):
     return [_f32(xs[0] - xs[1])]

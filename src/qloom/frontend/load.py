@@ -37,6 +37,7 @@ SUPPORTED_OPS: dict[str, str] = {
     "AveragePool": "2-D average pooling",
     "GlobalAveragePool": "global average pooling",
     "Add": "add a constant, or two quantized tensors (skip connection)",
+    "Concat": "join two quantized tensors with one scale along the channels",
     "Sub": "subtract a constant",
     "Mul": "multiply by a constant",
     "Div": "divide by a constant",

@@ -203,7 +203,11 @@ def simulate(
         problems = res.problems() if not res.ok else []
         diagnosis: list[str] = []
         if not res.ok and diagnose:
-            diagnosis = _diagnose(design, rtl, ports_in, ports_out, words, run_kw, cache_dir)
+            # the rerun is the same run (same seed): stop it where this one stopped, since
+            # the monitored handshakes follow the testbench's random stalls and would count
+            # as activity, so that a deadlock would never end the rerun
+            rerun = {**run_kw, "max_cycles": max(1, res.total_cycles)}
+            diagnosis = _diagnose(design, rtl, ports_in, ports_out, words, rerun, cache_dir)
         got = {s: res.outputs[i] for i, s in enumerate(rtl.out_streams)}
         if res.ok:
             outputs, beats = outputs_from_words(design, got, frames)

@@ -630,6 +630,58 @@ class _Lowering:
         steps = self._linear_steps(mx * zx + my * zy, np.full(vx.channels, a))
         self.env[node.outputs[0]] = self._acc_value(out, vx.shape, vx.idx, lo, hi, steps)
 
+    def _op_Concat(self, node, args):
+        """Concat of two quantized tensors along the channel axis, with one shared scale:
+        the integer tensors are concatenated (channels-last) and keep their zero points."""
+        what = f"node '{node.name}' (Concat)"
+        if len(args) != 2 or not all(isinstance(a, Value) for a in args):
+            raise UnsupportedModelError(
+                f"{what}: qloom concatenates exactly two streamed tensors (got {len(args)} "
+                "inputs); chain two-input Concats",
+                node.name,
+                node.op,
+            )
+        (vx, ax, zx), (vy, ay, zy) = (self._quantized(node, a) for a in args)
+        rank = vx.idx.ndim + 1
+        if node.attrs.get("axis", 1) % rank != 1:
+            raise UnsupportedModelError(
+                f"{what}: axis {node.attrs.get('axis')} is not the channel axis (1)",
+                node.name,
+                node.op,
+            )
+        if np.float32(ax) != np.float32(ay):
+            raise UnsupportedModelError(
+                f"{what}: the inputs' scales {ax:g} and {ay:g} differ; quantize both branches "
+                "with one shared quantizer (e.g. the same Brevitas QuantReLU/QuantIdentity)",
+                node.name,
+                node.op,
+            )
+        cx, cy = vx.channels, vy.channels
+        if len(vx.shape) == 3:
+            one_d = _is_1d(vx)
+            h, w = vx.shape[:2]
+            ok = vy.shape[:2] == (h, w) and all(
+                np.array_equal(v.idx, _img_idx(v.channels, h, w, one_d)) for v in (vx, vy)
+            )
+            shape, idx = (h, w, cx + cy), _img_idx(cx + cy, h, w, one_d)
+        else:
+            ok = len(vy.shape) == 1 and all(
+                np.array_equal(v.idx, np.arange(v.channels)) for v in (vx, vy)
+            )
+            shape, idx = (cx + cy,), np.arange(cx + cy)
+        if not ok:
+            raise UnsupportedModelError(
+                f"{what}: the inputs have different spatial shapes or permuted layouts",
+                node.name,
+                node.op,
+            )
+        out = self._int_name(node.outputs[0])
+        self._emit("Concat", node.name, [vx.tensor, vy.tensor], out, shape, DataType("INT32"))
+        z = np.concatenate([np.broadcast_to(zx, (cx,)), np.broadcast_to(zy, (cy,))])
+        lo, hi = np.concatenate([vx.lo, vy.lo]), np.concatenate([vx.hi, vy.hi])
+        steps = self._linear_steps(z, np.full(cx + cy, ax))
+        self.env[node.outputs[0]] = self._acc_value(out, shape, idx, lo, hi, steps)
+
     # -- shape ops ------------------------------------------------------------------------------
     def _reshape_idx(self, node: Node, v: Value, fn) -> None:
         self.env[node.outputs[0]] = dataclasses.replace(v, idx=fn(v.idx))
