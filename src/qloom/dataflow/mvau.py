@@ -350,14 +350,18 @@ def _dsp_lanes(s: MVAU) -> int:
     """Lanes whose product Yosys maps to a DSP48: after wreduce a sign-extended operand keeps
     its own width, a zero-extended one one bit more; products of >= 9 bits go to DSPs
     (measured: 4x4-bit signed stays in LUTs, 8x4-bit signed uses one DSP48E1 per lane)."""
-    p = s.rtl_params()
-    if p["BINARY"] or p["IBIPOLAR"] or p["WBIPOLAR"]:
-        return 0  # a bipolar operand only selects the sign of the other (no multiplier)
-    a = 2 if p["IBIPOLAR"] else p["IBITS"] + (0 if p["ISIGNED"] else 1)
-    b = 2 if p["WBIPOLAR"] else p["WBITS"] + (0 if p["WSIGNED"] else 1)
-    if a + b >= DSP_MIN_PRODUCT_BITS and min(a, b) >= 2:
-        return s.pe * s.simd
-    return 0
+    return s.pe * s.simd if product_on_dsp(s.rtl_params()) else 0
+
+
+def product_on_dsp(p: dict) -> bool:
+    """Whether Yosys maps one lane's product to a DSP48, from the RTL parameters of a
+    multiply lane (IBITS/ISIGNED/IBIPOLAR, WBITS/WSIGNED/WBIPOLAR; BINARY if any): after
+    wreduce a sign-extended operand keeps its own width, a zero-extended one one bit more."""
+    if p.get("BINARY") or p["IBIPOLAR"] or p["WBIPOLAR"]:
+        return False  # a bipolar operand only selects the sign of the other (no multiplier)
+    a = p["IBITS"] + (0 if p["ISIGNED"] else 1)
+    b = p["WBITS"] + (0 if p["WSIGNED"] else 1)
+    return a + b >= DSP_MIN_PRODUCT_BITS and min(a, b) >= 2
 
 
 def mvau_ffs(s: MVAU) -> float:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qloom.dataflow.mvau import DSP_MIN_PRODUCT_BITS, MVAU_LUT
+from qloom.dataflow.mvau import MVAU_LUT, product_on_dsp
 from qloom.dataflow.resources import Resources, counter_bits, linear, lutram_luts, rom_features
 from qloom.dataflow.rules import unsupported
 from qloom.dataflow.stage import (
@@ -160,9 +160,7 @@ class VVAU(Stage):
         p = self.rtl_params()
         xw = 2 if p["IBIPOLAR"] else p["IBITS"] + 1
         yw = 2 if p["WBIPOLAR"] else p["WBITS"] + 1
-        a = 2 if p["IBIPOLAR"] else p["IBITS"] + (0 if p["ISIGNED"] else 1)
-        b = 2 if p["WBIPOLAR"] else p["WBITS"]
-        dsp = 0 if p["IBIPOLAR"] or p["WBIPOLAR"] else self.pe * (a + b >= DSP_MIN_PRODUCT_BITS)
+        dsp = self.pe if product_on_dsp(p) else 0
         depth = self.k2 * self.cf
         feats = {
             "mul": 0.0 if dsp else self.pe * xw * yw,
