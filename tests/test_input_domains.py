@@ -189,6 +189,17 @@ def _build_then_sim(path, x, tmp_path, fps: str) -> dict:
     return report
 
 
+def _exact_then_sim(path, shape, tmp_path, fps: str) -> dict:
+    """Integer == qonnx exactly on N_RUN Gaussian inputs of `shape` (more than one class
+    predicted), then `_build_then_sim` on the first N_SIM; returns the build report."""
+    x = np.random.default_rng(0).normal(0, 1, (N_RUN, *shape)).astype(np.float32)
+    c = compile_model(path)
+    ref = qonnx_outputs(path, x, 100)
+    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
+    assert len(np.unique(ref.argmax(1))) > 1
+    return _build_then_sim(path, x[:N_SIM], tmp_path, fps)
+
+
 def test_average_pools_in_hardware(tmp_path):
     """AvgPool2d + quantizer and a global average pool (Brevitas, power-of-two scales) become
     SumPool + Thresholding stages: integer == qonnx exactly on 1,000 inputs; RTL == integer on
@@ -209,12 +220,7 @@ def test_overlapping_and_padded_pools_in_hardware(tmp_path):
     frame within 5 % of the formula."""
     pytest.importorskip("brevitas")
     path = brevitas_overlap_pool_cnn(tmp_path / "ovl.onnx")
-    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 2, 12, 12)).astype(np.float32)
-    c = compile_model(path)
-    ref = qonnx_outputs(path, x, 100)
-    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
-    assert len(np.unique(ref.argmax(1))) > 1
-    report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
+    report = _exact_then_sim(path, (2, 12, 12), tmp_path, "5e4")
     assert [s["kind"] for s in report["stages"]].count("WindowPool") == 2
 
 
@@ -223,12 +229,7 @@ def test_padded_average_pool_in_hardware(tmp_path):
     sums + Thresholding: integer == qonnx exactly on 1,000 inputs; RTL == integer with stalls."""
     pytest.importorskip("brevitas")
     path = brevitas_padded_avgpool_cnn(tmp_path / "padavg.onnx")
-    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 2, 8, 8)).astype(np.float32)
-    c = compile_model(path)
-    ref = qonnx_outputs(path, x, 100)
-    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
-    assert len(np.unique(ref.argmax(1))) > 1
-    report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
+    report = _exact_then_sim(path, (2, 8, 8), tmp_path, "5e4")
     assert [s["kind"] for s in report["stages"]].count("WindowPool") == 1
 
 
@@ -253,12 +254,7 @@ def test_concat_of_two_branches_in_hardware(tmp_path):
     a Concat stage; integer == qonnx exactly on 1,000 inputs; RTL == integer with stalls."""
     pytest.importorskip("brevitas")
     path = brevitas_concat_cnn(tmp_path / "concat.onnx")
-    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 2, 8, 8)).astype(np.float32)
-    c = compile_model(path)
-    ref = qonnx_outputs(path, x, 100)
-    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
-    assert len(np.unique(ref.argmax(1))) > 1
-    report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e3")
+    report = _exact_then_sim(path, (2, 8, 8), tmp_path, "5e3")
     assert [s["kind"] for s in report["stages"]].count("Concat") == 1
 
 
@@ -275,12 +271,7 @@ def test_mobilenet_depthwise_separable_in_hardware(tmp_path):
     inputs; RTL == integer with random stalls; cycles per frame within 5 % of the formula."""
     pytest.importorskip("brevitas")
     path = brevitas_mobilenet(tmp_path / "mobilenet.onnx")
-    x = np.random.default_rng(0).normal(0, 1, (N_RUN, 3, 16, 16)).astype(np.float32)
-    c = compile_model(path)
-    ref = qonnx_outputs(path, x, 100)
-    np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], ref)
-    assert len(np.unique(ref.argmax(1))) > 1
-    report = _build_then_sim(path, x[:N_SIM], tmp_path, "2e4")
+    report = _exact_then_sim(path, (3, 16, 16), tmp_path, "2e4")
     kinds = [s["kind"] for s in report["stages"]]
     assert kinds.count("VVAU") == 3 and kinds.count("MVAU") == 5
     assert kinds.count("SWU") == 4  # the stem and the depthwise convs; none for 1x1
