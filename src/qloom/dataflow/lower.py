@@ -44,6 +44,7 @@ import numpy as np
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.duplicate import Duplicate
 from qloom.dataflow.dwc import DWC
+from qloom.dataflow.fifo import FIFO
 from qloom.dataflow.rules import RULES, unsupported
 from qloom.dataflow.stage import Stage, StreamSpec, dwc_chain_elems
 from qloom.datatype import DataType
@@ -262,8 +263,6 @@ class LoweringContext:
         straight out of a Duplicate (the other branch starts at the same tensor), or any
         stream with `always`, gets a frame-deep FIFO "<consumer>_fifo<port>", so that it can
         wait for the other branch."""
-        from qloom.dataflow.fifo import FIFO
-
         s = self.take(tensor, spec.elems, consumer)
         if s not in self.direct_dup and not always:
             return s

@@ -16,11 +16,13 @@ next frame's first window that cannot be loaded in advance (FINN's estimate is m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import gcd
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qloom.dataflow.resources import Resources, ram
+from qloom.dataflow.rules import unsupported
 from qloom.dataflow.stage import (
     Stage,
     StreamSpec,
@@ -30,6 +32,7 @@ from qloom.dataflow.stage import (
     divisors,
     restore,
 )
+from qloom.dataflow.thresholding import Thresholding
 from qloom.datatype import DataType
 from qloom.errors import UnsupportedModelError
 from qloom.execute.kernels import pad_nhwc, windows_nhwc
@@ -180,11 +183,6 @@ def place_conv_windows(
     stream widened to INT2 values +-1. Returns (window tensor, its type, output pixels).
     A 1 x 1 kernel with stride 1 and no padding (a pointwise conv) needs no windows: the
     pixels stream straight in."""
-    from math import gcd
-
-    from qloom.dataflow.rules import unsupported
-    from qloom.dataflow.thresholding import Thresholding
-
     x = conv.inputs[0]
     in_dtype = ctx.dtype_of[x]
     kh, kw = conv.attrs["weights"].shape[:2]

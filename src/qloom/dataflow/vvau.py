@@ -42,6 +42,7 @@ from qloom.dataflow.stage import (
     write_hex,
 )
 from qloom.dataflow.swu import place_conv_windows
+from qloom.dataflow.thresholding import lower_thresholding
 from qloom.datatype import BIPOLAR, DataType
 
 if TYPE_CHECKING:
@@ -190,8 +191,6 @@ VVAU_FF_SCALE = 0.77
 # -- lowering: called by the Conv rule (qloom.dataflow.mvau) for a depthwise Conv ---------------
 def lower_vvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     """SWU + VVAU (named as the Conv) + Thresholding (named as the MultiThreshold, if any)."""
-    from qloom.dataflow.thresholding import lower_thresholding
-
     conv = nodes[0]
     mt = nodes[1] if len(nodes) > 1 else None
     w = np.asarray(conv.attrs["weights"], dtype=np.int64)  # (KH, KW, 1, CH)
