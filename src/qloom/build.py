@@ -111,6 +111,12 @@ def check_options(opts: BuildOptions) -> None:
             f"--max-utilization must be in (0, 1] (a fraction of the part), got "
             f"{opts.max_utilization}"
         )
+    if opts.folding and (opts.target_fps or opts.max_fps):
+        what = "--target-fps" if opts.target_fps else "--max-fps"
+        raise QloomError(
+            f"--folding {opts.folding} fixes PE and SIMD, so {what} cannot choose them: give "
+            f"one of the two (the build reports the FPS a folding file reaches)"
+        )
     if opts.sim_frames < 0:
         raise QloomError(f"--sim-frames must be >= 0 (0 skips simulation), got {opts.sim_frames}")
     name = opts.name if opts.name is not None else Path(opts.model).stem
@@ -171,28 +177,38 @@ def _locked(out: Path, name: str) -> Iterator[None]:
 
 
 def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
-    from qloom.fold import fold_for_target, fold_max_fps, read_folding
+    from qloom.dataflow import to_dataflow
+    from qloom.fold import check_fits, fold_for_target, fold_max_fps, load_folding
     from qloom.synth import get_device
 
-    if str(opts.folding) == "parallel":
-        return read_folding("parallel", integer), "fully parallel (PE = MH, SIMD = MW)"
-    if opts.folding:
-        return read_folding(opts.folding, integer), f"from {opts.folding}"
-
     device = get_device(opts.part)
+    if opts.folding or not (opts.max_fps or opts.target_fps):
+        if str(opts.folding) == "parallel":
+            folding, how = load_folding("parallel", integer).folding, "fully parallel"
+        elif opts.folding:
+            tr = load_folding(opts.folding, integer)
+            folding, how = (
+                tr.folding,
+                f"from {opts.folding}" + (f" ({tr.note()})" if tr.note() else ""),
+            )
+        else:
+            folding, how = {}, "minimal (PE=SIMD=1)"
+        # a folding the solver did not choose may not fit: say so before RTL and synthesis
+        check_fits(
+            to_dataflow(integer, folding), device, opts.max_utilization, f"the {how} folding"
+        )
+        return folding, how
     if opts.max_fps:
         say(
             f"folding for the highest FPS that fits {device.name} "
             f"(<= {opts.max_utilization:.0%} utilization)"
         )
         return fold_max_fps(integer, opts.clock_mhz, device, opts.max_utilization), "max FPS"
-    if opts.target_fps:
-        say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz on {device.name}")
-        folding = fold_for_target(
-            integer, opts.target_fps, opts.clock_mhz, device, opts.max_utilization
-        )
-        return folding, f"target {opts.target_fps:g} FPS"
-    return {}, "minimal (PE=SIMD=1)"
+    say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz on {device.name}")
+    folding = fold_for_target(
+        integer, opts.target_fps, opts.clock_mhz, device, opts.max_utilization
+    )
+    return folding, f"target {opts.target_fps:g} FPS"
 
 
 def _compare(sim_outputs: dict, reference: dict, frames: int) -> int:

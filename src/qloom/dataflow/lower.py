@@ -64,6 +64,10 @@ IGNORED_KEYS = {
     "inFIFODepths",
     "outFIFODepths",
     "parallel_window",
+    "preferred_backend",
+    "rtlsim_trace",
+    "depth_trigger_uram",
+    "depth_trigger_bram",
 }
 MAX_MONOTONE_CHECK = 1 << 20
 

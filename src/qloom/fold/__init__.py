@@ -9,12 +9,15 @@ from qloom.fold.estimate import (
     estimate_stage,
     utilization,
 )
+from qloom.fold.finn_config import Translation, translate_folding
 from qloom.fold.solver import (
     FoldResult,
+    check_fits,
     fold_design,
     fold_for_target,
     fold_max_fps,
     fold_max_fps_design,
+    load_folding,
     minimality_violations,
     parallel_folding,
     read_folding,
@@ -23,6 +26,10 @@ from qloom.fold.solver import (
 __all__ = [
     "MAX_STREAM_BITS",
     "FoldResult",
+    "Translation",
+    "check_fits",
+    "load_folding",
+    "translate_folding",
     "Resources",
     "estimate_design",
     "estimate_stage",

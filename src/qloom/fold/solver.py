@@ -32,6 +32,7 @@ from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import Stage
 from qloom.errors import FoldingError, QloomError
 from qloom.fold.estimate import MAX_STREAM_BITS, Resources, estimate_design, estimate_stage
+from qloom.fold.finn_config import Translation, translate_folding
 from qloom.ir import Graph
 from qloom.synth.devices import Device, get_device
 
@@ -96,10 +97,16 @@ def parallel_folding(design: DataflowDesign) -> dict:
 
 
 def read_folding(spec: str | Path, graph: Graph) -> dict:
-    """The folding a user names: "parallel" (`parallel_folding`) or a FINN-style folding.json
-    path. An unreadable or malformed file raises QloomError naming it."""
+    """The folding a user names, in qloom's stage names: "parallel" (`parallel_folding`) or a
+    folding.json path in qloom's or FINN's form (FINN node names and "Defaults", see
+    qloom.fold.finn_config). An unreadable or malformed file raises QloomError naming it."""
+    return load_folding(spec, graph).folding
+
+
+def load_folding(spec: str | Path, graph: Graph) -> Translation:
+    """`read_folding`, with a note of what FINN names in the file were taken to mean."""
     if str(spec) == "parallel":
-        return parallel_folding(to_dataflow(graph))
+        return Translation(parallel_folding(to_dataflow(graph)))
     try:
         folding = json.loads(Path(spec).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -107,12 +114,12 @@ def read_folding(spec: str | Path, graph: Graph) -> dict:
     if not isinstance(folding, dict):
         raise QloomError(f"folding file {spec}: expected a JSON object {{stage: {{PE: ...}}}}")
     for name, entry in folding.items():
-        if not isinstance(entry, dict):
+        if not isinstance(entry, dict) and name != "Defaults":
             raise QloomError(
                 f"folding file {spec}: the entry of '{name}' is {json.dumps(entry)}; each stage "
                 'maps to an object such as {"PE": 4, "SIMD": 8}'
             )
-    return folding
+    return translate_folding(folding, to_dataflow(graph), f"folding file {spec}")
 
 
 def _widths_ok(stage: Stage) -> bool:
@@ -209,34 +216,54 @@ class _Problem:
         return FoldResult(design.folding_json(), design, est, budget, clock_mhz)
 
     def fits(self, total: Resources, cap: Utilization) -> bool:
-        d, caps = self.device.capacity(), _caps(cap)
-        used = total.as_dict()
-        return all(used[k] <= caps[k] * d[k] for k in RESOURCE_KINDS if used[k])
+        return fits(total, self.device, cap)
 
     def too_large(self, result: FoldResult, cap: Utilization, what: str) -> FoldingError:
-        dev = self.device
-        total = result.estimate["total"].as_dict()
-        capd, caps = dev.capacity(), _caps(cap)
-        parts = []
-        for k in RESOURCE_KINDS:
-            if total[k] or k == "LUT":
-                avail = int(caps[k] * capd[k])
-                mark = " (over)" if total[k] > avail else ""
-                parts.append(f"{k} {total[k]} / {avail}{mark}")
-        if len(set(caps.values())) == 1:
-            at = f"{caps['LUT']:.0%} utilization"
-        else:
-            at = "utilization " + ", ".join(f"{k} {v:.0%}" for k, v in caps.items())
-        biggest = max(
-            (n for n in result.estimate if n != "total"),
-            key=lambda n: result.estimate[n].cost(dev),
-        )
-        return FoldingError(
-            f"{what} does not fit the part {dev.name} ({dev.part}) at {at}: "
-            f"estimated {', '.join(parts)} (used / available); largest stage '{biggest}' "
-            f"({result.estimate[biggest]}). Use a larger part, a lower target or a smaller "
-            "network."
-        )
+        return too_large(result.estimate, self.device, cap, what)
+
+
+def fits(total: Resources, device: Device, cap: Utilization) -> bool:
+    """True if `total` stays within `cap` of every resource of `device`."""
+    d, caps = device.capacity(), _caps(cap)
+    used = total.as_dict()
+    return all(used[k] <= caps[k] * d[k] for k in RESOURCE_KINDS if used[k])
+
+
+def too_large(
+    estimate: dict[str, Resources], device: Device, cap: Utilization, what: str
+) -> FoldingError:
+    """The error for a design (`estimate`: per stage + "total") that does not fit `device`."""
+    dev = device
+    total = estimate["total"].as_dict()
+    capd, caps = dev.capacity(), _caps(cap)
+    parts = []
+    for k in RESOURCE_KINDS:
+        if total[k] or k == "LUT":
+            avail = int(caps[k] * capd[k])
+            mark = " (over)" if total[k] > avail else ""
+            parts.append(f"{k} {total[k]} / {avail}{mark}")
+    if len(set(caps.values())) == 1:
+        at = f"{caps['LUT']:.0%} utilization"
+    else:
+        at = "utilization " + ", ".join(f"{k} {v:.0%}" for k, v in caps.items())
+    biggest = max((n for n in estimate if n != "total"), key=lambda n: estimate[n].cost(dev))
+    return FoldingError(
+        f"{what} does not fit the part {dev.name} ({dev.part}) at {at}: "
+        f"estimated {', '.join(parts)} (used / available); largest stage '{biggest}' "
+        f"({estimate[biggest]}). Use a larger part, a lower target or a smaller "
+        "network."
+    )
+
+
+def check_fits(
+    design: DataflowDesign, device: Device | str, cap: Utilization, what: str
+) -> dict[str, Resources]:
+    """The design's estimate (per stage + "total"); FoldingError if it does not fit."""
+    dev = get_device(device)
+    est = estimate_design(design, dev)
+    if not fits(est["total"], dev, cap):
+        raise too_large(est, dev, cap, what)
+    return est
 
 
 def _budget(target_fps: float, clock_mhz: float) -> int:
@@ -375,6 +402,8 @@ def minimality_violations(
 
 __all__ = [
     "FoldResult",
+    "check_fits",
+    "load_folding",
     "candidates",
     "fold_design",
     "fold_for_target",
