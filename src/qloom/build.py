@@ -100,6 +100,20 @@ MARKER = ".qloom-build"  # present in every directory qloom created; only those 
 def check_options(opts: BuildOptions) -> None:
     """Reject options that cannot describe a build (the CLI and the API alike)."""
 
+    def number(name: str, value, kinds: tuple[type, ...] = (int, float)) -> None:
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            want = "an integer" if kinds == (int,) else "a number"
+            raise QloomError(f"{name} must be {want}, got {value!r} ({type(value).__name__})")
+
+    for name, value in (("--clock-mhz", opts.clock_mhz), ("--target-fps", opts.target_fps),
+                        ("--max-utilization", opts.max_utilization)):  # fmt: skip
+        if value is not None:
+            number(name, value)
+    number("--sim-frames", opts.sim_frames, (int,))
+    for name, flag in (("--max-fps", opts.max_fps), ("--synth", opts.synth)):
+        if not isinstance(flag, bool):
+            raise QloomError(f"{name} must be True or False, got {flag!r}")
+
     def positive(name: str, value: float | None) -> None:
         if value is not None and not (math.isfinite(value) and value > 0):
             raise QloomError(f"{name} must be a finite positive number, got {value}")

@@ -139,13 +139,13 @@ def _save_outputs(path_text: str, graph, outputs) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from qloom.build import BuildOptions, build
     from qloom.options import input_spec
 
-    opts = BuildOptions(
-        model=Path(args.model),
+    given = dict(
         out_dir=Path(args.out),
         name=args.name,
         part=args.part,
@@ -161,6 +161,30 @@ def _build(args: argparse.Namespace) -> int:
         pnr_part=args.pnr,
         quiet=args.quiet,
     )
+    if args.config:
+        from qloom.config import options_from_config, read_config
+
+        opts, notes = options_from_config(
+            read_config(args.config), args.model, f"config file {args.config}"
+        )
+        # what the command line states explicitly wins over the file
+        dest = {"out_dir": "out", "folding": "folding", "pnr_part": "pnr"}
+        parser = args.build_parser
+        explicit = {}
+        for key, value in given.items():
+            if key == "input_spec":
+                if value is not None:
+                    explicit[key] = value
+            elif key != "quiet":
+                d = dest.get(key, key)
+                if getattr(args, d) != parser.get_default(d):
+                    explicit[key] = value
+        opts = replace(opts, quiet=args.quiet, **explicit)
+        for n in notes:
+            if not args.quiet:
+                console.print(f"note: {n}", highlight=False)
+    else:
+        opts = BuildOptions(model=Path(args.model), **given)
     report = build(opts)
     _print_build(report)
     return 0
@@ -281,7 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PART",
         help="place and route on an ECP5/iCE40 part (e.g. LFE5U-85F): Fmax and bitstream",
     )
-    s.set_defaults(fn=_build)
+    s.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="JSON build config in FINN's DataflowBuildConfig names (output_dir, target_fps, "
+        "synth_clk_period_ns, board / fpga_part, folding_config_file, auto_fifo_depths) and "
+        "qloom's own (max_utilization, sim_frames, data, synth, pnr_part, input_type, "
+        "input_scale); options given on the command line win",
+    )
+    s.set_defaults(fn=_build, build_parser=s)
 
     s = sub.add_parser("devices", help="list the FPGA parts qloom knows")
     s.set_defaults(fn=_devices)
