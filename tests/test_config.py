@@ -103,3 +103,29 @@ def test_api_option_types_are_checked(tmp_path, change, message):
         build(opts)
     assert message in str(e.value)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_sim_of_a_build_directory_uses_its_folding_domain_and_fifos(tmp_path, capsys):
+    """`qloom sim BUILD_DIR` re-simulates the design that was built, with its sized FIFOs."""
+    argv = ["--quiet", "build", str(tfc_path("TFC_1W1A")), "--input-type", "UINT8",
+            "--input-scale", "1/255", "--target-fps", "1e6", "--sim-frames", "8",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    build_dir = tmp_path / "TFC_1W1A"
+    report = json.loads((build_dir / "report.json").read_text())
+    cfg = json.loads((build_dir / "build_config.json").read_text())
+    assert cfg["input_type"] == "UINT8" and cfg["input_scale"] == "1/255"
+    capsys.readouterr()
+    assert main(["sim", str(build_dir), "--data", "mnist-test", "--limit", "30"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "mismatches vs integer model │ 0" in out
+    assert "UINT8" in out  # the build's raw-pixel domain, not the model's BIPOLAR default
+    cpf = report["totals"]["cycles_per_frame"]
+    assert f"cycles/frame formula │ {cpf:,}" in out and "warning" not in out
+    for stream, depth in report["sim"]["fifo_depths"].items():
+        assert f"{stream} │ {depth} │" in out or depth == 2
+
+
+def test_sim_of_a_directory_that_is_not_a_build(tmp_path, capsys):
+    assert main(["sim", str(tmp_path)]) == 2
+    assert "is a directory but not a qloom build" in capsys.readouterr().err

@@ -5,6 +5,7 @@
       graphs/                 every representation as ONNX (Netron): imported, integer, dataflow
       folding.json            FINN-style folding (PE, SIMD, ram_style) that was built
       design.json             stages, streams, cycle formulas
+      build_config.json       the options as a config file (FINN's names; qloom build --config)
       rtl/                    generated top + library copies + memory files
       sim/                    RTL simulation result (outputs checked against the integer model)
       synth/                  per-stage Yosys results, Vivado TCL, ECP5 place and route + bitstream
@@ -295,6 +296,9 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
         save_graph(design.to_graph(), work / "graphs" / "3_dataflow.onnx")
         design.write_folding(work / "folding.json")
         (work / "design.json").write_text(json.dumps(design.to_json(), indent=2, default=str))
+        from qloom.config import config_json  # (qloom.config reads BuildOptions from here)
+
+        (work / "build_config.json").write_text(json.dumps(config_json(opts), indent=2) + "\n")
         report["folding"] = how
         stages = []
         for s in design.stages:

@@ -18,7 +18,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     s = subparsers.add_parser(
         "sim", help="simulate the generated RTL (Verilator) and compare with the integer model"
     )
-    s.add_argument("model", help="QONNX / FINN-ONNX file")
+    s.add_argument(
+        "model",
+        help="QONNX / FINN-ONNX file, or a qloom build directory (its model, folding, input "
+        "domain and sized FIFO depths)",
+    )
     from qloom.options import add_data_options, add_domain_options
 
     add_data_options(s, 100, "first N inputs (0: all; default 100)")
@@ -60,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.stall < 1.0:
         console.print(f"[red]--stall must be in [0, 1), got {args.stall}[/]")
         return 2
-    compiled = compile_model(args.model, input_spec(args))
+    model, spec, build_depths = Path(args.model), input_spec(args), None
+    if model.is_dir():
+        model, folding_file, spec_of_build, build_depths = _from_build_dir(model)
+        spec = spec or spec_of_build
+        args.folding = args.folding or folding_file
+    compiled = compile_model(model, spec)
     inputs = load_inputs(
         args.data, compiled.domain, compiled.imported, args.limit, args.data_dir, args.seed
     )
@@ -69,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
     folding = read_folding(args.folding, graph) if args.folding else None
     design = to_dataflow(graph, folding)
     depths = None
-    if args.size_fifos:
+    if build_depths is not None and not args.size_fifos and args.fifo_depth == 2:
+        from qloom.rtl.top import glue_streams
+
+        glue = set(glue_streams(design))
+        depths = {s: d for s, d in build_depths.items() if s in glue}
+    elif args.size_fifos:
         depths = size_fifos(design, images[: min(len(images), 8)], seed=args.seed)
     elif args.fifo_depth != 2:
         from qloom.rtl.top import glue_streams
@@ -100,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             acc = float(np.mean(predictions(graph, res.outputs) == labels))
     ref_acc = float(np.mean(predictions(graph, ref) == labels)) if labels is not None else None
 
-    table = Table(title=f"RTL simulation of {Path(args.model).name} ({design.name})")
+    table = Table(title=f"RTL simulation of {model.name} ({design.name})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("frames", inputs.source)
@@ -123,6 +137,21 @@ def run(args: argparse.Namespace) -> int:
         "simulation speed", f"{res.cycles_per_second / 1e6:.2f} M cycles/s ({res.wall_s:.1f} s)"
     )
     console.print(table)
+    if res.ok and res.cycles_per_frame and res.cycles_per_frame > design.cycles_per_frame() * 1.01:
+        how = (
+            "sized from the build"
+            if build_depths is not None
+            else ("sized" if args.size_fifos else f"depth {args.fifo_depth}")
+        )
+        console.print(
+            f"[yellow]warning: {res.cycles_per_frame:,.0f} cycles/frame measured, "
+            f"{design.cycles_per_frame():,} by the formula: the glue FIFOs ({how}) throttle "
+            "the pipeline; --size-fifos sizes them from a full-rate run[/]"
+            if not args.stall
+            else f"[yellow]note: {res.cycles_per_frame:,.0f} cycles/frame measured under "
+            f"stalls, {design.cycles_per_frame():,} by the formula at full rate[/]",
+            highlight=False,
+        )
     if res.fifo_depths:
         ft = Table(title="FIFOs")
         ft.add_column("stream")
@@ -162,3 +191,27 @@ if __name__ == "__main__":
     import sys
 
     sys.exit(main())
+
+
+def _from_build_dir(path: Path):
+    """model, folding file, input spec and glue FIFO depths of a qloom build directory."""
+    import json
+
+    from qloom.errors import QloomError
+
+    report_file, model = path / "report.json", path / "model.onnx"
+    if not (path / ".qloom-build").exists() or not report_file.is_file() or not model.is_file():
+        raise QloomError(
+            f"{path} is a directory but not a qloom build (no .qloom-build, report.json and "
+            "model.onnx in it); give a model file or a build directory"
+        )
+    report = json.loads(report_file.read_text())
+    spec = None
+    config = path / "build_config.json"
+    if config.is_file():
+        from qloom.config import options_from_config
+
+        spec = options_from_config(json.loads(config.read_text()), model)[0].input_spec
+    folding = path / "folding.json"
+    depths = (report.get("sim") or {}).get("fifo_depths")
+    return model, str(folding) if folding.is_file() else None, spec, depths
