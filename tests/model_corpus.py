@@ -477,8 +477,9 @@ def brevitas_mobilenet(path: Path, width: int = 8, size: int = 16) -> Path:
         torch.nn.AdaptiveAvgPool2d(1),
         qnn.QuantIdentity(**relu4),
         torch.nn.Flatten(),
-        qnn.QuantLinear(ch, 5, bias=False, weight_quant=Int8WeightPerTensorFixedPoint,
-                        weight_bit_width=4),  # fmt: skip
+        qnn.QuantLinear(
+            ch, 5, bias=False, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4
+        ),  # fmt: skip
     ]
     model = torch.nn.Sequential(*layers)
     _calibrate(model, torch.randn(128, 3, size, size))
@@ -509,18 +510,20 @@ def brevitas_padded_avgpool_cnn(path: Path) -> Path:
         torch.nn.AvgPool2d(3, stride=1, padding=1),
         qnn.QuantIdentity(**relu4),
         torch.nn.Flatten(),
-        qnn.QuantLinear(4 * 6 * 6, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint,
-                        weight_bit_width=4),  # fmt: skip
+        qnn.QuantLinear(
+            4 * 6 * 6, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4
+        ),  # fmt: skip
     )
     _calibrate(model, torch.randn(128, 2, 8, 8))
     return export_qonnx(model, path, in_shape=(1, 2, 8, 8))
 
 
-def brevitas_concat_cnn(path: Path, shared: bool = True) -> Path:
+def brevitas_concat_cnn(path: Path, shared: bool = True, branches: int = 2) -> Path:
     """Two conv branches of one input (3x3 and 1x1, like an Inception block) whose outputs
     share one QuantReLU (one scale), concatenated along the channels, then a 3x3 conv, a
     global average pool and a classifier; power-of-two scales. `shared=False`: each branch
-    has its own QuantReLU (two scales)."""
+    has its own QuantReLU (two scales). `branches=3`: a third 1x1 conv branch (three-input
+    Concat)."""
     import torch
     from brevitas import nn as qnn
     from brevitas.quant import (
@@ -545,7 +548,9 @@ def brevitas_concat_cnn(path: Path, shared: bool = True) -> Path:
             self.bn_b = torch.nn.BatchNorm2d(2)
             self.relu = qnn.QuantReLU(**relu4)  # shared: one scale for both branches
             self.relu_b = self.relu if shared else qnn.QuantReLU(**relu4)
-            self.c = qnn.QuantConv2d(6, 6, 3, **w4)
+            self.d = qnn.QuantConv2d(2, 3, 1, **w4) if branches == 3 else None
+            self.bn_d = torch.nn.BatchNorm2d(3)
+            self.c = qnn.QuantConv2d(6 + 3 * (branches == 3), 6, 3, **w4)
             self.bn_c = torch.nn.BatchNorm2d(6)
             self.relu_c = qnn.QuantReLU(**relu4)
             self.pool = torch.nn.AdaptiveAvgPool2d(1)
@@ -555,7 +560,10 @@ def brevitas_concat_cnn(path: Path, shared: bool = True) -> Path:
 
         def forward(self, x):
             x = self.inp(x)
-            y = torch.cat([self.relu(self.bn_a(self.a(x))), self.relu_b(self.bn_b(self.b(x)))], 1)
+            ys = [self.relu(self.bn_a(self.a(x))), self.relu_b(self.bn_b(self.b(x)))]
+            if self.d is not None:
+                ys.append(self.relu(self.bn_d(self.d(x))))
+            y = torch.cat(ys, 1)
             y = self.relu_c(self.bn_c(self.c(y)))
             return self.fc(torch.flatten(self.q(self.pool(y)), 1))
 

@@ -258,6 +258,14 @@ def test_concat_of_two_branches_in_hardware(tmp_path):
     assert [s["kind"] for s in report["stages"]].count("Concat") == 1
 
 
+def test_concat_of_three_branches_in_hardware(tmp_path):
+    """A three-input Concat becomes a chain of two two-input Concat stages; exact as above."""
+    pytest.importorskip("brevitas")
+    path = brevitas_concat_cnn(tmp_path / "concat3.onnx", branches=3)
+    report = _exact_then_sim(path, (2, 8, 8), tmp_path, "5e3")
+    assert [s["kind"] for s in report["stages"]].count("Concat") == 2
+
+
 def test_concat_of_differently_scaled_branches_is_refused(tmp_path, capsys):
     pytest.importorskip("brevitas")
     path = brevitas_concat_cnn(tmp_path / "concat2.onnx", shared=False)

@@ -631,56 +631,72 @@ class _Lowering:
         self.env[node.outputs[0]] = self._acc_value(out, vx.shape, vx.idx, lo, hi, steps)
 
     def _op_Concat(self, node, args):
-        """Concat of two quantized tensors along the channel axis, with one shared scale:
-        the integer tensors are concatenated (channels-last) and keep their zero points."""
+        """Concat of quantized tensors along the channel axis, with one shared scale: the
+        integer tensors are concatenated (channels-last) and keep their zero points. More than
+        two inputs become a chain of two-input Concats ("<name>_1", ... then "<name>")."""
         what = f"node '{node.name}' (Concat)"
-        if len(args) != 2 or not all(isinstance(a, Value) for a in args):
+        if len(args) < 2 or not all(isinstance(a, Value) for a in args):
             raise UnsupportedModelError(
-                f"{what}: qloom concatenates exactly two streamed tensors (got {len(args)} "
-                "inputs); chain two-input Concats",
+                f"{what}: qloom concatenates streamed tensors (got {len(args)} inputs, "
+                f"{sum(isinstance(a, Value) for a in args)} of them streamed)",
                 node.name,
                 node.op,
             )
-        (vx, ax, zx), (vy, ay, zy) = (self._quantized(node, a) for a in args)
-        rank = vx.idx.ndim + 1
+        quantized = [self._quantized(node, a) for a in args]
+        (v0, a0, _) = quantized[0]
+        rank = v0.idx.ndim + 1
         if node.attrs.get("axis", 1) % rank != 1:
             raise UnsupportedModelError(
                 f"{what}: axis {node.attrs.get('axis')} is not the channel axis (1)",
                 node.name,
                 node.op,
             )
-        if np.float32(ax) != np.float32(ay):
-            raise UnsupportedModelError(
-                f"{what}: the inputs' scales {ax:g} and {ay:g} differ; quantize both branches "
-                "with one shared quantizer (e.g. the same Brevitas QuantReLU/QuantIdentity)",
-                node.name,
-                node.op,
+        for _, a, _ in quantized[1:]:
+            if np.float32(a0) != np.float32(a):
+                raise UnsupportedModelError(
+                    f"{what}: the inputs' scales {a0:g} and {a:g} differ; quantize all branches "
+                    "with one shared quantizer (e.g. the same Brevitas QuantReLU/QuantIdentity)",
+                    node.name,
+                    node.op,
+                )
+        vs = [v for v, _, _ in quantized]
+        channels = sum(v.channels for v in vs)
+        if len(v0.shape) == 3:
+            one_d = _is_1d(v0)
+            h, w = v0.shape[:2]
+            ok = all(
+                v.shape[:2] == (h, w) and np.array_equal(v.idx, _img_idx(v.channels, h, w, one_d))
+                for v in vs
             )
-        cx, cy = vx.channels, vy.channels
-        if len(vx.shape) == 3:
-            one_d = _is_1d(vx)
-            h, w = vx.shape[:2]
-            ok = vy.shape[:2] == (h, w) and all(
-                np.array_equal(v.idx, _img_idx(v.channels, h, w, one_d)) for v in (vx, vy)
-            )
-            shape, idx = (h, w, cx + cy), _img_idx(cx + cy, h, w, one_d)
+
+            def layout(c):
+                return (h, w, c), _img_idx(c, h, w, one_d)
         else:
-            ok = len(vy.shape) == 1 and all(
-                np.array_equal(v.idx, np.arange(v.channels)) for v in (vx, vy)
-            )
-            shape, idx = (cx + cy,), np.arange(cx + cy)
+            ok = all(len(v.shape) == 1 and np.array_equal(v.idx, np.arange(v.channels)) for v in vs)
+
+            def layout(c):
+                return (c,), np.arange(c)
+
         if not ok:
             raise UnsupportedModelError(
                 f"{what}: the inputs have different spatial shapes or permuted layouts",
                 node.name,
                 node.op,
             )
-        out = self._int_name(node.outputs[0])
-        self._emit("Concat", node.name, [vx.tensor, vy.tensor], out, shape, DataType("INT32"))
-        z = np.concatenate([np.broadcast_to(zx, (cx,)), np.broadcast_to(zy, (cy,))])
-        lo, hi = np.concatenate([vx.lo, vy.lo]), np.concatenate([vx.hi, vy.hi])
-        steps = self._linear_steps(z, np.full(cx + cy, ax))
-        self.env[node.outputs[0]] = self._acc_value(out, shape, idx, lo, hi, steps)
+        z = np.concatenate([np.broadcast_to(zq, (v.channels,)) for v, _, zq in quantized])
+        lo, hi = np.concatenate([v.lo for v in vs]), np.concatenate([v.hi for v in vs])
+        cur, c = vs[0].tensor, vs[0].channels
+        for i, v in enumerate(vs[1:], start=1):
+            last = i == len(vs) - 1
+            c += v.channels
+            name = node.name if last else f"{node.name}_{i}"
+            out = self._int_name(node.outputs[0] if last else f"{node.outputs[0]}_{i}")
+            dt = DataType.for_range(int(lo[:c].min()), int(hi[:c].max()))
+            self._emit("Concat", name, [cur, v.tensor], out, layout(c)[0], dt)
+            cur = out
+        shape, idx = layout(channels)
+        steps = self._linear_steps(z, np.full(channels, a0))
+        self.env[node.outputs[0]] = self._acc_value(cur, shape, idx, lo, hi, steps)
 
     # -- shape ops ------------------------------------------------------------------------------
     def _reshape_idx(self, node: Node, v: Value, fn) -> None:
