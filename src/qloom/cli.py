@@ -323,12 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sim(sub)
     try:
+        from qloom.train.cli import add_export_parser
         from qloom.train.cli import add_parser as add_train
         from qloom.train.cli import run as run_train
     except ImportError:  # training needs torch + brevitas (the `train` extra)
         pass
     else:
         add_train(sub).set_defaults(fn=run_train)
+        add_export_parser(sub)
     return p
 
 

@@ -84,3 +84,42 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     return 0
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the `export` subcommand: an untrained zoo model as QONNX (for users and benches)."""
+    p = subparsers.add_parser(
+        "export",
+        help="write an untrained zoo model (batch-norm statistics from a random batch) as QONNX",
+        epilog="models: as for `qloom train`, plus resnet8 and resnet8-small (32x32, residual "
+        "blocks with 1x1 stride-2 shortcuts); example: qloom export --model resnet8-w2a2 "
+        "--out resnet8.onnx",
+    )
+    p.add_argument("--model", required=True, help="zoo model name, e.g. resnet8-w2a2")
+    p.add_argument("--out", required=True, help="output QONNX file")
+    p.add_argument("--in-channels", type=int, default=3, help="default: %(default)s")
+    p.add_argument("--in-size", type=int, default=32, help="default: %(default)s")
+    p.add_argument("--classes", type=int, default=10, help="default: %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    p.set_defaults(fn=run_export)
+    return p
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qloom.errors import QloomError
+    from qloom.train.export import export_untrained
+
+    for name in ("in_channels", "in_size", "classes"):
+        if getattr(args, name) < 1:
+            raise QloomError(f"--{name.replace('_', '-')} must be at least 1")
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise QloomError(f"--out {out}: directory {out.parent} does not exist")
+    try:
+        export_untrained(args.model, out, args.in_channels, args.in_size, args.classes, args.seed)
+    except ValueError as e:  # unknown model name or a shape the topology cannot take
+        raise QloomError(str(e)) from e
+    print(f"wrote {out}")
+    return 0

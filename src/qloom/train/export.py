@@ -131,3 +131,29 @@ def torch_logits(model: nn.Module, images: np.ndarray, batch_size: int = 256) ->
             outs.append(model(x).numpy())
     model.train(was_training)
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+
+def export_untrained(
+    name: str,
+    path: str | Path,
+    in_channels: int = 3,
+    in_size: int = 32,
+    num_classes: int = 10,
+    seed: int = 0,
+) -> Path:
+    """Zoo model NAME, untrained (weights from the seed, batch-norm statistics from one random
+    batch of inputs in [0, 1]), exported to QONNX at PATH."""
+    import torch
+
+    from qloom.train.zoo import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(name, in_channels, in_size, num_classes)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(64, in_channels, in_size, in_size))
+    model.eval()
+    return export_qonnx(model, path, (1, in_channels, in_size, in_size))

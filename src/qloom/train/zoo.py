@@ -132,12 +132,14 @@ class TensorNorm(nn.Module):
 class Topology:
     """A network shape; bit widths come from the model name."""
 
-    kind: str  # "fc" or "cnv"
+    kind: str  # "fc", "cnv" or "resnet"
     description: str
     hidden: tuple[int, ...] = ()  # FC: hidden layer widths
     conv: tuple[tuple[int, bool], ...] = ()  # CNV: (out channels, max-pool after) per conv
     fc: tuple[int, ...] = ()  # CNV: widths of the FC layers before the classifier
     padding: int = 0
+    blocks: tuple[tuple[int, int], ...] = ()  # ResNet: (out channels, stride) per basic block
+    stem: int = 0  # ResNet: channels of the first 3x3 conv
     dropout: float = 0.0
     defaults: dict = field(default_factory=dict)  # training defaults (epochs, lr, batch)
 
@@ -175,6 +177,19 @@ TOPOLOGIES: dict[str, Topology] = {
         fc=(128, 128),
         padding=1,
     ),
+    "resnet8": Topology(
+        "resnet",
+        "ResNet-8 (CIFAR-style): conv 16, basic blocks 16, 32/2, 64/2, global average pool",
+        stem=16,
+        blocks=((16, 1), (32, 2), (64, 2)),
+    ),
+    "resnet8-small": Topology(
+        "resnet",
+        "ResNet-8 at quarter width (4; blocks 4, 8/2, 16/2): a residual net small enough to "
+        "simulate in seconds",
+        stem=4,
+        blocks=((4, 1), (8, 2), (16, 2)),
+    ),
 }
 
 _PRECISIONS = ("w1a1", "w1a2", "w2a2")
@@ -197,7 +212,7 @@ class ModelSpec:
         quantize the input like activations (binarized for a1, which caps Fashion-MNIST)."""
         if self.in_bits is not None:
             return self.in_bits
-        return 8 if TOPOLOGIES[self.topology].kind == "cnv" else self.act_bits
+        return 8 if TOPOLOGIES[self.topology].kind in ("cnv", "resnet") else self.act_bits
 
 
 def parse_model_name(name: str) -> ModelSpec:
@@ -359,6 +374,75 @@ class QuantCNV(_ClipMixin, nn.Module):
         return x
 
 
+class _BasicBlock(nn.Module):
+    """conv3x3(stride) -> BN -> act -> conv3x3 -> BN, plus the shortcut (the input, or a 1x1
+    stride-s conv -> BN where the shape changes); both branches are quantized by quantizers of
+    one scale before the Add (so the hardware adds integers), then the block's activation."""
+
+    def __init__(self, cin: int, cout: int, stride: int, spec: ModelSpec) -> None:
+        super().__init__()
+        w = weight_quant_kwargs(spec.weight_bits)
+        self.conv1 = QuantConv2d(cin, cout, 3, stride=stride, padding=1, bias=False, **w)
+        self.bn1 = nn.BatchNorm2d(cout, eps=1e-4)
+        self.act1 = act_quant(spec.act_bits)
+        self.conv2 = QuantConv2d(cout, cout, 3, padding=1, bias=False, **w)
+        self.bn2 = nn.BatchNorm2d(cout, eps=1e-4)
+        self.q_main = act_quant(spec.act_bits)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(
+                QuantConv2d(cin, cout, 1, stride=stride, bias=False, **w),
+                nn.BatchNorm2d(cout, eps=1e-4),
+                act_quant(spec.act_bits),
+            )
+        self.act_out = act_quant(spec.act_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.q_main(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))
+        shortcut = x if self.down is None else self.down(x)
+        return self.act_out(y + shortcut)
+
+
+class QuantResNet(_ClipMixin, nn.Module):
+    """A CIFAR-style ResNet: input quant, conv3x3 -> BN -> act, basic blocks, global average
+    pool, a quantized pooled vector, the classifier and TensorNorm."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        in_channels: int = 3,
+        in_size: int = 32,
+        num_classes: int = 10,
+        dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        topo = TOPOLOGIES[spec.topology]
+        self.spec = spec
+        self.in_shape = (in_channels, in_size, in_size)
+        w = weight_quant_kwargs(spec.weight_bits)
+        self.inp = input_quant(spec.input_bits)
+        self.stem = nn.Sequential(
+            QuantConv2d(in_channels, topo.stem, 3, padding=1, bias=False, **w),
+            nn.BatchNorm2d(topo.stem, eps=1e-4),
+            act_quant(spec.act_bits),
+        )
+        blocks, ch = [], topo.stem
+        for cout, stride in topo.blocks:
+            blocks.append(_BasicBlock(ch, cout, stride, spec))
+            ch = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.q_pool = act_quant(max(spec.act_bits, 2))
+        self.fc = QuantLinear(ch, num_classes, bias=False, **w)
+        self.norm = TensorNorm()
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.inp(2.0 * x - torch.tensor([1.0], device=x.device))
+        x = self.q_pool(self.pool(self.blocks(self.stem(x))))
+        return self.norm(self.fc(torch.flatten(x, 1)))
+
+
 def input_quant(bits: int) -> QuantIdentity:
     """The input quantizer: 8 bits is FINN CNV's Q1.7 fixed point (every pixel/255*2-1 to
     within 2**-7), fewer bits quantize like an activation of that width."""
@@ -381,7 +465,7 @@ def build_model(
     """
     spec = parse_model_name(name)
     topo = TOPOLOGIES[spec.topology]
-    cls = QuantFC if topo.kind == "fc" else QuantCNV
+    cls = {"fc": QuantFC, "cnv": QuantCNV, "resnet": QuantResNet}[topo.kind]
     return cls(spec, in_channels, in_size, num_classes, dropout)
 
 
