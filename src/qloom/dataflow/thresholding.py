@@ -197,19 +197,23 @@ THR_LUT = {"const": 0.8597, "cmp": 0.6772, "cmp_const": 1.1514, "count": 0.0, "o
 def thresholding_parts(s: Thresholding, device: Device) -> tuple[dict[str, float], Resources]:
     p = s.rtl_params()
     cw = max(p["IBITS"] + 1, p["TBITS"]) + 1
+    # NF = 1, or one threshold set for every channel (an input quantizer): the memory holds the
+    # same word at every address, which synthesis folds into constants (Yosys on 784 channels
+    # of UINT8, PE 49, one threshold: 198 LUT, no memory; the ROM model said 881)
+    nf = 1 if s.uniform else s.nf
     feats = {
         "const": 1.0,
-        # NF = 1: the thresholds are constants; measured ~1 LUT per comparison of a 4-bit
-        # input, ~5 for an 8-bit one (with the count): (IBITS / 4)**2 per comparison
-        "cmp": s.pe * s.nt * cw if s.nf > 1 else 0.0,
-        "cmp_const": s.pe * s.nt * (p["IBITS"] / 4) ** 2 if s.nf <= 1 else 0.0,
+        # constant thresholds: measured ~1 LUT per comparison of a 4-bit input, ~5 for an 8-bit
+        # one (with the count): (IBITS / 4)**2 per comparison
+        "cmp": s.pe * s.nt * cw if nf > 1 else 0.0,
+        "cmp_const": s.pe * s.nt * (p["IBITS"] / 4) ** 2 if nf <= 1 else 0.0,
         "count": s.pe * s.nt,  # popcount of the comparisons
         "outadd": s.pe * p["OBITS"] if s.nt > 1 else 0.0,  # + OUT_BASE
         "ctrl_bits": counter_bits(s.nf),
     }
     ff = counter_bits(s.nf) + 2 + s.pe * p["IBITS"] + s.pe * p["OBITS"]
     fixed = Resources(ff=ff) + rom_features(
-        feats, "rom", s.nf, s.pe * s.nt * p["TBITS"], p["RAM_STYLE"], device
+        feats, "rom", nf, s.pe * s.nt * p["TBITS"], p["RAM_STYLE"], device
     )
     return feats, fixed
 
