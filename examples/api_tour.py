@@ -53,4 +53,4 @@ assert np.array_equal(sim.outputs[model.outputs[0]], y)
 # 5. build: a FINN-style config; the report says what was built
 report = model.build({"output_dir": args.out, "target_fps": 1e5, "board": "Pynq-Z2",
                       "sim_frames": 20})  # fmt: skip
-print("build directory:", report["dir"])
+print("build directory:", report.dir, f"({report.totals.cycles_per_frame} cycles/frame)")

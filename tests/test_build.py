@@ -10,6 +10,7 @@ import pytest
 from tfc_data import tfc_path
 
 from qloom.cli import main
+from qloom.report.model import BuildReport
 
 
 @pytest.fixture(scope="module")
@@ -42,32 +43,54 @@ def test_build_directory_is_complete(ecp5_build):
         assert (d / name).is_file(), name
     for g in ("1_imported", "2_integer", "3_dataflow"):
         onnx.checker.check_model(onnx.load(d / "graphs" / f"{g}.onnx"))
-    report = json.loads((d / "report.json").read_text())
-    assert any(f.endswith(".v") for f in report["rtl"]["files"])
+    report = BuildReport.read(d)
+    assert any(f.endswith(".v") for f in report.rtl.files)
+    # one RTL: what was simulated, synthesized and placed is rtl/ (no second, flat copy)
+    assert not (d / "sim" / "run").exists() and not (d / "synth" / "pnr_rtl").exists()
+    top, vivado = f"{report.rtl.top}.v", d / "synth" / "vivado"
+    assert (vivado / top).read_bytes() == (d / "rtl" / top).read_bytes()
+    for m in (d / "rtl" / "mem").iterdir():  # at the path the top names them: mem/x.hex
+        assert (vivado / "mem" / m.name).read_bytes() == m.read_bytes()
+        assert f"[file join $here mem/{m.name}]" in (vivado / "vivado_synth.tcl").read_text()
     folding = json.loads((d / "folding.json").read_text())
     assert any("PE" in v for v in folding.values() if isinstance(v, dict))
 
 
 def test_build_meets_target_and_is_bit_exact(ecp5_build):
-    report = json.loads((ecp5_build / "report.json").read_text())
-    sim = report["sim"]
-    assert sim["verdict"] == "yes" and sim["mismatches"] == 0 and sim["frames"] == 100
-    cpf = report["totals"]["cycles_per_frame"]
+    report = BuildReport.read(ecp5_build)
+    sim = report.sim
+    assert sim.verdict == "yes" and sim.mismatches == 0 and sim.frames == 100
+    cpf = report.totals.cycles_per_frame
     assert 100e6 / cpf >= 1e5
-    assert abs(sim["cycles_per_frame"] - cpf) <= 0.05 * cpf
+    assert abs(sim.cycles_per_frame - cpf) <= 0.05 * cpf
+    assert json.loads((ecp5_build / "sim" / "result.json").read_text()) == sim.to_json()
 
 
 def test_build_synthesizes_and_places(ecp5_build):
-    report = json.loads((ecp5_build / "report.json").read_text())
-    assert report["totals"]["synth"]["lut"] > 0
-    for st in report["stages"]:
-        assert st["synth"]["lut"] >= 0 and st["est"]["lut"] >= 0
-    pnr = report["pnr"]
-    assert pnr["fmax_mhz"] > 0
-    bit = ecp5_build / pnr["bitstream"]
+    report = BuildReport.read(ecp5_build)
+    assert report.totals.synth.lut > 0
+    for st in report.stages:
+        assert st.synth.lut >= 0 and st.est.lut >= 0
+    pnr = report.pnr
+    assert pnr.fmax_mhz > 0 and report.totals.fmax_mhz == pnr.fmax_mhz
+    bit = ecp5_build / pnr.bitstream
     assert bit.is_file() and bit.stat().st_size > 100_000  # an LFE5U-85F bitstream
     html = (ecp5_build / "report.html").read_text()
-    assert "<svg" in html and report["stages"][0]["name"] in html
+    assert "<svg" in html and report.stages[0].name in html
+
+
+def test_report_reads_back_as_written(ecp5_build):
+    """BuildReport.from_json(report.json).to_json() is report.json, byte for byte, and
+    renders the same report.html."""
+    from qloom.report.html import render
+
+    text = (ecp5_build / "report.json").read_text()
+    report = BuildReport.read(ecp5_build)
+    assert report.dumps() == text and report.dir == ecp5_build
+    assert render(report) == (ecp5_build / "report.html").read_text()
+    reached = ("model", "input", "part", "clock_mhz", "target_fps", "input_domain", "folding")
+    partial = {k: v for k, v in json.loads(text).items() if k in reached}
+    assert BuildReport.from_json(partial).to_json() == partial  # a failed build's report
 
 
 def test_infeasible_target_fails_cleanly(tmp_path, capsys):

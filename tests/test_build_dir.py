@@ -13,6 +13,7 @@ from model_corpus import finn_onnx
 
 from qloom.build import MARKER
 from qloom.cli import main
+from qloom.report.model import BuildReport
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,9 @@ def test_rebuild_replaces_only_its_own_directory(model, tmp_path, capsys):
     out = tmp_path / "out"
     assert _build(model, out) == 0
     assert (out / "m" / MARKER).is_file()
-    first = json.loads((out / "m" / "report.json").read_text())
+    first = BuildReport.read(out / "m")
     assert _build(model, out) == 0  # its own build: replaced
-    assert json.loads((out / "m" / "report.json").read_text())["stages"] == first["stages"]
+    assert BuildReport.read(out / "m").stages == first.stages
     user = out / "mine"
     user.mkdir()
     (user / "keep.txt").write_text("precious")

@@ -14,6 +14,7 @@ from qloom.cli import main
 from qloom.config import config_json, options_from_config
 from qloom.errors import QloomError
 from qloom.frontend.domain import RAW_PIXELS
+from qloom.report.model import BuildReport
 
 
 def test_finn_config_file_builds(tmp_path, capsys):
@@ -32,10 +33,10 @@ def test_finn_config_file_builds(tmp_path, capsys):
     out = capsys.readouterr()
     said = " ".join((out.out + out.err).split())  # rich wraps long lines
     assert "FINN keys without a meaning in qloom's flow: generate_outputs" in said
-    report = json.loads((tmp_path / "out" / "tfc" / "report.json").read_text())
-    assert report["part"] == "xc7z020" and report["clock_mhz"] == 100.0
-    assert report["target_fps"] == 100000 and report["totals"]["cycles_per_frame"] <= 1000
-    assert report["sim"]["frames"] == 10 and report["sim"]["verdict"] == "yes"
+    report = BuildReport.read(tmp_path / "out" / "tfc")
+    assert report.part == "xc7z020" and report.clock_mhz == 100.0
+    assert report.target_fps == 100000 and report.totals.cycles_per_frame <= 1000
+    assert report.sim.frames == 10 and report.sim.verdict == "yes"
 
 
 def test_command_line_wins_over_the_config(tmp_path):
@@ -45,8 +46,7 @@ def test_command_line_wins_over_the_config(tmp_path):
     argv = ["--quiet", "build", str(tfc_path("TFC_1W1A")), "--config", str(path),
             "--clock-mhz", "125", "--name", "b"]  # fmt: skip
     assert main(argv) == 0
-    report = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert report["clock_mhz"] == 125.0
+    assert BuildReport.read(tmp_path / "b").clock_mhz == 125.0
 
 
 def test_config_round_trips():
@@ -112,7 +112,7 @@ def test_sim_of_a_build_directory_uses_its_folding_domain_and_fifos(tmp_path, ca
             "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     build_dir = tmp_path / "TFC_1W1A"
-    report = json.loads((build_dir / "report.json").read_text())
+    report = BuildReport.read(build_dir)
     cfg = json.loads((build_dir / "build_config.json").read_text())
     assert cfg["input_type"] == "UINT8" and cfg["input_scale"] == "1/255"
     capsys.readouterr()
@@ -120,9 +120,9 @@ def test_sim_of_a_build_directory_uses_its_folding_domain_and_fifos(tmp_path, ca
     out = " ".join(capsys.readouterr().out.split())
     assert "mismatches vs integer model │ 0" in out
     assert "UINT8" in out  # the build's raw-pixel domain, not the model's BIPOLAR default
-    cpf = report["totals"]["cycles_per_frame"]
+    cpf = report.totals.cycles_per_frame
     assert f"cycles/frame formula │ {cpf:,}" in out and "warning" not in out
-    for stream, depth in report["sim"]["fifo_depths"].items():
+    for stream, depth in report.sim.fifo_depths.items():
         assert f"{stream} │ {depth} │" in out or depth == 2
 
 

@@ -14,6 +14,7 @@ from qloom.errors import FoldingError
 from qloom.flow import compile_model
 from qloom.fold import check_fits, load_folding, read_folding
 from qloom.frontend.domain import RAW_PIXELS
+from qloom.report.model import BuildReport
 
 # finn-examples build/bnn-pynq/folding_config/tfc-w1a1_folding_config.json (FINN's own folding of
 # TFC-w1a1 for the PYNQ-Z1/Z2; TFC is 784-64-64-64-10, the shared model's shape)
@@ -135,10 +136,10 @@ def test_cli_build_with_finn_folding(tmp_path):
             "--input-scale", str(1 / 255), "--folding", str(folding), "--sim-frames", "20",
             "--out", str(tmp_path / "out")]  # fmt: skip
     assert main(argv) == 0
-    report = json.loads((tmp_path / "out" / "TFC_1W1A" / "report.json").read_text())
-    assert report["sim"]["verdict"] == "yes" and report["sim"]["frames"] == 20
-    assert report["totals"]["cycles_per_frame"] == 64
-    assert "MVAU_hls_0 -> " in report["folding"]
+    report = BuildReport.read(tmp_path / "out" / "TFC_1W1A")
+    assert report.sim.verdict == "yes" and report.sim.frames == 20
+    assert report.totals.cycles_per_frame == 64
+    assert "MVAU_hls_0 -> " in report.folding
 
 
 def test_cli_refuses_folding_with_target(tmp_path, capsys):

@@ -4,7 +4,6 @@ qonnx's execute_onnx on the original model, and `qloom build` then `qloom sim` i
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -26,6 +25,7 @@ from tfc_data import TFC_MODELS, qonnx_reference, tfc_path
 from qloom.cli import main
 from qloom.flow import compile_model
 from qloom.frontend.reference import qonnx_outputs
+from qloom.report.model import BuildReport
 
 N_RUN = 1000
 N_SIM = 100
@@ -101,11 +101,11 @@ def test_build_then_sim_is_bit_exact(model, corpus_dir, tmp_path):
     out = tmp_path / "builds"
     argv = ["--quiet", "build", str(path), "--out", str(out), "--data", str(data)]
     assert main(argv + ["--sim-frames", str(N_SIM), "--target-fps", "1e6"]) == 0
-    report = json.loads((out / model.name / "report.json").read_text())
-    assert report["input_domain"]["hardware_type"] == model.hardware_type
-    assert report["sim"]["mismatches"] == 0 and report["sim"]["frames"] == N_SIM
-    cpf = report["totals"]["cycles_per_frame"]
-    assert abs(report["sim"]["cycles_per_frame"] - cpf) <= 0.05 * cpf + 1
+    report = BuildReport.read(out / model.name)
+    assert report.input_domain.hardware_type == model.hardware_type
+    assert report.sim.mismatches == 0 and report.sim.frames == N_SIM
+    cpf = report.totals.cycles_per_frame
+    assert abs(report.sim.cycles_per_frame - cpf) <= 0.05 * cpf + 1
     folding = out / model.name / "folding.json"
     argv = ["--quiet", "sim", str(path), "--data", str(data), "--limit", str(N_SIM)]
     assert main(argv + ["--folding", str(folding), "--stall", "0.3"]) == 0
@@ -167,11 +167,11 @@ def test_radio_1d_vgg_conv1d_and_maxpool1d(tmp_path):
     ref = qonnx_outputs(path, x, batch=100)
     assert np.array_equal(ours.argmax(1), ref.argmax(1)) and len(np.unique(ref.argmax(1))) > 1
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
-    kinds = [s["kind"] for s in _build_then_sim(path, x[:N_SIM], tmp_path, "1e5")["stages"]]
+    kinds = [s.kind for s in _build_then_sim(path, x[:N_SIM], tmp_path, "1e5").stages]
     assert {"SWU", "MVAU", "MaxPool"} <= set(kinds)
 
 
-def _build_then_sim(path, x, tmp_path, fps: str) -> dict:
+def _build_then_sim(path, x, tmp_path, fps: str) -> BuildReport:
     """`qloom build` (bit-exact on x, cycles within 5 % of the formula), then `qloom sim` of
     the built folding with random stalls; returns the build report."""
     data = tmp_path / "x.npz"
@@ -179,17 +179,17 @@ def _build_then_sim(path, x, tmp_path, fps: str) -> dict:
     out = tmp_path / "b"
     argv = ["--quiet", "build", str(path), "--out", str(out), "--data", str(data)]
     assert main(argv + ["--target-fps", fps]) == 0
-    report = json.loads((out / path.stem / "report.json").read_text())
-    cpf = report["totals"]["cycles_per_frame"]
-    assert report["sim"]["mismatches"] == 0 and report["sim"]["frames"] == len(x)
-    assert abs(report["sim"]["cycles_per_frame"] - cpf) <= 0.05 * cpf
+    report = BuildReport.read(out / path.stem)
+    cpf = report.totals.cycles_per_frame
+    assert report.sim.mismatches == 0 and report.sim.frames == len(x)
+    assert abs(report.sim.cycles_per_frame - cpf) <= 0.05 * cpf
     folding = out / path.stem / "folding.json"
     argv = ["--quiet", "sim", str(path), "--data", str(data), "--folding", str(folding)]
     assert main(argv + ["--stall", "0.3", "--limit", str(len(x))]) == 0
     return report
 
 
-def _exact_then_sim(path, shape, tmp_path, fps: str) -> dict:
+def _exact_then_sim(path, shape, tmp_path, fps: str) -> BuildReport:
     """Integer == qonnx exactly on N_RUN Gaussian inputs of `shape` (more than one class
     predicted), then `_build_then_sim` on the first N_SIM; returns the build report."""
     x = np.random.default_rng(0).normal(0, 1, (N_RUN, *shape)).astype(np.float32)
@@ -211,7 +211,7 @@ def test_average_pools_in_hardware(tmp_path):
     assert [n.op for n in c.integer.nodes].count("SumPool") == 2
     np.testing.assert_array_equal(c.run(x)[c.integer.outputs[0]], qonnx_outputs(path, x, 100))
     report = _build_then_sim(path, x[:N_SIM], tmp_path, "5e4")
-    assert [s["kind"] for s in report["stages"]].count("SumPool") == 2
+    assert [s.kind for s in report.stages].count("SumPool") == 2
 
 
 def test_overlapping_and_padded_pools_in_hardware(tmp_path):
@@ -221,7 +221,7 @@ def test_overlapping_and_padded_pools_in_hardware(tmp_path):
     pytest.importorskip("brevitas")
     path = brevitas_overlap_pool_cnn(tmp_path / "ovl.onnx")
     report = _exact_then_sim(path, (2, 12, 12), tmp_path, "5e4")
-    assert [s["kind"] for s in report["stages"]].count("WindowPool") == 2
+    assert [s.kind for s in report.stages].count("WindowPool") == 2
 
 
 def test_padded_average_pool_in_hardware(tmp_path):
@@ -230,7 +230,7 @@ def test_padded_average_pool_in_hardware(tmp_path):
     pytest.importorskip("brevitas")
     path = brevitas_padded_avgpool_cnn(tmp_path / "padavg.onnx")
     report = _exact_then_sim(path, (2, 8, 8), tmp_path, "5e4")
-    assert [s["kind"] for s in report["stages"]].count("WindowPool") == 1
+    assert [s.kind for s in report.stages].count("WindowPool") == 1
 
 
 def test_padded_average_pool_without_the_padding_in_the_count_is_refused(tmp_path, capsys):
@@ -255,7 +255,7 @@ def test_concat_of_two_branches_in_hardware(tmp_path):
     pytest.importorskip("brevitas")
     path = brevitas_concat_cnn(tmp_path / "concat.onnx")
     report = _exact_then_sim(path, (2, 8, 8), tmp_path, "5e3")
-    assert [s["kind"] for s in report["stages"]].count("Concat") == 1
+    assert [s.kind for s in report.stages].count("Concat") == 1
 
 
 def test_concat_of_three_branches_in_hardware(tmp_path):
@@ -263,7 +263,7 @@ def test_concat_of_three_branches_in_hardware(tmp_path):
     pytest.importorskip("brevitas")
     path = brevitas_concat_cnn(tmp_path / "concat3.onnx", branches=3)
     report = _exact_then_sim(path, (2, 8, 8), tmp_path, "5e3")
-    assert [s["kind"] for s in report["stages"]].count("Concat") == 2
+    assert [s.kind for s in report.stages].count("Concat") == 2
 
 
 def test_concat_of_differently_scaled_branches_is_refused(tmp_path, capsys):
@@ -280,7 +280,7 @@ def test_mobilenet_depthwise_separable_in_hardware(tmp_path):
     pytest.importorskip("brevitas")
     path = brevitas_mobilenet(tmp_path / "mobilenet.onnx")
     report = _exact_then_sim(path, (3, 16, 16), tmp_path, "2e4")
-    kinds = [s["kind"] for s in report["stages"]]
+    kinds = [s.kind for s in report.stages]
     assert kinds.count("VVAU") == 3 and kinds.count("MVAU") == 5
     assert kinds.count("SWU") == 4  # the stem and the depthwise convs; none for 1x1
 

@@ -186,6 +186,24 @@ def test_fifo_sizing_keeps_throughput(tfc_graphs, mnist):
         assert_equal_outputs(graph, stalled.check().outputs, run_integer(graph, x[:4]))
 
 
+def test_simulate_runs_generated_rtl_as_it_is(tfc_graphs, mnist, tmp_path):
+    """simulate(rtl=...) runs a top that generate_top already wrote (a build's rtl/), from its
+    directory and writing nothing there: the same run as generating it with those depths."""
+    graph = tfc_graphs["TFC_1W1A"]
+    design = to_dataflow(graph, tfc_folding(graph, "fast"))
+    x = mnist[0][:6]
+    depths = {s: 8 for s in glue_streams(design)}
+    rtl = generate_top(design, tmp_path / "rtl", depths)
+    files = sorted(tmp_path.rglob("*"))
+    res = simulate(design, x, rtl=rtl).check()
+    assert sorted(tmp_path.rglob("*")) == files
+    same = simulate(design, x, fifo_depths=depths).check()
+    assert res.fifo_depths == same.fifo_depths and res.total_cycles == same.total_cycles
+    assert_equal_outputs(graph, res.outputs, run_integer(graph, x))
+    with pytest.raises(ValueError, match="neither"):
+        simulate(design, x, rtl=rtl, fifo_depths=depths)
+
+
 # -- a small CNN: SWU, padding, max pool, residual add (duplicate + bypass FIFO), XNOR, top-k ----
 @pytest.mark.parametrize("which", ["serial", "middle", "host-tail"])
 def test_cnn_rtl_matches_integer(which):

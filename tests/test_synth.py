@@ -215,6 +215,20 @@ def test_vivado_tcl(tmp_path, stage):
     )
 
 
+def test_memory_files_keep_their_relative_paths(tmp_path, stage):
+    """memory_files as a mapping stage each file at its relative path (a generated top names
+    its memory files mem/x.hex); those names are checked like any staged file name."""
+    src, mem = stage
+    path = write_vivado_project(tmp_path / "viv", [src], "qt_stage", "pynq-z2",
+                                {"MEM_FILE": "mem/rom.mem"}, {"mem/rom.mem": mem})  # fmt: skip
+    assert (tmp_path / "viv" / "mem" / "rom.mem").read_bytes() == mem.read_bytes()
+    assert not (tmp_path / "viv" / "rom.mem").exists()
+    assert "[file join $here mem/rom.mem]" in path.read_text()
+    for bad in ("../rom.mem", "mem/./rom.mem", "/abs/rom.mem", "mem//rom.mem", "a b/rom.mem"):
+        with pytest.raises(QloomError, match="file name must be"):
+            write_vivado_project(tmp_path / "bad", [src], "qt_stage", "pynq-z2", {}, {bad: mem})
+
+
 def test_parse_vivado_utilization():
     rpt = """
 | Site Type               | Used | Fixed | Available | Util% |
@@ -270,6 +284,18 @@ def test_synth_xilinx_counts_and_cache(tmp_path, stage, cache, monkeypatch):
     stat.write_text(stat.read_text()[:50])
     with pytest.raises(AssertionError, match="cached"):
         synthesize([src], "qt_stage", params, "xc7z020", tmp_path / "c", cache_dir=cache)
+
+
+@needs_yosys
+def test_synth_reads_memory_files_at_their_relative_paths(tmp_path, stage, cache):
+    """A top that names its memory file mem/rom.mem synthesizes as one given the file flat."""
+    src, mem = stage
+    flat = synthesize([src], "qt_stage", {"W": 16, "MEM_FILE": mem}, "xc7z020", cache_dir=cache)
+    params = {"W": 16, "MEM_FILE": "mem/rom.mem"}
+    r = synthesize([src], "qt_stage", params, "xc7z020", tmp_path / "s", {"mem/rom.mem": mem},
+                   cache_dir=cache)  # fmt: skip
+    assert (tmp_path / "s" / "mem" / "rom.mem").is_file()
+    assert r.cells == flat.cells and r.params["MEM_FILE"] == "mem/rom.mem"
 
 
 @needs_yosys

@@ -11,6 +11,11 @@
       synth/                  per-stage Yosys results, Vivado TCL, ECP5 place and route + bitstream
       report.json, report.html
 
+The RTL is generated once, into rtl/ with the FIFO depths that sizing measured: the verification
+simulation runs those files, and the Vivado project and nextpnr take copies of them (memory
+files at the same relative paths, mem/*.hex). `build` returns the report as a
+`qloom.report.model.BuildReport`, whose `to_json()` is report.json.
+
 The directory is assembled as build/<name>.partial and renamed only when every requested step
 passed, so a directory without the suffix is always complete; a failed build leaves the
 .partial directory (with FAILED.txt) and a non-zero exit.
@@ -33,6 +38,16 @@ import numpy as np
 
 from qloom.errors import QloomError
 from qloom.frontend.domain import InputSpec
+from qloom.report.model import (
+    BuildReport,
+    InputDomain,
+    PnrSummary,
+    Resources,
+    RtlSummary,
+    SimSummary,
+    StageRow,
+    Totals,
+)
 
 
 class BuildError(QloomError):
@@ -238,8 +253,9 @@ def _compare(sim_outputs: dict, reference: dict, frames: int) -> int:
     return int(bad.sum())
 
 
-def build(opts: BuildOptions) -> dict:
-    """Build `opts.model` into <out>/<name> (see the module docstring); raises QloomError."""
+def build(opts: BuildOptions) -> BuildReport:
+    """Build `opts.model` into <out>/<name> (see the module docstring); raises QloomError.
+    Returns the build's report (`report.dir` is the build directory)."""
     check_options(opts)
     model = Path(opts.model)
     if not model.is_file():
@@ -256,7 +272,7 @@ def build(opts: BuildOptions) -> dict:
         return _build_locked(opts, model, out.resolve() / name)
 
 
-def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
+def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
     from rich.console import Console
 
     from qloom.dataflow import to_dataflow
@@ -264,6 +280,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
     from qloom.fold import estimate_stage
     from qloom.irio import save_graph
     from qloom.report.html import write_html
+    from qloom.rtl.top import generate_top
     from qloom.synth import get_device
 
     console = Console(stderr=True, quiet=opts.quiet)
@@ -276,17 +293,17 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     (work / MARKER).write_text("a qloom build directory: qloom may replace it\n")
-    report: dict = {
-        "model": name,
-        "input": str(model),
-        "part": device.name,
-        "clock_mhz": opts.clock_mhz,
-        "target_fps": opts.target_fps,
-    }
+    report = BuildReport(
+        model=name,
+        input=str(model),
+        part=device.name,
+        clock_mhz=opts.clock_mhz,
+        target_fps=opts.target_fps,
+    )
     try:
         say(f"compiling {model}")
         compiled = compile_model(model, opts.input_spec)
-        report["input_domain"] = compiled.domain.to_json()
+        report.input_domain = InputDomain.from_json(compiled.domain.to_json())
         say(f"hardware input: {compiled.domain.describe()}")
         shutil.copy(model, work / "model.onnx")
         save_graph(compiled.imported, work / "graphs" / "1_imported.onnx")
@@ -299,154 +316,157 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> dict:
         from qloom.config import config_json  # (qloom.config reads BuildOptions from here)
 
         (work / "build_config.json").write_text(json.dumps(config_json(opts), indent=2) + "\n")
-        report["folding"] = how
+        report.folding = how
         stages = []
         for s in design.stages:
-            est = estimate_stage(s, device)
+            est = {k.lower(): v for k, v in estimate_stage(s, device).as_dict().items()}
             stages.append(
-                {
-                    "name": s.name,
-                    "kind": s.kind,
-                    "folding": s.folding(),
-                    "cycles": s.cycles_per_frame(),
-                    "est": {k.lower(): v for k, v in est.as_dict().items()},
-                }
+                StageRow(
+                    name=s.name,
+                    kind=s.kind,
+                    folding=s.folding(),
+                    cycles=s.cycles_per_frame(),
+                    est=Resources.from_json(est),
+                )
             )
-        total_est = {k: sum(st["est"][k] for st in stages) for k in stages[0]["est"]}
         cpf = design.cycles_per_frame()
-        report["stages"] = stages
-        report["totals"] = {
-            "cycles_per_frame": cpf,
-            "bottleneck": design.bottleneck().name,
-            "fps_at_clock": opts.clock_mhz * 1e6 / cpf,
-            "latency_estimate_cycles": design.latency_estimate(),
-            "est": total_est,
-        }
-        fifo_depths = None
+        report.stages = stages
+        report.totals = Totals(
+            cycles_per_frame=cpf,
+            bottleneck=design.bottleneck().name,
+            fps_at_clock=opts.clock_mhz * 1e6 / cpf,
+            latency_estimate_cycles=design.latency_estimate(),
+            est=_sum(s.est for s in stages),
+        )
+        fifo_depths = images = None
         if opts.sim_frames > 0:
             from qloom.data.inputs import load_inputs
-            from qloom.sim.design import simulate, size_fifos
+            from qloom.sim.design import size_fifos
 
             data = "random" if opts.data in ("none", None) else opts.data
             inputs = load_inputs(data, compiled.domain, compiled.imported, opts.sim_frames)
             images, source = compiled.hardware_input(inputs.x), inputs.source
             say(f"sizing FIFOs (RTL simulation, {min(8, len(images))} frames)")
+            # size_fifos simulates its own instrumented copies of the top (in a temporary
+            # directory) with generous glue FIFOs: a different design from the one built,
+            # which gets the depths it measured
             fifo_depths = size_fifos(design, images[:8], quiet=opts.quiet)
+        # the RTL, generated once: the simulation, Yosys/Vivado and nextpnr all read rtl/
+        say("generating the RTL (rtl/)")
+        rtl = generate_top(design, work / "rtl", fifo_depths)
+        report.rtl = RtlSummary(
+            top=rtl.top,
+            files=[str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
+        )
+        if images is not None:
+            from qloom.sim.design import simulate
+
             say(f"simulating {source} in Verilator")
-            res = simulate(
-                design,
-                images,
-                fifo_depths=fifo_depths,
-                work_dir=work / "sim" / "run",
-                quiet=opts.quiet,
-            )
+            res = simulate(design, images, rtl=rtl, quiet=opts.quiet)
             reference = run_integer(compiled.integer, images)
             mismatches = _compare(res.outputs, reference, len(images)) if res.ok else len(images)
-            verdict = "yes" if res.ok and mismatches == 0 else "NO"
-            report["sim"] = {
-                "frames": len(images),
-                "inputs": source,
-                "mismatches": mismatches,
-                "cycles_per_frame": res.cycles_per_frame,
-                "latency_cycles": res.latency,
-                "total_cycles": res.total_cycles,
-                "fifo_depths": res.fifo_depths,
-                "problems": res.problems + res.diagnosis,
-                "verdict": verdict,
-            }
-            (work / "sim" / "result.json").write_text(json.dumps(report["sim"], indent=2))
-            if verdict != "yes":
+            report.sim = SimSummary(
+                frames=len(images),
+                inputs=source,
+                mismatches=mismatches,
+                cycles_per_frame=res.cycles_per_frame,
+                latency_cycles=res.latency,
+                total_cycles=res.total_cycles,
+                fifo_depths=res.fifo_depths,
+                problems=res.problems + res.diagnosis,
+                verdict="yes" if res.ok and mismatches == 0 else "NO",
+            )
+            (work / "sim").mkdir(exist_ok=True)
+            (work / "sim" / "result.json").write_text(json.dumps(report.sim.to_json(), indent=2))
+            if not report.sim.passed:
                 raise BuildError(
                     f"RTL simulation: {mismatches} of {len(images)} frames differ "
                     f"from the integer model; {'; '.join(res.problems[:3])}"
                 )
-        from qloom.rtl.top import generate_top
-
-        rtl = generate_top(design, work / "rtl", fifo_depths)
-        report["rtl"] = {
-            "top": rtl.top,
-            "files": [str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
-        }
         if opts.synth:
-            _synthesize(design, device, work, report, say)
+            _synthesize(design, device, rtl, work, report, say)
         if opts.pnr_part:
-            _place_and_route(design, fifo_depths, opts, work, report, say)
+            _place_and_route(rtl, opts, work, report, say)
     except BaseException as e:
         (work / "FAILED.txt").write_text(f"{type(e).__name__}: {e}\n")
-        (work / "report.json").write_text(json.dumps(report, indent=2, default=str))
+        (work / "report.json").write_text(report.dumps())
         say.write(work, f"FAILED: {type(e).__name__}: {e}")
         raise
     say("writing report.json and report.html")
-    (work / "report.json").write_text(json.dumps(report, indent=2, default=str))
+    (work / "report.json").write_text(report.dumps())
     write_html(report, work / "report.html")
     say.write(work, "done")
     shutil.rmtree(final, ignore_errors=True)
     work.rename(final)
     if not opts.quiet:
         console.print(f"done: {final}/report.html")
-    report["dir"] = str(final)
+    report.dir = final
     return report
 
 
-def _synthesize(design, device, work: Path, report: dict, say) -> None:
-    """Per-stage out-of-context Yosys synthesis (cached by content) and a Vivado script."""
+def _sum(items) -> Resources:
+    total = Resources(0, 0, 0, 0)
+    for r in items:
+        total = total + r
+    return total
+
+
+def _memory_files(rtl) -> dict[str, Path]:
+    """The memory files of generated RTL by their path relative to its directory (mem/x.hex,
+    as the top names them): the synthesis tools stage them at the same relative paths."""
+    files = [p for d in rtl.memories.values() for p in d.values()]
+    return dict(sorted((p.relative_to(rtl.run_dir).as_posix(), p) for p in files))
+
+
+def _synthesize(design, device, rtl, work: Path, report: BuildReport, say) -> None:
+    """Per-stage out-of-context Yosys synthesis (cached by content) and a Vivado script for
+    the generated top in rtl/."""
     from qloom.fold.synth import synth_stage
     from qloom.synth import write_vivado_project
 
     say(f"synthesizing {len(design.stages)} stages for {device.name} with Yosys")
-    total: dict[str, float] = {}
-    for st, s in zip(report["stages"], design.stages, strict=True):
+    for st, s in zip(report.stages, design.stages, strict=True):
         r = synth_stage(s, device)
-        st["synth"] = {"lut": r.luts, "ff": r.ffs, "bram": r.bram, "dsp": r.dsp}
-        for k, v in st["synth"].items():
-            total[k] = total.get(k, 0) + v
-    report["totals"]["synth"] = total
+        st.synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp)
+    report.totals.synth = _sum(st.synth for st in report.stages)
     (work / "synth").mkdir(exist_ok=True)
     (work / "synth" / "yosys_stages.json").write_text(
-        json.dumps([{"name": s["name"], **s["synth"]} for s in report["stages"]], indent=2)
+        json.dumps([{"name": s.name, **s.synth.to_json()} for s in report.stages], indent=2)
     )
-    rtl_dir = work / "rtl"
-    sources = sorted((rtl_dir).rglob("*.v"))
-    mems = sorted((rtl_dir / "mem").glob("*")) if (rtl_dir / "mem").exists() else []
     write_vivado_project(
         work / "synth" / "vivado",
-        sources,
-        report["rtl"]["top"],
+        sorted(rtl.sources),
+        rtl.top,
         device,
         {},
-        mems,
-        freq_mhz=report["clock_mhz"],
+        _memory_files(rtl),
+        freq_mhz=report.clock_mhz,
     )
 
 
-def _place_and_route(
-    design, fifo_depths, opts: BuildOptions, work: Path, report: dict, say
-) -> None:
-    from qloom.rtl.top import generate_top
+def _place_and_route(rtl, opts: BuildOptions, work: Path, report: BuildReport, say) -> None:
+    """nextpnr on the generated top in rtl/ (its memory files staged at their paths)."""
     from qloom.synth import get_device, place_and_route
 
     dev = get_device(opts.pnr_part)
     say(f"place and route on {dev.name} with nextpnr (target {opts.clock_mhz:g} MHz)")
-    flat = work / "synth" / "pnr_rtl"
-    rtl = generate_top(design, flat, fifo_depths, memory_subdir="")  # nextpnr stages files flat
-    mems = [p for d in rtl.memories.values() for p in d.values()]
     res = place_and_route(
         rtl.sources,
         rtl.top,
         {},
         dev,
         work / "synth" / "pnr",
-        mems,
+        _memory_files(rtl),
         opts.clock_mhz,
         quiet=opts.quiet,
     )
-    t = report["totals"]
-    t["fmax_mhz"] = res.fmax_mhz
-    t["fps_at_fmax"] = res.fmax_mhz * 1e6 / t["cycles_per_frame"] if res.fmax_mhz else None
-    report["pnr"] = {
-        "part": dev.name,
-        "fmax_mhz": res.fmax_mhz,
-        "timing_met": res.timing_met,
-        "utilization": res.utilization,
-        "bitstream": str(Path(res.bitstream).relative_to(work)) if res.bitstream else None,
-    }
+    t = report.totals
+    t.fmax_mhz = res.fmax_mhz
+    t.fps_at_fmax = res.fmax_mhz * 1e6 / t.cycles_per_frame if res.fmax_mhz else None
+    report.pnr = PnrSummary(
+        part=dev.name,
+        fmax_mhz=res.fmax_mhz,
+        timing_met=res.timing_met,
+        utilization=res.utilization,
+        bitstream=str(Path(res.bitstream).relative_to(work)) if res.bitstream else None,
+    )

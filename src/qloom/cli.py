@@ -6,11 +6,15 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from qloom.errors import QloomError
+
+if TYPE_CHECKING:
+    from qloom.report.model import BuildReport, Resources
 
 console = Console()
 err_console = Console(stderr=True)
@@ -190,43 +194,38 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_build(r: dict) -> None:
-    t = r["totals"]
-    table = Table(title=f"qloom build {r['model']} -> {r['dir']}")
+def _print_build(r: BuildReport) -> None:
+    t, sim = r.totals, r.sim
+    table = Table(title=f"qloom build {r.model} -> {r.dir}")
     table.add_column("")
     table.add_column("value")
-    sim = r.get("sim", {})
     rows = [
-        ("part / clock", f"{r['part']} @ {r['clock_mhz']:g} MHz"),
-        ("hardware input", r["input_domain"]["hardware_type"] if "input_domain" in r else "-"),
-        ("folding", r["folding"]),
-        ("cycles/frame (formula)", f"{t['cycles_per_frame']:,} (bottleneck {t['bottleneck']})"),
-        ("cycles/frame (RTL sim)", f"{sim['cycles_per_frame']:,.0f}" if sim else "not simulated"),
-        ("FPS at clock", f"{t['fps_at_clock']:,.0f}"),
-        ("latency (RTL sim)", f"{sim['latency_cycles']:,} cycles" if sim else "-"),
+        ("part / clock", f"{r.part} @ {r.clock_mhz:g} MHz"),
+        ("hardware input", r.input_domain.hardware_type if r.input_domain else "-"),
+        ("folding", r.folding),
+        ("cycles/frame (formula)", f"{t.cycles_per_frame:,} (bottleneck {t.bottleneck})"),
+        ("cycles/frame (RTL sim)", f"{sim.cycles_per_frame:,.0f}" if sim else "not simulated"),
+        ("FPS at clock", f"{t.fps_at_clock:,.0f}"),
+        ("latency (RTL sim)", f"{sim.latency_cycles:,} cycles" if sim else "-"),
         (
             "RTL == integer model",
-            f"{sim['verdict']} ({sim['frames']} frames of {sim['inputs']})" if sim else "-",
+            f"{sim.verdict} ({sim.frames} frames of {sim.inputs})" if sim else "-",
         ),
-        (
-            "LUT / FF / BRAM18 / DSP (estimate)",
-            " / ".join(f"{t['est'].get(k, 0):,.0f}" for k in ("lut", "ff", "bram", "dsp")),
-        ),
+        ("LUT / FF / BRAM18 / DSP (estimate)", _counts(t.est)),
     ]
-    if "synth" in t:
-        rows.append(
-            (
-                "LUT / FF / BRAM18 / DSP (Yosys)",
-                " / ".join(f"{t['synth'].get(k, 0):,.0f}" for k in ("lut", "ff", "bram", "dsp")),
-            )
-        )
-    if "pnr" in r:
-        p = r["pnr"]
-        rows.append((f"Fmax on {p['part']} (nextpnr)", f"{p['fmax_mhz']:.1f} MHz"))
-        rows.append(("bitstream", str(p["bitstream"])))
+    if t.synth is not None:
+        rows.append(("LUT / FF / BRAM18 / DSP (Yosys)", _counts(t.synth)))
+    if r.pnr is not None:
+        p = r.pnr
+        rows.append((f"Fmax on {p.part} (nextpnr)", f"{p.fmax_mhz:.1f} MHz"))
+        rows.append(("bitstream", str(p.bitstream)))
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)
+
+
+def _counts(res: Resources) -> str:
+    return " / ".join(f"{v:,.0f}" for v in (res.lut, res.ff, res.bram, res.dsp))
 
 
 def _devices(args: argparse.Namespace) -> int:

@@ -66,7 +66,7 @@ def main() -> int:
             quiet=quiet,
         )
     )
-    t, sim, pnr = report["totals"], report["sim"], report["pnr"]
+    t, sim, pnr = report.totals, report.sim, report.pnr
     table = Table(title=f"qloom demo: {DEMO_MODEL} on Fashion-MNIST, {TARGET_FPS:g} FPS target")
     table.add_column("")
     table.add_column("value")
@@ -74,28 +74,28 @@ def main() -> int:
         ("top-1 accuracy (integer model, 10,000 test images)", f"{100 * accuracy:.2f} %"),
         (
             "RTL outputs equal to the integer model",
-            f"{sim['frames'] - sim['mismatches']:,} / {sim['frames']:,} frames",
+            f"{sim.frames - sim.mismatches:,} / {sim.frames:,} frames",
         ),
         (
             "cycles / frame: formula, RTL simulation",
-            f"{t['cycles_per_frame']:,}, {sim['cycles_per_frame']:,.0f}",
+            f"{t.cycles_per_frame:,}, {sim.cycles_per_frame:,.0f}",
         ),
-        ("throughput at 100 MHz", f"{t['fps_at_clock']:,.0f} frames/s"),
+        ("throughput at 100 MHz", f"{t.fps_at_clock:,.0f} frames/s"),
         (
             "latency (RTL simulation)",
-            f"{sim['latency_cycles']:,} cycles = {sim['latency_cycles'] / 100:.2f} µs at 100 MHz",
+            f"{sim.latency_cycles:,} cycles = {sim.latency_cycles / 100:.2f} µs at 100 MHz",
         ),
         (
             "xc7z020 LUT / FF / BRAM18 / DSP (Yosys)",
-            " / ".join(f"{t['synth'][k]:,.0f}" for k in ("lut", "ff", "bram", "dsp")),
+            " / ".join(f"{v:,.0f}" for v in (t.synth.lut, t.synth.ff, t.synth.bram, t.synth.dsp)),
         ),
-        ("xc7z020 LUT / BRAM18 (estimate)", f"{t['est']['lut']:,.0f} / {t['est']['bram']}"),
+        ("xc7z020 LUT / BRAM18 (estimate)", f"{t.est.lut:,.0f} / {t.est.bram}"),
         (
             "LFE5U-85F Fmax (nextpnr)",
-            f"{pnr['fmax_mhz']:.1f} MHz -> {t['fps_at_fmax']:,.0f} frames/s",
+            f"{pnr.fmax_mhz:.1f} MHz -> {t.fps_at_fmax:,.0f} frames/s",
         ),
-        ("LFE5U-85F bitstream", str(Path(report["dir"]) / pnr["bitstream"])),
-        ("report", str(Path(report["dir"]) / "report.html")),
+        ("LFE5U-85F bitstream", str(report.dir / pnr.bitstream)),
+        ("report", str(report.dir / "report.html")),
     ]
     for k, v in rows:
         table.add_row(k, v)

@@ -1,9 +1,11 @@
-"""A self-contained report.html from a build's report.json (no scripts, no external assets)."""
+"""A self-contained report.html from a build's report (no scripts, no external assets)."""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
+
+from qloom.report.model import BuildReport
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -23,19 +25,17 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
-def _table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
-    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in cols)
+def _table(rows: list[list], head: list[str]) -> str:
+    """An HTML table of `rows` (cells: numbers right-aligned, None as a dash)."""
+    cells = "".join(f"<th>{html.escape(title)}</th>" for title in head)
     body = []
     for r in rows:
-        cells = []
-        for key, _ in cols:
-            v = r
-            for part in key.split("."):
-                v = v.get(part) if isinstance(v, dict) else None
+        tds = []
+        for v in r:
             cls = ' class="n"' if isinstance(v, int | float) else ""
-            cells.append(f"<td{cls}>{_fmt(v)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+            tds.append(f"<td{cls}>{_fmt(v)}</td>")
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    return f"<table><tr>{cells}</tr>{''.join(body)}</table>"
 
 
 def bar_chart(title: str, items: list[tuple[str, float]], unit: str = "") -> str:
@@ -68,67 +68,67 @@ def bar_chart(title: str, items: list[tuple[str, float]], unit: str = "") -> str
     return "".join(parts)
 
 
-def _domain(d: dict | None) -> str | None:
-    return f"{d['hardware_type']} integers, {d['source']}" if d else None
-
-
-def render(report: dict) -> str:
-    t = report.get("totals", {})
-    stages = report.get("stages", [])
+def render(report: BuildReport | dict) -> str:
+    """The page for a build's report (a BuildReport, or report.json's content)."""
+    r = report if isinstance(report, BuildReport) else BuildReport.from_json(report)
+    t, sim, stages = r.totals, r.sim, r.stages
+    est = t.est if t else None
+    synth = t.synth if t else None
     summary = [
-        {"k": "model", "v": report.get("model")},
-        {"k": "part", "v": report.get("part")},
-        {"k": "hardware input", "v": _domain(report.get("input_domain"))},
-        {"k": "clock (MHz)", "v": report.get("clock_mhz")},
-        {"k": "target FPS", "v": report.get("target_fps")},
-        {"k": "cycles / frame (formula)", "v": t.get("cycles_per_frame")},
-        {
-            "k": "cycles / frame (RTL simulation)",
-            "v": report.get("sim", {}).get("cycles_per_frame"),
-        },
-        {"k": "FPS at clock", "v": t.get("fps_at_clock")},
-        {"k": "latency (cycles, simulated)", "v": report.get("sim", {}).get("latency_cycles")},
-        {"k": "Fmax (MHz, nextpnr)", "v": t.get("fmax_mhz")},
-        {"k": "FPS at Fmax", "v": t.get("fps_at_fmax")},
-        {
-            "k": "LUT estimated / synthesized",
-            "v": f"{_fmt(t.get('est', {}).get('lut'))} / {_fmt(t.get('synth', {}).get('lut'))}",
-        },
-        {
-            "k": "BRAM18 estimated / synthesized",
-            "v": f"{_fmt(t.get('est', {}).get('bram'))} / {_fmt(t.get('synth', {}).get('bram'))}",
-        },
-        {"k": "RTL outputs equal to the integer model", "v": report.get("sim", {}).get("verdict")},
+        ["model", r.model],
+        ["part", r.part],
+        ["hardware input", r.input_domain.describe() if r.input_domain else None],
+        ["clock (MHz)", r.clock_mhz],
+        ["target FPS", r.target_fps],
+        ["cycles / frame (formula)", t.cycles_per_frame if t else None],
+        ["cycles / frame (RTL simulation)", sim.cycles_per_frame if sim else None],
+        ["FPS at clock", t.fps_at_clock if t else None],
+        ["latency (cycles, simulated)", sim.latency_cycles if sim else None],
+        ["Fmax (MHz, nextpnr)", t.fmax_mhz if t else None],
+        ["FPS at Fmax", t.fps_at_fmax if t else None],
+        [
+            "LUT estimated / synthesized",
+            f"{_fmt(est.lut if est else None)} / {_fmt(synth.lut if synth else None)}",
+        ],
+        [
+            "BRAM18 estimated / synthesized",
+            f"{_fmt(est.bram if est else None)} / {_fmt(synth.bram if synth else None)}",
+        ],
+        ["RTL outputs equal to the integer model", sim.verdict if sim else None],
     ]
-    cols = [
-        ("name", "stage"),
-        ("kind", "kind"),
-        ("folding.PE", "PE"),
-        ("folding.SIMD", "SIMD"),
-        ("folding.ram_style", "ram"),
-        ("cycles", "cycles/frame"),
-        ("est.lut", "LUT est"),
-        ("synth.lut", "LUT synth"),
-        ("est.bram", "BRAM est"),
-        ("synth.bram", "BRAM synth"),
-        ("est.ff", "FF est"),
-        ("synth.ff", "FF synth"),
-        ("synth.dsp", "DSP"),
-    ]
+    head = ["stage", "kind", "PE", "SIMD", "ram", "cycles/frame", "LUT est", "LUT synth"]
+    head += ["BRAM est", "BRAM synth", "FF est", "FF synth", "DSP"]
+    rows = []
+    for s in stages:
+        f, y = s.folding, s.synth
+        rows.append(
+            [
+                s.name,
+                s.kind,
+                f.get("PE"),
+                f.get("SIMD"),
+                f.get("ram_style"),
+                s.cycles,
+                s.est.lut,
+                y.lut if y else None,
+                s.est.bram,
+                y.bram if y else None,
+                s.est.ff,
+                y.ff if y else None,
+                y.dsp if y else None,
+            ]
+        )
     body = [
-        f"<h1>qloom build: {html.escape(str(report.get('model')))}</h1>",
+        f"<h1>qloom build: {html.escape(str(r.model))}</h1>",
         "<p class='muted'>times of this build: time_per_step.json</p>",
         "<h2>Summary</h2>",
-        _table(summary, [("k", ""), ("v", "")]),
+        _table(summary, ["", ""]),
         "<h2>Stages</h2>",
-        _table(stages, cols),
-        bar_chart("cycles per frame", [(s["name"], s.get("cycles")) for s in stages]),
+        _table(rows, head),
+        bar_chart("cycles per frame", [(s.name, s.cycles) for s in stages]),
         bar_chart(
             "LUTs per stage (synthesized, else estimated)",
-            [
-                (s["name"], (s.get("synth") or {}).get("lut", (s.get("est") or {}).get("lut")))
-                for s in stages
-            ],
+            [(s.name, (s.synth or s.est).lut) for s in stages],
         ),
     ]
     return (
@@ -137,7 +137,7 @@ def render(report: dict) -> str:
     )
 
 
-def write_html(report: dict, path: str | Path) -> Path:
+def write_html(report: BuildReport | dict, path: str | Path) -> Path:
     p = Path(path)
     p.write_text(render(report))
     return p

@@ -198,6 +198,7 @@ def _from_build_dir(path: Path):
     import json
 
     from qloom.errors import QloomError
+    from qloom.report.model import BuildReport
 
     report_file, model = path / "report.json", path / "model.onnx"
     if not (path / ".qloom-build").exists() or not report_file.is_file() or not model.is_file():
@@ -205,7 +206,7 @@ def _from_build_dir(path: Path):
             f"{path} is a directory but not a qloom build (no .qloom-build, report.json and "
             "model.onnx in it); give a model file or a build directory"
         )
-    report = json.loads(report_file.read_text())
+    report = BuildReport.read(path)
     spec = None
     config = path / "build_config.json"
     if config.is_file():
@@ -213,5 +214,5 @@ def _from_build_dir(path: Path):
 
         spec = options_from_config(json.loads(config.read_text()), model)[0].input_spec
     folding = path / "folding.json"
-    depths = (report.get("sim") or {}).get("fifo_depths")
+    depths = report.sim.fifo_depths if report.sim is not None else None
     return model, str(folding) if folding.is_file() else None, spec, depths

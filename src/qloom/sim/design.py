@@ -1,11 +1,12 @@
 """Simulate a whole DataflowDesign in Verilator: the generated top level, all frames in one run.
 
 `simulate(design, images)` writes the stitched top (`qloom.rtl.top.generate_top`) and its memory
-files into a run directory, builds it with the stream harness (cached by content: designs that
-differ only in weights share the build), streams every image through it in one simulation and
-returns the outputs in the form `DataflowDesign.execute` gives them (so they compare directly
-with the folded model and with `qloom.flow.run_integer`), the measured cycles, each FIFO's peak
-occupancy, and, if the run fails, a diagnosis of which streams were stalled.
+files into a run directory (or takes a top already generated: `rtl=`), builds it with the
+stream harness (cached by content: designs that differ only in weights share the build),
+streams every image through it in one simulation and returns the outputs in the form
+`DataflowDesign.execute` gives them (so they compare directly with the folded model and with
+`qloom.flow.run_integer`), the measured cycles, each FIFO's peak occupancy, and, if the run
+fails, a diagnosis of which streams were stalled.
 
 `size_fifos(design, images)` simulates once with generous glue FIFOs at full rate and returns
 depths = peak occupancy + margin, which keep the throughput of the generous run.
@@ -149,6 +150,7 @@ def simulate(
     max_idle_cycles: int | None = None,
     cache_dir: str | Path | None = None,
     quiet: bool | None = None,
+    rtl: RtlFiles | None = None,
 ) -> DesignSimResult:
     """Simulate `images` (uint8 NCHW, as datasets give them) through the stitched design.
 
@@ -157,6 +159,9 @@ def simulate(
     fifo_depths: glue FIFO depth per stream (default 2; see qloom.rtl.top.generate_top).
     monitor_fifos: record each FIFO's peak occupancy (slightly slower simulation).
     work_dir: run directory for the top, memory files and hdl copies (default: temporary).
+    rtl: the design's top as `generate_top` already wrote it (e.g. a build's rtl/): simulated
+        as it is, from its directory, instead of generating one into `work_dir`; its FIFO
+        depths are the generated ones (then give neither `fifo_depths` nor `work_dir`).
     diagnose: on a failed run (deadlock, missing beats), rebuild with every stream's
         tvalid/tready monitored, rerun with the same seed and name the stalled streams.
     """
@@ -166,15 +171,23 @@ def simulate(
         raise ValueError("simulate needs at least one image")
     if quiet is None:
         quiet = _quiet()
+    if rtl is not None and (fifo_depths is not None or work_dir is not None):
+        raise ValueError(
+            "simulate(rtl=...) runs the given RTL as generated: its FIFO depths and directory "
+            "are fixed, give neither fifo_depths nor work_dir"
+        )
     tmp = None
-    if work_dir is None:
+    if rtl is not None:
+        run_dir = rtl.run_dir
+    elif work_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="qloom-dsim-")
         run_dir = Path(tmp.name)
     else:
         run_dir = Path(work_dir)
     try:
         t0 = time.monotonic()
-        rtl = generate_top(design, run_dir, fifo_depths)
+        if rtl is None:
+            rtl = generate_top(design, run_dir, fifo_depths)
         words = input_words(design, images)
         n_out = [design.streams[s].beats * frames for s in rtl.out_streams]
         monitors = rtl.monitors if monitor_fifos else []

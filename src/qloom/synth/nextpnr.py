@@ -52,6 +52,7 @@ from qloom.synth.tools import (
 )
 from qloom.synth.yosys import (
     DEFAULT_TIMEOUT,
+    MemoryFiles,
     ParamValue,
     Port,
     SynthResult,
@@ -263,7 +264,7 @@ def place_and_route(
     params: dict[str, ParamValue] | None = None,
     device: Device | str = "LFE5U-85F",
     workdir: Path | str | None = None,
-    memory_files: Sequence[Path | str] = (),
+    memory_files: MemoryFiles = (),
     freq_mhz: float = 100.0,
     *,
     wrap: bool = True,
@@ -283,6 +284,8 @@ def place_and_route(
     freq_mhz: the clock target given to nextpnr (``--freq``); a miss is not an error
         (``--timing-allow-fail``): check `PnrResult.timing_met`.
     wrap: place the design inside the 4-pin I/O harness (see the module docstring).
+    memory_files: as for `qloom.synth.yosys.synthesize` (a mapping keeps relative paths such
+        as ``mem/w0.hex``, as a generated top names its memory files).
     Cached by content under ``$QLOOM_CACHE/pnr`` (or `cache_dir`, whose ``synth``
     subdirectory then caches the synthesis step). Raises QloomError subclasses on failure.
     """
@@ -350,7 +353,8 @@ def _run_flow(
 ) -> PnrResult:  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     sources = [staged.paths[n] for n in staged.sources]
-    mems = [staged.paths[n] for n in staged.files if n not in staged.sources]
+    # by their staged names: a memory file staged as mem/w0.hex stays there for Yosys
+    mems = {n: staged.paths[n] for n in staged.files if n not in staged.sources}
     synth_cache = Path(cache_dir) / "synth" if cache_dir else None
     if wrap:
         ports = module_ports(sources, top, staged.params, run_dir, mems)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from qloom.errors import QloomError
 from qloom.synth.devices import Device, get_device
-from qloom.synth.yosys import ParamValue, _stage_inputs, _write_files
+from qloom.synth.yosys import MemoryFiles, ParamValue, _stage_inputs, _write_files
 
 
 def _tcl_generic(k: str, v: int | str) -> str:
@@ -108,14 +108,15 @@ def write_vivado_project(
     top: str,
     device: Device | str,
     params: dict[str, ParamValue] | None = None,
-    memory_files: Sequence[Path | str] = (),
+    memory_files: MemoryFiles = (),
     clock: str = "ap_clk",
     freq_mhz: float = 200.0,
     implement: bool = False,
 ) -> Path:
     """Copy sources + memory files into `workdir`, write ``vivado_synth.tcl`` and
     ``clocks.xdc`` there; return the TCL path. Parameters that name files (Path or absolute
-    path strings) are memory files, rewritten to bare names as in `synthesize`."""
+    path strings) are memory files, rewritten to bare names as in `synthesize`;
+    `memory_files` as in `synthesize` (a mapping keeps relative paths such as mem/w0.hex)."""
     staged = _stage_inputs(sources, params or {}, memory_files)
     wd = Path(workdir)
     _write_files(staged, wd)

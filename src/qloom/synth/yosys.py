@@ -36,7 +36,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +58,9 @@ SYNTH_VERSION = "1"  # bump when the script or the parsing changes meaning
 DEFAULT_TIMEOUT = 3600.0
 
 ParamValue = int | bool | str | Path
+# memory files: paths (staged by file name), or staged name -> path, where a name may keep a
+# relative directory ("mem/w0.hex") as the Verilog that reads it names it
+MemoryFiles = Sequence[Path | str] | Mapping[str, Path | str]
 
 
 class SynthError(ToolError):
@@ -261,18 +264,22 @@ class _Staged:
 def _stage_inputs(
     sources: Sequence[Path | str],
     params: dict[str, ParamValue],
-    memory_files: Sequence[Path | str],
+    memory_files: MemoryFiles,
 ) -> _Staged:
     files: dict[str, bytes] = {}
     origin: dict[str, Path] = {}
 
-    def add(path: Path, what: str) -> str:
+    def add(path: Path, what: str, name: str | None = None) -> str:
         path = Path(path)
         if not path.is_file():
             raise QloomError(f"{what} {path} does not exist")
-        name = path.name
-        if not re.fullmatch(r"[A-Za-z0-9_.+\-]+", name):
-            raise QloomError(f"{what} {path}: file name must be [A-Za-z0-9_.+-] only")
+        name = path.name if name is None else name
+        parts = name.split("/")
+        if not all(re.fullmatch(r"[A-Za-z0-9_.+\-]+", n) and n not in (".", "..") for n in parts):
+            raise QloomError(
+                f"{what} {path}: staged as {name!r}, but a file name must be [A-Za-z0-9_.+-] "
+                "only (a memory file's relative directories too, no '.' or '..')"
+            )
         data = path.read_bytes()
         if name in files and files[name] != data:
             raise QloomError(
@@ -289,8 +296,12 @@ def _stage_inputs(
         if n not in srcs:
             srcs.append(n)
     mem_names = {}
-    for m in memory_files:
-        mem_names[str(Path(m))] = add(Path(m), "memory file")
+    if isinstance(memory_files, Mapping):
+        for n, m in memory_files.items():
+            mem_names[str(Path(m))] = add(Path(m), "memory file", str(n))
+    else:
+        for m in memory_files:
+            mem_names[str(Path(m))] = add(Path(m), "memory file")
     out_params: dict[str, int | str] = {}
     for k, v in (params or {}).items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", str(k)):
@@ -343,6 +354,7 @@ def _write_files(staged: _Staged, workdir: Path) -> None:
     for name, data in staged.files.items():
         p = workdir / name
         if not (p.is_file() and p.read_bytes() == data):
+            p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
 
 
@@ -357,7 +369,7 @@ def synthesize(
     params: dict[str, ParamValue] | None = None,
     device: Device | str = "xc7z020",
     workdir: Path | str | None = None,
-    memory_files: Sequence[Path | str] = (),
+    memory_files: MemoryFiles = (),
     timeout: float = DEFAULT_TIMEOUT,
     *,
     netlist: bool = False,
@@ -372,7 +384,8 @@ def synthesize(
     sources: Verilog files (copied by name into `workdir`; names must be unique).
     params: top-level parameter overrides (int / bool / str; Path or absolute-path strings
         are memory files, copied and rewritten to bare names).
-    memory_files: further files read by ``$readmemh`` (copied by name into `workdir`).
+    memory_files: further files read by ``$readmemh`` (copied by name into `workdir`; a
+        mapping ``{"mem/w0.hex": path}`` copies each to that relative path instead).
     workdir: where Yosys runs and where ``synth.ys``, ``yosys.log``, ``stat.json`` (and
         ``netlist.json``) are left; a cache hit copies them there. None: results only in
         the cache.
@@ -523,7 +536,7 @@ def module_ports(
     top: str,
     params: dict[str, ParamValue] | None = None,
     workdir: Path | str | None = None,
-    memory_files: Sequence[Path | str] = (),
+    memory_files: MemoryFiles = (),
     frontend: str = "verilog",
     timeout: float = 600.0,
 ) -> list[Port]:

@@ -1,0 +1,348 @@
+"""The build report as types: what `qloom.build.build` returns and what report.json holds.
+
+`BuildReport.to_json()` is the content of report.json (the same keys, in the same order, as
+the dicts the build wrote before these types existed, so report.json files and the examples in
+the README stay valid); `BuildReport.from_json(d)` reads one back and `BuildReport.read(dir)`
+reads a build directory's report.json (report.html is rendered from a BuildReport).
+
+A section the build did not reach is None and absent from the JSON: `sim` without simulation
+(--sim-frames 0), `StageRow.synth` and `Totals.synth` without --synth, `pnr` (and the Fmax
+entries of the totals) without --pnr; a failed build's report.json holds what it had reached.
+`dir` (where the build directory is) is not part of report.json: the file does not say where
+it lies.
+
+Example::
+
+    from qloom.report.model import BuildReport
+    r = BuildReport.read("build/TFC_2W2A")
+    print(r.totals.cycles_per_frame, r.sim.verdict if r.sim else "not simulated")
+    print([(s.name, s.est.lut, s.synth.lut if s.synth else None) for s in r.stages])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qloom.errors import QloomError
+
+
+@dataclass
+class Resources:
+    """LUT / FF / BRAM18 / DSP counts: a stage's estimate or Yosys result, or their totals."""
+
+    lut: int
+    ff: int
+    bram: int
+    dsp: int
+
+    def to_json(self) -> dict:
+        return {"lut": self.lut, "ff": self.ff, "bram": self.bram, "dsp": self.dsp}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Resources:
+        return cls(lut=d["lut"], ff=d["ff"], bram=d["bram"], dsp=d["dsp"])
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.lut + other.lut, self.ff + other.ff, self.bram + other.bram, self.dsp + other.dsp
+        )
+
+
+SynthTotals = Resources  # the totals of the Yosys results: the same four counts
+
+
+@dataclass
+class InputDomain:
+    """Which integers the hardware receives, and why (`qloom.frontend.domain` `to_json`)."""
+
+    hardware_type: str
+    source: str
+    input: str
+    input_shape: list[int]
+    hardware_tensor: str
+    host_nodes: list[str]
+    steps: list
+
+    def to_json(self) -> dict:
+        return {
+            "hardware_type": self.hardware_type,
+            "source": self.source,
+            "input": self.input,
+            "input_shape": self.input_shape,
+            "hardware_tensor": self.hardware_tensor,
+            "host_nodes": self.host_nodes,
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> InputDomain:
+        return cls(
+            hardware_type=d["hardware_type"],
+            source=d["source"],
+            input=d["input"],
+            input_shape=list(d["input_shape"]),
+            hardware_tensor=d["hardware_tensor"],
+            host_nodes=list(d["host_nodes"]),
+            steps=list(d["steps"]),
+        )
+
+    def describe(self) -> str:
+        return f"{self.hardware_type} integers, {self.source}"
+
+
+@dataclass
+class StageRow:
+    """One hardware stage: its folding, cycles per frame, estimate and (with --synth) the
+    out-of-context Yosys result."""
+
+    name: str
+    kind: str
+    folding: dict[str, Any]  # PE, SIMD, ram_style ... as folding.json has them
+    cycles: int
+    est: Resources
+    synth: Resources | None = None
+
+    def to_json(self) -> dict:
+        d = {
+            "name": self.name,
+            "kind": self.kind,
+            "folding": self.folding,
+            "cycles": self.cycles,
+            "est": self.est.to_json(),
+        }
+        if self.synth is not None:
+            d["synth"] = self.synth.to_json()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> StageRow:
+        return cls(
+            name=d["name"],
+            kind=d["kind"],
+            folding=dict(d["folding"]),
+            cycles=d["cycles"],
+            est=Resources.from_json(d["est"]),
+            synth=Resources.from_json(d["synth"]) if d.get("synth") is not None else None,
+        )
+
+
+@dataclass
+class Totals:
+    """The design as a whole. `fmax_mhz` / `fps_at_fmax` come from place and route: they are
+    in report.json exactly when the report has a `pnr` section (as null if nextpnr reported no
+    Fmax)."""
+
+    cycles_per_frame: int
+    bottleneck: str
+    fps_at_clock: float
+    latency_estimate_cycles: int
+    est: Resources
+    synth: SynthTotals | None = None
+    fmax_mhz: float | None = None
+    fps_at_fmax: float | None = None
+
+    def to_json(self, placed: bool = False) -> dict:
+        d = {
+            "cycles_per_frame": self.cycles_per_frame,
+            "bottleneck": self.bottleneck,
+            "fps_at_clock": self.fps_at_clock,
+            "latency_estimate_cycles": self.latency_estimate_cycles,
+            "est": self.est.to_json(),
+        }
+        if self.synth is not None:
+            d["synth"] = self.synth.to_json()
+        if placed:
+            d["fmax_mhz"] = self.fmax_mhz
+            d["fps_at_fmax"] = self.fps_at_fmax
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> Totals:
+        return cls(
+            cycles_per_frame=d["cycles_per_frame"],
+            bottleneck=d["bottleneck"],
+            fps_at_clock=d["fps_at_clock"],
+            latency_estimate_cycles=d["latency_estimate_cycles"],
+            est=Resources.from_json(d["est"]),
+            synth=Resources.from_json(d["synth"]) if d.get("synth") is not None else None,
+            fmax_mhz=d.get("fmax_mhz"),
+            fps_at_fmax=d.get("fps_at_fmax"),
+        )
+
+
+@dataclass
+class SimSummary:
+    """The verification simulation of the built RTL (also written as sim/result.json)."""
+
+    frames: int
+    inputs: str  # where the frames came from (a dataset, a file, random)
+    mismatches: int  # frames whose RTL outputs differ from the integer model's
+    cycles_per_frame: float | None  # measured steady state
+    latency_cycles: int | None
+    total_cycles: int
+    fifo_depths: dict[str, int]  # stream -> depth of its FIFO in the built RTL
+    problems: list[str]
+    verdict: str  # "yes": every frame equal to the integer model, else "NO"
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "yes"
+
+    def to_json(self) -> dict:
+        return {
+            "frames": self.frames,
+            "inputs": self.inputs,
+            "mismatches": self.mismatches,
+            "cycles_per_frame": self.cycles_per_frame,
+            "latency_cycles": self.latency_cycles,
+            "total_cycles": self.total_cycles,
+            "fifo_depths": self.fifo_depths,
+            "problems": self.problems,
+            "verdict": self.verdict,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> SimSummary:
+        return cls(
+            frames=d["frames"],
+            inputs=d["inputs"],
+            mismatches=d["mismatches"],
+            cycles_per_frame=d["cycles_per_frame"],
+            latency_cycles=d["latency_cycles"],
+            total_cycles=d["total_cycles"],
+            fifo_depths=dict(d["fifo_depths"]),
+            problems=list(d["problems"]),
+            verdict=d["verdict"],
+        )
+
+
+@dataclass
+class RtlSummary:
+    """The generated RTL: its top module and Verilog files (relative to the build directory)."""
+
+    top: str
+    files: list[str]
+
+    def to_json(self) -> dict:
+        return {"top": self.top, "files": self.files}
+
+    @classmethod
+    def from_json(cls, d: dict) -> RtlSummary:
+        return cls(top=d["top"], files=list(d["files"]))
+
+
+@dataclass
+class PnrSummary:
+    """Place and route with nextpnr: Fmax, utilization per BEL type, the bitstream (relative to
+    the build directory)."""
+
+    part: str
+    fmax_mhz: float | None
+    timing_met: bool
+    utilization: dict[str, dict[str, int]]
+    bitstream: str | None
+
+    def to_json(self) -> dict:
+        return {
+            "part": self.part,
+            "fmax_mhz": self.fmax_mhz,
+            "timing_met": self.timing_met,
+            "utilization": self.utilization,
+            "bitstream": self.bitstream,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> PnrSummary:
+        return cls(
+            part=d["part"],
+            fmax_mhz=d["fmax_mhz"],
+            timing_met=d["timing_met"],
+            utilization={k: dict(v) for k, v in d["utilization"].items()},
+            bitstream=d["bitstream"],
+        )
+
+
+@dataclass
+class BuildReport:
+    """Everything a build found, in the order report.json lists it."""
+
+    model: str  # the build's name
+    input: str  # the model file as given
+    part: str
+    clock_mhz: float
+    target_fps: float | None
+    input_domain: InputDomain | None = None
+    folding: str | None = None  # how the folding was chosen
+    stages: list[StageRow] = field(default_factory=list)  # in report.json with the totals
+    totals: Totals | None = None
+    sim: SimSummary | None = None
+    rtl: RtlSummary | None = None
+    pnr: PnrSummary | None = None
+    dir: Path | None = None  # the build directory (not in report.json)
+
+    def to_json(self) -> dict:
+        """The content of report.json."""
+        d: dict[str, Any] = {
+            "model": self.model,
+            "input": self.input,
+            "part": self.part,
+            "clock_mhz": self.clock_mhz,
+            "target_fps": self.target_fps,
+        }
+        if self.input_domain is not None:
+            d["input_domain"] = self.input_domain.to_json()
+        if self.folding is not None:
+            d["folding"] = self.folding
+        if self.totals is not None:
+            d["stages"] = [s.to_json() for s in self.stages]
+            d["totals"] = self.totals.to_json(placed=self.pnr is not None)
+        if self.sim is not None:
+            d["sim"] = self.sim.to_json()
+        if self.rtl is not None:
+            d["rtl"] = self.rtl.to_json()
+        if self.pnr is not None:
+            d["pnr"] = self.pnr.to_json()
+        return d
+
+    def dumps(self) -> str:
+        """report.json's text."""
+        return json.dumps(self.to_json(), indent=2, default=str)
+
+    @classmethod
+    def from_json(cls, d: dict, dir: Path | str | None = None) -> BuildReport:
+        def section(key, kind):
+            return kind.from_json(d[key]) if d.get(key) is not None else None
+
+        return cls(
+            model=d["model"],
+            input=d["input"],
+            part=d["part"],
+            clock_mhz=d["clock_mhz"],
+            target_fps=d.get("target_fps"),
+            input_domain=section("input_domain", InputDomain),
+            folding=d.get("folding"),
+            stages=[StageRow.from_json(s) for s in d.get("stages") or []],
+            totals=section("totals", Totals),
+            sim=section("sim", SimSummary),
+            rtl=section("rtl", RtlSummary),
+            pnr=section("pnr", PnrSummary),
+            dir=Path(dir) if dir is not None else None,
+        )
+
+    @classmethod
+    def read(cls, build_dir: Path | str) -> BuildReport:
+        """The report.json of a build directory (`dir` set to that directory); a file that
+        is not a build report is a QloomError naming it."""
+        d = Path(build_dir)
+        path = d / "report.json"
+        try:
+            return cls.from_json(json.loads(path.read_text()), dir=d)
+        except OSError as e:
+            raise QloomError(f"{path}: cannot read the build report ({e.strerror})") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise QloomError(
+                f"{path} is not a qloom build report ({type(e).__name__}: {e})"
+            ) from None
