@@ -16,12 +16,15 @@ from qloom.flow import compile_model
 from qloom.sim.design import input_words, simulate, size_fifos
 
 
-def _driver(design, where):
-    d = write_driver(design, where)
-    spec = importlib.util.spec_from_file_location(f"driver_{id(design)}", d / "driver.py")
+def _driver_module(d):
+    spec = importlib.util.spec_from_file_location(f"driver_{id(d)}", d / "driver.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _driver(design, where):
+    return _driver_module(write_driver(design, where))
 
 
 @pytest.mark.parametrize("which", ["tfc", "cnn"])
@@ -51,3 +54,16 @@ def test_driver_bytes_drive_the_rtl_bit_exactly(which, tmp_path):
     y = driver.unpack_output(dma_out, frames)
     want = design.execute(q)[out["tensor"]]
     assert y.shape == want.shape and np.array_equal(y, want)
+
+
+def test_every_build_carries_its_driver(tmp_path):
+    from qloom.cli import main
+
+    argv = ["--quiet", "build", str(tfc_path("TFC_1W1A")), "--sim-frames", "0",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    d = tmp_path / "TFC_1W1A" / "driver"
+    assert (d / "driver.py").is_file() and (d / "io.json").is_file()
+    io = _driver_module(d).load_io()
+    out = io["outputs"][0]
+    assert io["input"]["dtype"] == "BIPOLAR" and out["elems"] * out["beats"] == 10

@@ -6,6 +6,7 @@
       folding.json            FINN-style folding (PE, SIMD, ram_style) that was built
       design.json             stages, streams, cycle formulas
       build_config.json       the options as a config file (FINN's names; qloom build --config)
+      driver/                 driver.py (numpy; PYNQ AXI DMA) + io.json: pack inputs, unpack outputs
       rtl/                    generated top + library copies + memory files
       sim/                    RTL simulation result (outputs checked against the integer model)
       synth/                  per-stage Yosys results, Vivado TCL, ECP5 place and route + bitstream
@@ -358,6 +359,9 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             top=rtl.top,
             files=[str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
         )
+        from qloom.deploy import write_driver
+
+        write_driver(design, work / "driver")  # host side: DMA byte packing (numpy only)
         if images is not None:
             from qloom.sim.design import simulate
 
