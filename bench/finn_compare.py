@@ -360,7 +360,8 @@ def synth_glue_fifos(row: dict, timeout: float) -> dict:
     covers the whole accelerator, not only its stages."""
     import tempfile
 
-    from qloom.rtl.top import LIB, generate_top
+    from qloom.rtl.library import library_files
+    from qloom.rtl.top import generate_top
     from qloom.synth import synthesize
 
     with tempfile.TemporaryDirectory(prefix="qloom-glue-") as tmp:
@@ -368,7 +369,7 @@ def synth_glue_fifos(row: dict, timeout: float) -> dict:
     total = {"lut": 0, "ff": 0, "bram": 0, "dsp": 0, "fifos": 0, "beats": 0}
     for f in rtl.fifos:
         params = {"WIDTH": f.width, "DEPTH": f.depth}
-        r = synthesize([LIB / "qloom_fifo.v"], "qloom_fifo", params, row["part"],
+        r = synthesize(library_files("qloom_fifo"), "qloom_fifo", params, row["part"],
                        timeout=timeout)  # fmt: skip
         for k, v in (("lut", r.luts), ("ff", r.ffs), ("bram", r.bram), ("dsp", r.dsp)):
             total[k] += v

@@ -837,7 +837,8 @@ def test_stage_models_match_rtl_library():
         find_verilator()
     except VerilatorError as e:
         pytest.skip(f"no Verilator: {e}")
-    from qloom.sim.rtlcheck import LIB, check_against_rtl
+    from qloom.rtl.library import LIB
+    from qloom.sim.rtlcheck import check_against_rtl
 
     graph = bipolar_padded_cnn()
     design = to_dataflow(graph, {"bin": {"PE": 2}, "pconv": {"PE": 2, "SIMD": 6}})

@@ -53,6 +53,32 @@ CASES: dict[str, list[dict]] = {
             "THRESH_FILE": "thr_1x960.hex",
         },
     ],
+    # submodule of qloom_thresholding and qloom_mvau
+    "qloom_threshold_lanes": [
+        {"THRESH_FILE": "thr_1x8.hex"},
+        {
+            "N": 4,
+            "PE": 2,
+            "IBITS": 5,
+            "ISIGNED": 0,
+            "NT": 3,
+            "TBITS": 6,
+            "OBITS": 2,
+            "OUT_BASE": -1,
+            "RAM_STYLE": "distributed",
+            "THRESH_FILE": "thr_4x36.hex",
+        },
+        {
+            "N": 2,
+            "PE": 4,
+            "IBITS": 9,
+            "NT": 15,
+            "TBITS": 12,
+            "OBITS": 4,
+            "RAM_STYLE": "block",
+            "THRESH_FILE": "thr_2x720.hex",
+        },
+    ],
     "qloom_maxpool": [
         {},
         {"IFM_H": 5, "IFM_W": 7, "CH": 6, "PE": 3, "K": 3, "STRIDE": 3, "BITS": 4, "SIGNED": 1},
@@ -77,6 +103,13 @@ CASES: dict[str, list[dict]] = {
         {"CH": 6, "PE": 2, "K2": 9, "BITS": 4, "SIGNED": 1},
         {"CH": 4, "PE": 4, "K2": 1},
         {"CH": 4, "PE": 1, "K2": 9, "BITS": 3, "SUM": 1, "OBITS": 7},
+    ],
+    # submodule of qloom_maxpool and qloom_windowpool
+    "qloom_pool_lanes": [
+        {},
+        {"PE": 3, "BITS": 4, "SIGNED": 1},
+        {"PE": 2, "BITS": 3, "SIGNED": 1, "SUM": 1, "OBITS": 7},
+        {"PE": 4, "BITS": 2, "SUM": 1, "OBITS": 5},
     ],
     "qloom_concat": [
         {},

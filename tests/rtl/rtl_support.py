@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import qloom
+from qloom.rtl.library import LIB as LIB  # re-exported: the tests read the library files
+from qloom.rtl.library import library_files
 from qloom.sim import Port, VerilatorError, build, find_verilator
-
-LIB = Path(qloom.__file__).resolve().parent / "rtl" / "lib"
 
 
 def _have_verilator() -> bool:
@@ -47,7 +46,7 @@ def build_lib(
     """Build one library module with the stream harness (cached by content)."""
     return build(
         top,
-        [LIB / f"{top}.v"],
+        library_files(top),
         params,
         inputs=[Port(n, w) for n, w in ins],
         outputs=[Port(n, w) for n, w in outs],

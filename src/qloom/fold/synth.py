@@ -10,9 +10,8 @@ import tempfile
 from pathlib import Path
 
 from qloom.dataflow.stage import Stage
+from qloom.rtl.library import library_files
 from qloom.synth import SynthResult, synthesize
-
-LIB = Path(__file__).resolve().parents[1] / "rtl" / "lib"
 
 
 def _literal(v):
@@ -41,5 +40,5 @@ def synth_stage(
         # synthesize copies the memory files into its work directory; the cache key hashes
         # their contents
         params = stage_params(stage, Path(tmp))
-        src = LIB / f"{stage.rtl_module}.v"
-        return synthesize([src], stage.rtl_module, params, device, workdir, timeout=timeout)
+        srcs = library_files(stage.rtl_module)  # the module and its submodules
+        return synthesize(srcs, stage.rtl_module, params, device, workdir, timeout=timeout)

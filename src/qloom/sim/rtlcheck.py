@@ -23,7 +23,8 @@ import numpy as np
 
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import Stage, pack_beats
-from qloom.rtl.top import LIB, LIB_DIR, RtlError, RtlFiles, in_ports, out_ports
+from qloom.rtl.library import library_files
+from qloom.rtl.top import LIB_DIR, RtlError, RtlFiles, in_ports, out_ports
 from qloom.sim.verilator import Port, build, default_cache_dir, lint
 
 
@@ -62,7 +63,7 @@ def check_stage(
     outs = [design.streams[s] for s in stage.outputs]
     model = build(
         stage.rtl_module,
-        [LIB / f"{stage.rtl_module}.v"],
+        library_files(stage.rtl_module),
         params,
         inputs=[Port(n, s.width) for n, s in zip(in_ports(stage), ins, strict=True)],
         outputs=[Port(n, s.width) for n, s in zip(out_ports(stage), outs, strict=True)],

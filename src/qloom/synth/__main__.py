@@ -6,6 +6,9 @@ Examples::
     python -m qloom.synth synth -t qloom_fifo -d pynq-z2 -P WIDTH=8 -P DEPTH=512 lib/qloom_fifo.v
     python -m qloom.synth pnr -t qloom_fifo -d ulx3s --freq 100 -w build/pnr lib/qloom_fifo.v
     python -m qloom.synth vivado -t qloom_fifo -d zcu104 -w build/vivado lib/qloom_fifo.v
+
+A source that is a file of the RTL library (src/qloom/rtl/lib) brings the library files it
+needs (its submodules, e.g. qloom_threshold_lanes.v for qloom_mvau.v).
 """
 
 from __future__ import annotations
@@ -30,6 +33,18 @@ def _params(items: list[str]) -> dict:
             p = Path(v)
             out[k] = p.resolve() if p.is_file() else v
     return out
+
+
+def _with_submodules(sources: list[Path]) -> list[Path]:
+    """`sources`, and after each RTL library file the library files it instantiates."""
+    from qloom.rtl.library import LIB, library_files
+
+    out: dict[Path, Path] = {}  # resolved -> as given
+    for s in sources:
+        in_lib = s.suffix == ".v" and s.resolve().parent == LIB
+        for f in library_files(s.stem) if in_lib else [s]:
+            out.setdefault(f.resolve(), f)
+    return list(out.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(d.describe())
             return 0
         params = _params(args.param)
+        args.sources = _with_submodules(args.sources)
         if args.cmd == "synth":
             r = synthesize(args.sources, args.top, params, args.device, args.workdir, args.memory)
             print(json.dumps(r.to_dict(), indent=1) if args.json else r.summary())

@@ -13,6 +13,7 @@
 // One input beat per cycle; a row buffer of OFM_W*CH/PE words (distributed RAM / registers)
 // holds the running maxima. The output beat of a window is registered and leaves while the
 // next input streams in.
+// The per-lane max / sum is qloom_pool_lanes (shared with qloom_windowpool).
 module qloom_maxpool #(
     parameter integer IFM_H = 4,
     parameter integer IFM_W = 4,
@@ -77,30 +78,24 @@ module qloom_maxpool #(
   reg [PE*OBITS-1:0] acc[0:DEPTH-1];
   wire [PE*OBITS-1:0] old = acc[addr];
   wire [PE*OBITS-1:0] mx;
-  genvar p;
   generate
     if ((K != STRIDE) || (K_W != STRIDE_W) || (CH % PE != 0) || (OFM_H < 1) || (OFM_W < 1) ||
         (OBITS < BITS) || (SUM == 0 && OBITS != BITS)) begin : g_bad
       qloom_maxpool_error_bad_parameters u_err ();
     end
-    for (p = 0; p < PE; p = p + 1) begin : g_pe
-      wire [OBITS-1:0] a = old[p*OBITS+:OBITS];
-      wire [ BITS-1:0] bi = s_axis_tdata[p*BITS+:BITS];
-      wire [OBITS-1:0] b;  // the input element, sign- or zero-extended to OBITS
-      if (OBITS > BITS) begin : g_ext
-        wire fill = (SIGNED != 0) && bi[BITS-1];
-        assign b = {{(OBITS - BITS) {fill}}, bi};
-      end else begin : g_same
-        assign b = bi;
-      end
-      if (SUM != 0) begin : g_sum
-        assign mx[p*OBITS+:OBITS] = first ? b : a + b;
-      end else begin : g_max
-        wire b_gt = (SIGNED != 0) ? ($signed(b) > $signed(a)) : (b > a);
-        assign mx[p*OBITS+:OBITS] = (first || b_gt) ? b : a;
-      end
-    end
   endgenerate
+  qloom_pool_lanes #(
+      .PE(PE),
+      .BITS(BITS),
+      .SIGNED(SIGNED),
+      .SUM(SUM),
+      .OBITS(OBITS)
+  ) u_lanes (
+      .first(first),
+      .a(old),
+      .x(s_axis_tdata),
+      .y(mx)
+  );
 
   always @(posedge ap_clk) begin
     if (fire && in_win && !final_) acc[addr] <= mx;

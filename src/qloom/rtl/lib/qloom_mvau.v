@@ -35,6 +35,8 @@
 // memory output register, dot product to the tree's CUT level, rest of the tree, accumulate,
 // activation). All stages stall together when the output register is
 // full and not accepted (s_axis_tready = that enable && nf == 0); outputs are registered.
+// Submodule: qloom_threshold_lanes (NT > 0: the activation and the threshold memory, shared
+// with qloom_thresholding).
 module qloom_mvau #(
     parameter integer MW = 4,
     parameter integer MH = 4,
@@ -74,7 +76,6 @@ module qloom_mvau #(
   localparam integer WD = NF * SF;  // weight memory depth
   localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
   localparam integer WWORD = PE * SIMD * WBITS;
-  localparam integer TWORD = PE * ((NT > 0) ? NT : 1) * TBITS;
   localparam integer SFL = SF - 1, NFL = NF - 1, WDL = WD - 1;
   localparam [SFW-1:0] SF_LAST = SFL[SFW-1:0];
   localparam [NFW-1:0] NF_LAST = NFL[NFW-1:0];
@@ -86,18 +87,10 @@ module qloom_mvau #(
   // per-PE partial sum of one SIMD fold
   localparam integer PSW = (BINARY != 0) ? $clog2(SIMD + 1) : PW + $clog2(SIMD) + 1;
   localparam integer AXW = (PSW > ACC_BITS) ? PSW : ACC_BITS;
-  localparam integer CW = ((ACC_BITS + 1 > TBITS) ? ACC_BITS + 1 : TBITS) + 1;
-  localparam integer NTC = (NT > 0) ? NT : 1;
-  localparam integer NW = $clog2(NTC + 1);
-  localparam integer OBW = (NT > 0) ? OBITS : 1;
-  localparam [OBW-1:0] OB = OUT_BASE[OBW-1:0];
   /* verilator lint_off WIDTHEXPAND */
   localparam W_BLOCK = (RAM_STYLE == "block");
   localparam W_DIST = (RAM_STYLE == "distributed");
-  localparam T_BLOCK = (TRAM_STYLE == "block");
-  localparam T_DIST = (TRAM_STYLE == "distributed");
   localparam HAVE_WFILE = (WEIGHT_FILE != "");
-  localparam HAVE_TFILE = (THRESH_FILE != "");
   /* verilator lint_on WIDTHEXPAND */
 
   // ---------------------------------------------------------------- stage 0: issue
@@ -199,7 +192,7 @@ module qloom_mvau #(
   localparam integer LEVELS = $clog2(L2);
   localparam integer CUT = (LEVELS + 1) / 2;
   wire [PE*PSW-1:0] ps;
-  genvar p, s, k, i, b;
+  genvar p, s, i;
   generate
     if ((MW % SIMD != 0) || (MH % PE != 0) ||
         ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1))) ||
@@ -311,7 +304,6 @@ module qloom_mvau #(
   // ---------------------------------------------------------------- stage 3: accumulate
   reg v3;
   reg [PE*ACC_BITS-1:0] acc;
-  reg [TWORD-1:0] t3;
   generate
     for (p = 0; p < PE; p = p + 1) begin : g_acc
       wire [PSW-1:0] pv = ps2[p*PSW+:PSW];
@@ -328,26 +320,6 @@ module qloom_mvau #(
       always @(posedge ap_clk)
         if (en && v2) acc[p*ACC_BITS+:ACC_BITS] <= base + pext[ACC_BITS-1:0];
     end
-    if (NT > 0) begin : g_tmem
-      if (T_BLOCK) begin : g_block
-        (* rom_style = "block", ram_style = "block" *) reg [TWORD-1:0] tmem[0:NF-1];
-        initial if (HAVE_TFILE) $readmemh(THRESH_FILE, tmem);
-        always @(posedge ap_clk) if (en) t3 <= tmem[n2];
-      end else if (T_DIST) begin : g_dist
-        (* rom_style = "distributed", ram_style = "distributed" *) reg [TWORD-1:0] tmem[0:NF-1];
-        initial if (HAVE_TFILE) $readmemh(THRESH_FILE, tmem);
-        always @(posedge ap_clk) if (en) t3 <= tmem[n2];
-      end else begin : g_auto
-        reg [TWORD-1:0] tmem[0:NF-1];
-        initial if (HAVE_TFILE) $readmemh(THRESH_FILE, tmem);
-        always @(posedge ap_clk) if (en) t3 <= tmem[n2];
-      end
-    end else begin : g_notmem
-      always @(posedge ap_clk) t3 <= {TWORD{1'b0}};
-      /* verilator lint_off UNUSEDSIGNAL */
-      wire unused_t = &{1'b0, t3, n2};
-      /* verilator lint_on UNUSEDSIGNAL */
-    end
   endgenerate
   always @(posedge ap_clk) begin
     if (!ap_rst_n) v3 <= 1'b0;
@@ -355,43 +327,33 @@ module qloom_mvau #(
   end
 
   // ---------------------------------------------------------------- stage 4: activation
+  // the thresholds of fold n2 are read beside the accumulate (signed unless BINARY)
   wire [PE*OW-1:0] res;
   generate
-    for (p = 0; p < PE; p = p + 1) begin : g_act
-      wire [ACC_BITS-1:0] a = acc[p*ACC_BITS+:ACC_BITS];
-      if (NT > 0) begin : g_thr
-        wire aneg = (BINARY == 0) && a[ACC_BITS-1];
-        wire signed [CW-1:0] av = {{(CW - ACC_BITS) {aneg}}, a};
-        wire [NT-1:0] ge;
-        for (k = 0; k < NT; k = k + 1) begin : g_t
-          wire [TBITS-1:0] tr = t3[(p*NT+k)*TBITS+:TBITS];
-          wire signed [CW-1:0] tv = {{(CW - TBITS) {tr[TBITS-1]}}, tr};
-          assign ge[k] = (av >= tv);
-        end
-        // ge is a thermometer code (the thresholds ascend): the count is the position of its
-        // last 1 plus one, so an OR tree per count bit over the one-hot "last 1" replaces the
-        // adder tree of $countones (much shallower for 2^n - 1 thresholds)
-        wire [NW-1:0] cnt;
-        if (NT == 1) begin : g_one
-          assign cnt = ge;
-        end else begin : g_thermo
-          wire [NT-1:0] last = ge & ~{1'b0, ge[NT-1:1]};
-          for (b = 0; b < NW; b = b + 1) begin : g_bit
-            wire [NT-1:0] sel;
-            for (k = 0; k < NT; k = k + 1) begin : g_sel
-              assign sel[k] = last[k] && (((k + 1) >> b) % 2 == 1);
-            end
-            assign cnt[b] = |sel;
-          end
-        end
-        if (OBITS > NW) begin : g_wide
-          assign res[p*OW+:OW] = OB + {{(OBITS - NW) {1'b0}}, cnt};
-        end else begin : g_narrow
-          assign res[p*OW+:OW] = OB + cnt[OBITS-1:0];
-        end
-      end else begin : g_raw
-        assign res[p*OW+:OW] = a;
-      end
+    if (NT > 0) begin : g_thr
+      qloom_threshold_lanes #(
+          .N(NF),
+          .PE(PE),
+          .IBITS(ACC_BITS),
+          .ISIGNED((BINARY == 0) ? 1 : 0),
+          .NT(NT),
+          .TBITS(TBITS),
+          .OBITS(OBITS),
+          .OUT_BASE(OUT_BASE),
+          .THRESH_FILE(THRESH_FILE),
+          .RAM_STYLE(TRAM_STYLE)
+      ) u_thr (
+          .ap_clk(ap_clk),
+          .en(en),
+          .addr(n2),
+          .x(acc),
+          .y(res)
+      );
+    end else begin : g_raw
+      assign res = acc;
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire unused_n = &{1'b0, n2};
+      /* verilator lint_on UNUSEDSIGNAL */
     end
   endgenerate
 

@@ -12,7 +12,8 @@
 //                [(p*NT+k)*TBITS +: TBITS] = T[f*PE+p][k] (ascending in k)
 //   RAM_STYLE    "auto" | "block" | "distributed" for the threshold memory
 // Element p of beat j has channel ((j mod (CH/PE))*PE + p). One beat per cycle, 2 cycles latency;
-// outputs registered, s_axis_tready = !m_axis_tvalid || m_axis_tready.
+// outputs registered, s_axis_tready = !m_axis_tvalid || m_axis_tready. The comparisons and the
+// threshold memory are qloom_threshold_lanes (shared with qloom_mvau).
 module qloom_thresholding #(
     parameter integer CH = 4,
     parameter integer PE = 1,
@@ -38,16 +39,6 @@ module qloom_thresholding #(
   localparam integer FW = (NF > 1) ? $clog2(NF) : 1;
   localparam integer NFL = NF - 1;
   localparam [FW-1:0] FLAST = NFL[FW-1:0];
-  localparam integer TW = PE * NT * TBITS;
-  // comparison width: holds every input value and every threshold, signed
-  localparam integer CW = ((IBITS + 1 > TBITS) ? IBITS + 1 : TBITS) + 1;
-  localparam integer NW = $clog2(NT + 1);
-  localparam [OBITS-1:0] OB = OUT_BASE[OBITS-1:0];
-  /* verilator lint_off WIDTHEXPAND */
-  localparam STYLE_BLOCK = (RAM_STYLE == "block");
-  localparam STYLE_DIST = (RAM_STYLE == "distributed");
-  localparam HAVE_FILE = (THRESH_FILE != "");
-  /* verilator lint_on WIDTHEXPAND */
 
   wire en = !m_axis_tvalid || m_axis_tready;
   wire fire = en && s_axis_tvalid;
@@ -56,7 +47,6 @@ module qloom_thresholding #(
   reg [FW-1:0] nf;
   reg v1, ov;
   reg [PE*IBITS-1:0] x1;
-  reg [TW-1:0] t1;
   reg [PE*OBITS-1:0] od;
   assign m_axis_tvalid = ov;
   assign m_axis_tdata  = od;
@@ -65,57 +55,28 @@ module qloom_thresholding #(
     if ((CH % PE != 0) || (NT < 1) || (OBITS > 32)) begin : g_bad
       qloom_thresholding_error_bad_parameters u_err ();
     end
-    if (STYLE_BLOCK) begin : g_tmem_block
-      (* rom_style = "block", ram_style = "block" *) reg [TW-1:0] tmem[0:NF-1];
-      initial if (HAVE_FILE) $readmemh(THRESH_FILE, tmem);
-      always @(posedge ap_clk) if (en) t1 <= tmem[nf];
-    end else if (STYLE_DIST) begin : g_tmem_dist
-      (* rom_style = "distributed", ram_style = "distributed" *) reg [TW-1:0] tmem[0:NF-1];
-      initial if (HAVE_FILE) $readmemh(THRESH_FILE, tmem);
-      always @(posedge ap_clk) if (en) t1 <= tmem[nf];
-    end else begin : g_tmem_auto
-      reg [TW-1:0] tmem[0:NF-1];
-      initial if (HAVE_FILE) $readmemh(THRESH_FILE, tmem);
-      always @(posedge ap_clk) if (en) t1 <= tmem[nf];
-    end
   endgenerate
 
+  // the thresholds of channel group nf are read beside x1 <= s_axis_tdata
   wire [PE*OBITS-1:0] res;
-  genvar p, k, b;
-  generate
-    for (p = 0; p < PE; p = p + 1) begin : g_pe
-      wire [IBITS-1:0] xr = x1[p*IBITS+:IBITS];
-      wire x_neg = (ISIGNED != 0) && xr[IBITS-1];
-      wire signed [CW-1:0] xv = {{(CW - IBITS) {x_neg}}, xr};
-      wire [NT-1:0] ge;
-      for (k = 0; k < NT; k = k + 1) begin : g_t
-        wire [TBITS-1:0] tr = t1[(p*NT+k)*TBITS+:TBITS];
-        wire signed [CW-1:0] tv = {{(CW - TBITS) {tr[TBITS-1]}}, tr};
-        assign ge[k] = (xv >= tv);
-      end
-      // ge is a thermometer code (the thresholds ascend): the count is the position of its
-      // last 1 plus one, so an OR tree per count bit over the one-hot "last 1" replaces the
-      // adder tree of $countones (much shallower for 2^n - 1 thresholds)
-      wire [NW-1:0] cnt;
-      if (NT == 1) begin : g_one
-        assign cnt = ge;
-      end else begin : g_thermo
-        wire [NT-1:0] last = ge & ~{1'b0, ge[NT-1:1]};
-        for (b = 0; b < NW; b = b + 1) begin : g_bit
-          wire [NT-1:0] sel;
-          for (k = 0; k < NT; k = k + 1) begin : g_sel
-            assign sel[k] = last[k] && (((k + 1) >> b) % 2 == 1);
-          end
-          assign cnt[b] = |sel;
-        end
-      end
-      if (OBITS > NW) begin : g_wide
-        assign res[p*OBITS+:OBITS] = OB + {{(OBITS - NW) {1'b0}}, cnt};
-      end else begin : g_narrow
-        assign res[p*OBITS+:OBITS] = OB + cnt[OBITS-1:0];
-      end
-    end
-  endgenerate
+  qloom_threshold_lanes #(
+      .N(NF),
+      .PE(PE),
+      .IBITS(IBITS),
+      .ISIGNED(ISIGNED),
+      .NT(NT),
+      .TBITS(TBITS),
+      .OBITS(OBITS),
+      .OUT_BASE(OUT_BASE),
+      .THRESH_FILE(THRESH_FILE),
+      .RAM_STYLE(RAM_STYLE)
+  ) u_thr (
+      .ap_clk(ap_clk),
+      .en(en),
+      .addr(nf),
+      .x(x1),
+      .y(res)
+  );
 
   always @(posedge ap_clk) begin
     if (en) x1 <= s_axis_tdata;

@@ -10,6 +10,7 @@
 //   SUM, OBITS     SUM=1: the window's sum (OBITS wide) instead of its maximum (OBITS = BITS)
 // One input beat per cycle; a memory of CH/PE words holds the running result of each channel
 // group; the output beat of a group leaves (registered) with the group's last position.
+// The per-lane max / sum is qloom_pool_lanes (shared with qloom_maxpool).
 module qloom_windowpool #(
     parameter integer CH = 1,
     parameter integer PE = 1,
@@ -51,29 +52,23 @@ module qloom_windowpool #(
   reg  [PE*OBITS-1:0] acc[0:CF-1];
   wire [PE*OBITS-1:0] old = acc[cg];
   wire [PE*OBITS-1:0] nxt;
-  genvar p;
   generate
     if ((CH % PE != 0) || (K2 < 1) || (OBITS < BITS) || (SUM == 0 && OBITS != BITS)) begin : g_bad
       qloom_windowpool_error_bad_parameters u_err ();
     end
-    for (p = 0; p < PE; p = p + 1) begin : g_pe
-      wire [OBITS-1:0] a = old[p*OBITS+:OBITS];
-      wire [ BITS-1:0] bi = s_axis_tdata[p*BITS+:BITS];
-      wire [OBITS-1:0] b;  // the input element, sign- or zero-extended to OBITS
-      if (OBITS > BITS) begin : g_ext
-        wire fill = (SIGNED != 0) && bi[BITS-1];
-        assign b = {{(OBITS - BITS) {fill}}, bi};
-      end else begin : g_same
-        assign b = bi;
-      end
-      if (SUM != 0) begin : g_sum
-        assign nxt[p*OBITS+:OBITS] = first ? b : a + b;
-      end else begin : g_max
-        wire b_gt = (SIGNED != 0) ? ($signed(b) > $signed(a)) : (b > a);
-        assign nxt[p*OBITS+:OBITS] = (first || b_gt) ? b : a;
-      end
-    end
   endgenerate
+  qloom_pool_lanes #(
+      .PE(PE),
+      .BITS(BITS),
+      .SIGNED(SIGNED),
+      .SUM(SUM),
+      .OBITS(OBITS)
+  ) u_lanes (
+      .first(first),
+      .a(old),
+      .x(s_axis_tdata),
+      .y(nxt)
+  );
 
   always @(posedge ap_clk) begin
     if (fire && !final_) acc[cg] <= nxt;
