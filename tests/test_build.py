@@ -134,3 +134,34 @@ def test_folding_file_is_used_as_given(tmp_path):
     assert main(argv) == 0
     built = json.loads((tmp_path / "f" / "folding.json").read_text())
     assert built["MatMul_16"]["PE"] == 4 and built["MatMul_16"]["SIMD"] == 16
+
+
+def test_report_counts_glue_fifos_and_part_share(ecp5_build):
+    """The totals hold the glue FIFOs of rtl/ (not in the stage rows) and the accelerator's
+    share of the part; the page says whether timing was met and links the bitstream."""
+    from qloom.synth import get_device
+
+    report = BuildReport.read(ecp5_build)
+    t = report.totals
+    glue = [s for s, depth in report.sim.fifo_depths.items() if depth > 0]
+    assert t.fifo_count == len(glue) > 0 and t.fifos.lut > 0 and t.fifos.ff > 0
+    assert t.accelerator.lut == t.synth.lut + t.fifos.lut
+    dev = get_device(report.part)
+    assert t.utilization["LUT"] == round(100 * t.accelerator.lut / dev.luts, 2)
+    assert t.utilization["BRAM"] == round(100 * t.accelerator.bram / dev.bram, 2)
+    assert all(s.latency is not None and s.latency > 0 for s in report.stages)
+    html = (ecp5_build / "report.html").read_text()
+    timing = "met</span> on LFE5U-85F" if report.pnr.timing_met else "NOT MET</span>"
+    assert timing in html and f"glue FIFOs ({t.fifo_count}, estimate)" in html
+    assert f"href='{report.pnr.bitstream}'" in html and "pipeline balance" in html
+
+
+def test_report_page_shortens_long_names_and_draws_the_target():
+    from qloom.report.html import bar_chart, short_name
+
+    name = "/features/features.12/block/QuantConv2d_with_a_very_long_brevitas_name/Conv"
+    cell = short_name(name)
+    assert f"title='{name}'" in cell and "…" in cell and len(cell) < 2 * len(name) + 40
+    assert short_name("fc1") == "<span title='fc1'>fc1</span>"
+    svg = bar_chart("balance", [("a", 10), (name, 30)], line=("target 20", 20))
+    assert "<line" in svg and "target 20" in svg and f"<title>{name}</title>" in svg

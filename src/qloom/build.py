@@ -328,6 +328,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                     folding=s.folding(),
                     cycles=s.cycles_per_frame(),
                     est=Resources.from_json(est),
+                    latency=s.latency_cycles(),
                 )
             )
         cpf = design.cycles_per_frame()
@@ -355,6 +356,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         # the RTL, generated once: the simulation, Yosys/Vivado and nextpnr all read rtl/
         say("generating the RTL (rtl/)")
         rtl = generate_top(design, work / "rtl", fifo_depths)
+        _count_glue_fifos(rtl, device, report)
         report.rtl = RtlSummary(
             top=rtl.top,
             files=[str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
@@ -396,6 +398,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         (work / "report.json").write_text(report.dumps())
         say.write(work, f"FAILED: {type(e).__name__}: {e}")
         raise
+    _utilization(report, device)
     say("writing report.json and report.html")
     (work / "report.json").write_text(report.dumps())
     write_html(report, work / "report.html")
@@ -406,6 +409,30 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         console.print(f"done: {final}/report.html")
     report.dir = final
     return report
+
+
+def _count_glue_fifos(rtl, device, report: BuildReport) -> None:
+    """The glue FIFOs of the generated top into the totals (the stage rows do not hold them:
+    a frame-deep FIFO can be the largest memory of a design)."""
+    from qloom.fold.estimate import estimate_glue_fifos
+
+    glue = [f for f in rtl.fifos if f.glue and f.depth > 0]
+    est = estimate_glue_fifos(glue, device).as_dict()
+    report.totals.fifos = Resources.from_json({k.lower(): v for k, v in est.items()})
+    report.totals.fifo_count = len(glue)
+
+
+def _utilization(report: BuildReport, device) -> None:
+    """The accelerator (stages + glue FIFOs) in percent of the part, per resource."""
+    t = report.totals
+    if t is None:
+        return
+    used = t.accelerator.to_json()
+    cap = device.capacity()
+    t.utilization = {
+        k: round(100.0 * used[k.lower()] / cap[k], 2) for k in ("LUT", "FF", "BRAM", "DSP")
+        if cap.get(k)
+    }  # fmt: skip
 
 
 def _sum(items) -> Resources:

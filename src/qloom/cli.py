@@ -215,6 +215,14 @@ def _print_build(r: BuildReport) -> None:
     ]
     if t.synth is not None:
         rows.append(("LUT / FF / BRAM18 / DSP (Yosys)", _counts(t.synth)))
+    if t.fifos is not None:
+        pct = " / ".join(f"{v:.1f}" for v in (t.utilization or {}).values())
+        rows.append(
+            (
+                f"accelerator incl. {t.fifo_count} glue FIFOs",
+                f"{_counts(t.accelerator)} ({pct} % of {r.part})",
+            )
+        )
     if r.pnr is not None:
         p = r.pnr
         rows.append((f"Fmax on {p.part} (nextpnr)", f"{p.fmax_mhz:.1f} MHz"))

@@ -83,6 +83,22 @@ def estimate_design(
     return out
 
 
+def estimate_glue_fifos(fifos, device: Device | str = "xc7z020") -> Resources:
+    """The glue FIFOs a generated top inserts between stages (`RtlFiles.fifos` with
+    `glue` set, at the depths FIFO sizing chose), estimated as FIFO stages of their width and
+    depth: they are part of the accelerator, so the totals must count them."""
+    from qloom.dataflow.fifo import FIFO
+    from qloom.dataflow.stage import StreamSpec
+    from qloom.datatype import DataType
+
+    total = ZERO
+    for f in fifos:
+        if f.glue and f.depth > 0:
+            spec = StreamSpec(DataType.int(1, False), f.width, f.beats_per_frame)
+            total = total + estimate_stage(FIFO(f.instance, spec, depth=f.depth), device)
+    return total
+
+
 def utilization(r: Resources, device: Device | str) -> dict[str, float]:
     dev = get_device(device)
     used = r.as_dict()
@@ -98,6 +114,7 @@ __all__ = [
     "clog2",
     "distinct_columns",
     "estimate_design",
+    "estimate_glue_fifos",
     "estimate_stage",
     "lutram_luts",
     "ram",

@@ -8,14 +8,33 @@ from pathlib import Path
 from qloom.report.model import BuildReport
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:100%}
+table{border-collapse:collapse;margin:1em 0;max-width:100%}
+td,th{border:1px solid #ccc;padding:3px 8px;overflow-wrap:anywhere}
 th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}
-h2{margin-top:1.5em}.muted{color:#777}
+h2{margin-top:1.5em}.muted{color:#777}.bad{color:#b00;font-weight:bold}.good{color:#070}
+svg{max-width:100%;height:auto}
 """
+#: stage names longer than this are shortened in tables and charts (full name on hover)
+NAME_CHARS = 40
+
+
+class Raw(str):
+    """A table cell that is already HTML (a link, a shortened name with its title)."""
+
+
+def short_name(name: str, limit: int = NAME_CHARS) -> Raw:
+    """`name` as HTML, its tail kept when it is long (Brevitas names differ at the end:
+    /features/features.12/Conv), the full name on hover."""
+    full = html.escape(name)
+    if len(name) <= limit:
+        return Raw(f"<span title='{full}'>{full}</span>")
+    return Raw(f"<span title='{full}'>…{html.escape(name[-(limit - 1) :])}</span>")
 
 
 def _fmt(v) -> str:
+    if isinstance(v, Raw):
+        return str(v)
     if v is None:
         return "–"
     if isinstance(v, float):
@@ -38,13 +57,19 @@ def _table(rows: list[list], head: list[str]) -> str:
     return f"<table><tr>{cells}</tr>{''.join(body)}</table>"
 
 
-def bar_chart(title: str, items: list[tuple[str, float]], unit: str = "") -> str:
-    """A horizontal bar chart as inline SVG."""
+def bar_chart(
+    title: str,
+    items: list[tuple[str, float]],
+    unit: str = "",
+    line: tuple[str, float] | None = None,
+) -> str:
+    """A horizontal bar chart as inline SVG; `line` = (label, value) draws a vertical
+    reference line (the cycle budget of the target FPS in the pipeline-balance chart)."""
     items = [(k, float(v)) for k, v in items if v is not None]
     if not items:
         return ""
     width, bar_h, label_w = 640, 18, 220
-    top = max(v for _, v in items) or 1.0
+    top = max([v for _, v in items] + ([line[1]] if line else [])) or 1.0
     h = bar_h * len(items) + 30
     parts = [
         f'<svg width="{width + label_w + 120}" height="{h}" role="img">',
@@ -53,9 +78,10 @@ def bar_chart(title: str, items: list[tuple[str, float]], unit: str = "") -> str
     for i, (k, v) in enumerate(items):
         y = 24 + i * bar_h
         w = max(1.0, width * v / top)
+        label = k if len(k) <= 32 else "…" + k[-31:]
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" '
-            f'font-size="12">{html.escape(k[:32])}</text>'
+            f'font-size="12"><title>{html.escape(k)}</title>{html.escape(label)}</text>'
         )
         parts.append(
             f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 4}" fill="#4a7bd0"/>'
@@ -64,51 +90,104 @@ def bar_chart(title: str, items: list[tuple[str, float]], unit: str = "") -> str
             f'<text x="{label_w + w + 4:.1f}" y="{y + 13}" font-size="12">'
             f"{_fmt(v)} {html.escape(unit)}</text>"
         )
+    if line is not None:
+        x = label_w + width * line[1] / top
+        parts.append(
+            f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{h}" stroke="#c33" '
+            f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="14" font-size="12" '
+            f'fill="#c33">{html.escape(line[0])}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _timing(r: BuildReport) -> Raw | None:
+    """Whether place and route met the clock, loudly when it did not."""
+    p = r.pnr
+    if p is None:
+        return None
+    if p.timing_met:
+        return Raw(f"<span class='good'>met</span> on {html.escape(p.part)}: Fmax "
+                   f"{_fmt(p.fmax_mhz)} MHz &ge; {_fmt(r.clock_mhz)} MHz")  # fmt: skip
+    fmax = "no Fmax reported" if p.fmax_mhz is None else f"Fmax {_fmt(p.fmax_mhz)} MHz"
+    return Raw(f"<span class='bad'>NOT MET</span> on {html.escape(p.part)}: {fmax} "
+               f"&lt; {_fmt(r.clock_mhz)} MHz target")  # fmt: skip
+
+
+def _utilization_table(r: BuildReport) -> str:
+    """Per resource: the stages (estimated, synthesized), the glue FIFOs, the accelerator's
+    total and its share of the part."""
+    t = r.totals
+    if t is None:
+        return ""
+    rows = []
+    for key, title in (("lut", "LUT"), ("ff", "FF"), ("bram", "BRAM18"), ("dsp", "DSP")):
+        est = t.est.to_json()[key]
+        syn = t.synth.to_json()[key] if t.synth else None
+        fifo = t.fifos.to_json()[key] if t.fifos else None
+        total = t.accelerator.to_json()[key]
+        pct = (t.utilization or {}).get(title.rstrip("18"))
+        rows.append([title, est, syn, fifo, total, None if pct is None else f"{pct:.1f} %"])
+    head = ["", "stages (estimate)", "stages (Yosys)", f"glue FIFOs ({t.fifo_count or 0}, "
+            "estimate)", "accelerator", f"of {r.part}"]  # fmt: skip
+    return _table(rows, head)
+
+
+def _links(r: BuildReport) -> str:
+    """Links to what the build directory holds (relative: the page moves with the directory),
+    decided from the report alone so that the page is the same wherever it is rendered."""
+    files = ["report.json", "time_per_step.json", "build.log", "folding.json",
+             "build_config.json", "design.json", "graphs/", "rtl/", "driver/"]  # fmt: skip
+    if r.rtl is not None:
+        files.append(f"rtl/{r.rtl.top}.v")
+    if r.sim is not None:
+        files.append("sim/result.json")
+    if r.totals is not None and r.totals.synth is not None:
+        files += ["synth/yosys_stages.json", "synth/vivado/"]
+    if r.pnr is not None and r.pnr.bitstream:
+        files.append(r.pnr.bitstream)
+    items = "".join(f"<li><a href='{html.escape(f)}'>{html.escape(f)}</a></li>" for f in files)
+    return f"<ul>{items}</ul>"
 
 
 def render(report: BuildReport | dict) -> str:
     """The page for a build's report (a BuildReport, or report.json's content)."""
     r = report if isinstance(report, BuildReport) else BuildReport.from_json(report)
     t, sim, stages = r.totals, r.sim, r.stages
-    est = t.est if t else None
-    synth = t.synth if t else None
+    budget = r.clock_mhz * 1e6 / r.target_fps if r.target_fps else None
     summary = [
         ["model", r.model],
         ["part", r.part],
         ["hardware input", r.input_domain.describe() if r.input_domain else None],
         ["clock (MHz)", r.clock_mhz],
         ["target FPS", r.target_fps],
+        ["cycle budget / frame at the target", None if budget is None else round(budget)],
         ["cycles / frame (formula)", t.cycles_per_frame if t else None],
         ["cycles / frame (RTL simulation)", sim.cycles_per_frame if sim else None],
+        ["bottleneck stage", short_name(t.bottleneck) if t else None],
         ["FPS at clock", t.fps_at_clock if t else None],
+        ["latency (cycles, formula: sum of stages)", t.latency_estimate_cycles if t else None],
         ["latency (cycles, simulated)", sim.latency_cycles if sim else None],
         ["Fmax (MHz, nextpnr)", t.fmax_mhz if t else None],
+        ["timing", _timing(r) or "not placed and routed (--pnr PART)"],
         ["FPS at Fmax", t.fps_at_fmax if t else None],
-        [
-            "LUT estimated / synthesized",
-            f"{_fmt(est.lut if est else None)} / {_fmt(synth.lut if synth else None)}",
-        ],
-        [
-            "BRAM18 estimated / synthesized",
-            f"{_fmt(est.bram if est else None)} / {_fmt(synth.bram if synth else None)}",
-        ],
+        ["simulated frames", f"{sim.frames:,} ({sim.inputs})" if sim else None],
         ["RTL outputs equal to the integer model", sim.verdict if sim else None],
     ]
-    head = ["stage", "kind", "PE", "SIMD", "ram", "cycles/frame", "LUT est", "LUT synth"]
-    head += ["BRAM est", "BRAM synth", "FF est", "FF synth", "DSP"]
+    head = ["stage", "kind", "PE", "SIMD", "ram", "cycles/frame", "latency", "LUT est",
+            "LUT synth", "BRAM est", "BRAM synth", "FF est", "FF synth", "DSP"]  # fmt: skip
     rows = []
     for s in stages:
         f, y = s.folding, s.synth
         rows.append(
             [
-                s.name,
+                short_name(s.name),
                 s.kind,
                 f.get("PE"),
                 f.get("SIMD"),
                 f.get("ram_style"),
                 s.cycles,
+                s.latency,
                 s.est.lut,
                 y.lut if y else None,
                 s.est.bram,
@@ -118,19 +197,32 @@ def render(report: BuildReport | dict) -> str:
                 y.dsp if y else None,
             ]
         )
+    fifo_rows = sorted((sim.fifo_depths if sim else {}).items())
     body = [
         f"<h1>qloom build: {html.escape(str(r.model))}</h1>",
-        "<p class='muted'>times of this build: time_per_step.json</p>",
         "<h2>Summary</h2>",
         _table(summary, ["", ""]),
+        "<h2>Resources</h2>",
+        _utilization_table(r),
         "<h2>Stages</h2>",
+        "<p class='muted'>latency: the stage's formula in cycles; the simulated latency is of "
+        "the whole pipeline (summary)</p>",
         _table(rows, head),
-        bar_chart("cycles per frame", [(s.name, s.cycles) for s in stages]),
+        bar_chart(
+            "pipeline balance: cycles per frame per stage",
+            [(s.name, s.cycles) for s in stages],
+            line=(f"target {_fmt(budget)}", budget) if budget else None,
+        ),
         bar_chart(
             "LUTs per stage (synthesized, else estimated)",
             [(s.name, (s.synth or s.est).lut) for s in stages],
         ),
     ]
+    if fifo_rows:
+        depths = [[short_name(k), v] for k, v in fifo_rows]
+        body += ["<h2>Glue FIFO depths (sized by simulation)</h2>",
+                 _table(depths, ["stream", "depth"])]  # fmt: skip
+    body += ["<h2>Files</h2>", _links(r)]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>qloom report</title>"
         f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"

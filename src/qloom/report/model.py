@@ -104,6 +104,7 @@ class StageRow:
     cycles: int
     est: Resources
     synth: Resources | None = None
+    latency: int | None = None  # the stage's latency formula (cycles), `Stage.latency_cycles`
 
     def to_json(self) -> dict:
         d = {
@@ -115,6 +116,8 @@ class StageRow:
         }
         if self.synth is not None:
             d["synth"] = self.synth.to_json()
+        if self.latency is not None:
+            d["latency"] = self.latency
         return d
 
     @classmethod
@@ -126,6 +129,7 @@ class StageRow:
             cycles=d["cycles"],
             est=Resources.from_json(d["est"]),
             synth=Resources.from_json(d["synth"]) if d.get("synth") is not None else None,
+            latency=d.get("latency"),
         )
 
 
@@ -133,7 +137,13 @@ class StageRow:
 class Totals:
     """The design as a whole. `fmax_mhz` / `fps_at_fmax` come from place and route: they are
     in report.json exactly when the report has a `pnr` section (as null if nextpnr reported no
-    Fmax)."""
+    Fmax).
+
+    `est` and `synth` are the sums over the stages; `fifos` is the estimate of the glue FIFOs
+    the generated top inserts between stages (`fifo_count` of them, at their sized depths),
+    which the stage rows do not contain. `utilization` is the whole accelerator (stages, by
+    Yosys where synthesized, else estimated, plus the glue FIFOs) in percent of the part, per
+    resource (LUT, FF, BRAM, DSP)."""
 
     cycles_per_frame: int
     bottleneck: str
@@ -143,6 +153,15 @@ class Totals:
     synth: SynthTotals | None = None
     fmax_mhz: float | None = None
     fps_at_fmax: float | None = None
+    fifos: Resources | None = None
+    fifo_count: int | None = None
+    utilization: dict[str, float] | None = None
+
+    @property
+    def accelerator(self) -> Resources:
+        """The whole accelerator: the stages (synthesized, else estimated) + glue FIFOs."""
+        stages = self.synth if self.synth is not None else self.est
+        return stages + self.fifos if self.fifos is not None else stages
 
     def to_json(self, placed: bool = False) -> dict:
         d = {
@@ -157,6 +176,10 @@ class Totals:
         if placed:
             d["fmax_mhz"] = self.fmax_mhz
             d["fps_at_fmax"] = self.fps_at_fmax
+        if self.fifos is not None:
+            d["fifos"] = {"count": self.fifo_count, "est": self.fifos.to_json()}
+        if self.utilization is not None:
+            d["utilization_percent"] = self.utilization
         return d
 
     @classmethod
@@ -170,6 +193,9 @@ class Totals:
             synth=Resources.from_json(d["synth"]) if d.get("synth") is not None else None,
             fmax_mhz=d.get("fmax_mhz"),
             fps_at_fmax=d.get("fps_at_fmax"),
+            fifos=Resources.from_json(d["fifos"]["est"]) if d.get("fifos") else None,
+            fifo_count=d["fifos"]["count"] if d.get("fifos") else None,
+            utilization=d.get("utilization_percent"),
         )
 
 
