@@ -74,6 +74,10 @@ class BuildOptions:
     synth: bool = False
     pnr_part: str | None = None  # an ECP5/iCE40 part for place and route (default: none)
     quiet: bool = False
+    # a board top (qloom.deploy.board) in board/: "ulx3s" / "orangecrab"; with pnr_part (""
+    # = the board's own part) the board top is placed and routed instead of the I/O harness
+    board: str | None = None
+    baud: int = 115_200
     extra: dict = field(default_factory=dict)
 
 
@@ -150,12 +154,30 @@ def check_options(opts: BuildOptions) -> None:
         )
     if opts.sim_frames < 0:
         raise QloomError(f"--sim-frames must be >= 0 (0 skips simulation), got {opts.sim_frames}")
+    _check_board_options(opts)
     name = opts.name if opts.name is not None else Path(opts.model).stem
     if name in ("", ".", "..") or "/" in name or "\\" in name or name.endswith(".partial"):
         raise QloomError(
             f"--name {name!r} must be one plain directory name (no '/', not '.', '..' or "
             "'*.partial'): the build goes to <out>/<name>"
         )
+
+
+def _check_board_options(opts: BuildOptions) -> None:
+    """--board / --baud / --pnr without a part, checked before any work is done."""
+    if opts.pnr_part == "" and not opts.board:
+        raise QloomError("--pnr needs a PART (e.g. --pnr LFE5U-85F) unless --board is given")
+    if opts.board is None:
+        return
+    from qloom.deploy.board import get_board, uart_timing
+
+    board = get_board(opts.board)
+    if opts.pnr_part and opts.pnr_part not in board.parts:
+        raise QloomError(
+            f"--board {board.name}: --pnr {opts.pnr_part} is not its part; the {board.title} "
+            f"carries {', '.join(board.parts)} (--pnr alone: {board.default_part})"
+        )
+    uart_timing(board.name, opts.clock_mhz, opts.baud)  # the PLL reaches the clock, baud fits
 
 
 def _owned_or_absent(path: Path, what: str) -> None:
@@ -391,8 +413,10 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                 )
         if opts.synth:
             _synthesize(design, device, rtl, work, report, say)
-        if opts.pnr_part:
+        if opts.pnr_part and not opts.board:
             _place_and_route(rtl, opts, work, report, say)
+        if opts.board:
+            _board(design, rtl, opts, work, report, say)
     except BaseException as e:
         (work / "FAILED.txt").write_text(f"{type(e).__name__}: {e}\n")
         (work / "report.json").write_text(report.dumps())
@@ -500,4 +524,44 @@ def _place_and_route(rtl, opts: BuildOptions, work: Path, report: BuildReport, s
         timing_met=res.timing_met,
         utilization=res.utilization,
         bitstream=str(Path(res.bitstream).relative_to(work)) if res.bitstream else None,
+    )
+
+
+def _board(design, rtl, opts: BuildOptions, work: Path, report: BuildReport, say) -> None:
+    """The board top in board/ (qloom.deploy.board: PLL to --clock-mhz, UART at --baud, the
+    board's pins); with --pnr it is what gets placed and routed (its report becomes the
+    build's pnr entry, board/pnr.json holds the details). A missed clock does not fail the
+    build: it is said loudly, here and in the summary."""
+    from qloom.deploy import io_description
+    from qloom.deploy.board import place_and_route_board, write_board
+    from qloom.deploy.client import frame_bytes
+
+    if len(rtl.out_ports) != 1:
+        n = len(rtl.out_ports)
+        raise BuildError(f"--board: the board top carries one output stream, {rtl.top} has {n}")
+    frame_in, _ = frame_bytes(io_description(design))
+    board = write_board(
+        rtl.top, rtl.in_width, rtl.out_widths[0], work / "board", opts.board, opts.clock_mhz,
+        opts.baud, part=opts.pnr_part or None, frame_bytes=frame_in, window=2,
+    )  # fmt: skip
+    say(
+        f"board top for the {board.board} ({board.part}): PLL {board.clock_mhz:.4f} MHz, "
+        f"{board.baud} baud, {board.rx_fifo_bytes}-byte receive FIFO (board/)"
+    )
+    if opts.pnr_part is None:
+        return
+    say(f"place and route of the board top on {board.part} (target {board.clock_mhz:.4g} MHz)")
+    res = place_and_route_board(board, rtl.sources, _memory_files(rtl), work / "board" / "pnr")
+    pnr_json = json.dumps(res.to_json(work / "board"), indent=2)
+    (work / "board" / "pnr.json").write_text(pnr_json + "\n")
+    say(res.timing_line())
+    t = report.totals
+    t.fmax_mhz = res.fmax_mhz
+    t.fps_at_fmax = res.fmax_mhz * 1e6 / t.cycles_per_frame if res.fmax_mhz else None
+    report.pnr = PnrSummary(
+        part=board.part,
+        fmax_mhz=res.fmax_mhz,
+        timing_met=res.timing_met,
+        utilization=res.utilization,
+        bitstream=str(res.bitstream.relative_to(work)) if res.bitstream else None,
     )

@@ -164,6 +164,8 @@ def _build(args: argparse.Namespace) -> int:
         synth=args.synth,
         pnr_part=args.pnr,
         quiet=args.quiet,
+        board=args.board,
+        baud=args.baud,
     )
     if args.config:
         from qloom.config import options_from_config, read_config
@@ -227,6 +229,10 @@ def _print_build(r: BuildReport) -> None:
         p = r.pnr
         rows.append((f"Fmax on {p.part} (nextpnr)", f"{p.fmax_mhz:.1f} MHz"))
         rows.append(("bitstream", str(p.bitstream)))
+    if r.dir is not None:
+        from qloom.deploy.board import summary_rows
+
+        rows += summary_rows(r.dir / "board")  # qloom build --board: its settings, timing
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)
@@ -254,6 +260,33 @@ def _devices(args: argparse.Namespace) -> int:
         )
     console.print(table)
     return 0
+
+
+def _board_send(args: argparse.Namespace) -> int:
+    from qloom.deploy.client import send_command  # (qloom.deploy imports the compiler)
+
+    return send_command(args)
+
+
+def _add_board_parser(sub) -> None:
+    """``qloom board send BUILD_DIR --port P --data x.npy [--out y.npy]`` (qloom.deploy.client)."""
+    s = sub.add_parser("board", help="talk to a board built with qloom build --board")
+    b = s.add_subparsers(dest="board_command", required=True).add_parser(
+        "send", help="stream inputs (.npy, the model's own domain) to the board, read results"
+    )
+    b.add_argument("build_dir", help="a qloom build directory with board/ (qloom build --board)")
+    b.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    b.add_argument("--data", required=True, help="inputs: FILE.npy of shape (N, ...input shape)")
+    b.add_argument("--out", default=None, help="write the model's first output to OUT.npy")
+    b.add_argument("--baud", type=int, default=None, help="default: the build's (board.json)")
+    b.add_argument(
+        "--window", type=int, default=None, help="frames in flight (default: the board's FIFO)"
+    )
+    b.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a result")
+    b.add_argument(
+        "--check", action="store_true", help="compare with the integer model (exit 1 if not)"
+    )
+    b.set_defaults(fn=_board_send)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,9 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--pnr",
         default=None,
+        nargs="?",
+        const="",
         metavar="PART",
-        help="place and route on an ECP5/iCE40 part (e.g. LFE5U-85F): Fmax and bitstream",
+        help="place and route on an ECP5/iCE40 part (e.g. LFE5U-85F): Fmax and bitstream; "
+        "with --board, the board top on the board's part (PART may be left out)",
     )
+    s.add_argument(
+        "--board",
+        default=None,
+        help="also write a board top into <build>/board/ (ulx3s, orangecrab): PLL to "
+        "--clock-mhz, a UART to the host (qloom board send), the board's pins",
+    )
+    s.add_argument("--baud", type=int, default=115_200, help="the board's UART rate")
     s.add_argument(
         "--config",
         default=None,
@@ -325,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("devices", help="list the FPGA parts qloom knows")
     s.set_defaults(fn=_devices)
+
+    _add_board_parser(sub)
 
     from qloom.sim.cli import add_parser as add_sim
 

@@ -222,6 +222,15 @@ CASES: dict[str, list[dict]] = {
             "PAD_R": 1,
         },
     ],
+    # the board top's serial port (qloom.deploy.board): receiver, transmitter, the bridge
+    "qloom_uart_rx": [{}, {"CLKS_PER_BIT": 2}, {"CLKS_PER_BIT": 3}, {"CLKS_PER_BIT": 868}],
+    "qloom_uart_tx": [{}, {"CLKS_PER_BIT": 1}, {"CLKS_PER_BIT": 2}, {"CLKS_PER_BIT": 33}],
+    "qloom_uart_bridge": [
+        {},
+        {"IN_WIDTH": 1, "OUT_WIDTH": 7, "CLKS_PER_BIT": 2, "RX_FIFO_DEPTH": 2},
+        {"IN_WIDTH": 49, "OUT_WIDTH": 70, "CLKS_PER_BIT": 33, "RX_FIFO_DEPTH": 224},
+        {"IN_WIDTH": 16, "OUT_WIDTH": 8, "CLKS_PER_BIT": 868, "RX_FIFO_DEPTH": 64},
+    ],
 }
 
 
