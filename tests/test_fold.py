@@ -54,6 +54,27 @@ def test_target_met_by_minimal_folding(tfc, fps):
     assert total["LUT"] <= 0.8 * dev.luts and total["BRAM"] <= 0.8 * dev.bram
 
 
+def test_refold_is_design_to_design(tfc):
+    """DataflowDesign.refold: the named stage takes the new folding, the others keep theirs,
+    the wiring follows the new widths, the original design is unchanged."""
+    base = fold_design(tfc, 1e4, CLOCK).design
+    mvaus = base.of_kind("MVAU")
+    first, second = mvaus[0], mvaus[1]
+    new = base.refold({first.name: {"SIMD": first.mw}})
+    assert new.stage(first.name).simd == first.mw and base.stage(first.name).simd == first.simd
+    assert (new.stage(second.name).pe, new.stage(second.name).simd) == (second.pe, second.simd)
+    # the wiring follows: the MVAU now reads a whole input vector per beat
+    assert new.streams[new.stage(first.name).inputs[0]].elems == first.mw
+    assert new.refold({}).folding_json() == new.folding_json()
+    x = np.random.default_rng(0).integers(0, 256, size=(4, *tfc.tensors[tfc.inputs[0]].shape))
+    a, b = new.execute(x), base.execute(x)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(FoldingError, match="no stage nope; its stages: "):
+        base.refold({"nope": {"PE": 2}})
+    with pytest.raises(FoldingError, match=first.name):
+        base.refold({first.name: {"SIMD": 3}})  # 3 does not divide 784
+
+
 def test_higher_target_costs_more(tfc):
     luts = [fold_design(tfc, f, CLOCK).estimate["total"].lut for f in (1e4, 1e5, 1e6)]
     assert luts[0] < luts[1] < luts[2]

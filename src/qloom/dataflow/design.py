@@ -117,6 +117,30 @@ class DataflowDesign:
                 out[s.name] = f
         return out
 
+    def refold(self, folding: dict) -> DataflowDesign:
+        """This design with the stages named in `folding` (FINN form: stage -> {"PE": ..,
+        "SIMD": .., "ram_style": ..}) refolded and every other stage kept as it is.
+
+        The stages check their own parameters (`Stage.refold` rules); the wiring between them
+        (DWCs where stream widths change, Duplicate and FIFO specs, the input's elements per
+        beat) follows from the folded widths, so it is derived again from the integer graph
+        by the same lowering that made this design. The design itself is not changed."""
+        from qloom.dataflow.lower import to_dataflow
+        from qloom.errors import FoldingError
+
+        names = {s.name for s in self.stages}
+        unknown = sorted(k for k in folding if k != "Defaults" and k not in names)
+        if unknown:
+            raise FoldingError(
+                f"refold of '{self.name}': no stage {', '.join(unknown)}; its stages: "
+                f"{', '.join(s.name for s in self.stages if s.folding())}"
+            )
+        merged = self.folding_json()
+        for name, params in folding.items():
+            if name != "Defaults":
+                merged[name] = {**merged.get(name, {}), **params}
+        return to_dataflow(self.source, merged)
+
     def write_folding(self, path: str | Path) -> Path:
         p = Path(path)
         p.write_text(json.dumps(self.folding_json(), indent=2) + "\n")

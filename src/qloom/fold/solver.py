@@ -209,9 +209,7 @@ class _Problem:
         return chosen
 
     def build(self, chosen: dict[str, Candidate], budget: int, clock_mhz: float) -> FoldResult:
-        folding = {"Defaults": {}}
-        folding.update({n: dict(c.folding) for n, c in chosen.items()})
-        design = to_dataflow(self.graph, folding)
+        design = self.base.refold({n: dict(c.folding) for n, c in chosen.items()})
         est = estimate_design(design, self.device)
         return FoldResult(design.folding_json(), design, est, budget, clock_mhz)
 
