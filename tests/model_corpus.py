@@ -570,3 +570,116 @@ def brevitas_concat_cnn(path: Path, shared: bool = True, branches: int = 2) -> P
     model = Net()
     _calibrate(model, torch.randn(128, 2, 8, 8))
     return export_qonnx(model, path, in_shape=(1, 2, 8, 8))
+
+
+def brevitas_residual_scales(
+    path: Path,
+    main_scales: tuple[float, float] = (1.3, 0.77),
+    short_scales: tuple[float, float] = (2.1, 1.13),
+    out_scale: float = 1.9,
+    channels: int = 4,
+    size: int = 8,
+) -> Path:
+    """A residual net whose Adds join branches quantized by separate quantizers of different,
+    non-power-of-two learned scales (Brevitas parameter scaling, set explicitly), as in real
+    Brevitas ResNets: an 8-bit input quantizer and a 3x3 conv stem (power-of-two scales, 4-bit
+    QuantReLU), then
+    - block 1 (identity shortcut): conv-BN-QuantReLU-conv-BN into a signed 4-bit QuantIdentity
+      of scale main_scales[0]/8; the shortcut through its own signed 5-bit QuantIdentity of
+      scale short_scales[0]/16; their sum into a 4-bit QuantReLU of scale out_scale/15;
+    - block 2 (1x1 stride-2 conv shortcut, channels doubled): conv(stride 2)-BN-QuantReLU-
+      conv-BN into a 4-bit QuantReLU of scale main_scales[1]/15; the shortcut conv-BN into a
+      signed 4-bit QuantIdentity of scale short_scales[1]/8; their sum into a power-of-two
+      4-bit QuantReLU;
+    then a global average pool, a 4-bit quantizer and a 5-class classifier."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8ActPerTensorFloat,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+        Uint8ActPerTensorFloat,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(9)
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    relu4 = dict(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4)
+
+    def learned(quant, bits: int, value: float) -> dict:
+        return dict(act_quant=quant, bit_width=bits, scaling_impl_type="parameter",
+                    scaling_init=value)  # fmt: skip
+
+    c1, c2 = channels, 2 * channels
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8)
+            self.stem = torch.nn.Sequential(
+                qnn.QuantConv2d(3, c1, 3, padding=1, **w4),
+                torch.nn.BatchNorm2d(c1),
+                qnn.QuantReLU(**relu4),
+            )
+            self.b1 = torch.nn.Sequential(
+                qnn.QuantConv2d(c1, c1, 3, padding=1, **w4),
+                torch.nn.BatchNorm2d(c1),
+                qnn.QuantReLU(**relu4),
+                qnn.QuantConv2d(c1, c1, 3, padding=1, **w4),
+                torch.nn.BatchNorm2d(c1),
+                qnn.QuantIdentity(**learned(Int8ActPerTensorFloat, 4, main_scales[0])),
+            )
+            self.s1 = qnn.QuantIdentity(**learned(Int8ActPerTensorFloat, 5, short_scales[0]))
+            self.o1 = qnn.QuantReLU(**learned(Uint8ActPerTensorFloat, 4, out_scale))
+            self.b2 = torch.nn.Sequential(
+                qnn.QuantConv2d(c1, c2, 3, stride=2, padding=1, **w4),
+                torch.nn.BatchNorm2d(c2),
+                qnn.QuantReLU(**relu4),
+                qnn.QuantConv2d(c2, c2, 3, padding=1, **w4),
+                torch.nn.BatchNorm2d(c2),
+                qnn.QuantReLU(**learned(Uint8ActPerTensorFloat, 4, main_scales[1])),
+            )
+            self.s2 = torch.nn.Sequential(
+                qnn.QuantConv2d(c1, c2, 1, stride=2, **w4),
+                torch.nn.BatchNorm2d(c2),
+                qnn.QuantIdentity(**learned(Int8ActPerTensorFloat, 4, short_scales[1])),
+            )
+            self.o2 = qnn.QuantReLU(**relu4)
+            self.pool = torch.nn.AdaptiveAvgPool2d(1)
+            self.q = qnn.QuantIdentity(**relu4)
+            self.fc = qnn.QuantLinear(c2, 5, bias=False, weight_quant=Int8WeightPerTensorFixedPoint,
+                                      weight_bit_width=4)  # fmt: skip
+
+        def forward(self, x):
+            x = self.stem(self.inp(x))
+            x = self.o1(self.b1(x) + self.s1(x))
+            x = self.o2(self.b2(x) + self.s2(x))
+            return self.fc(torch.flatten(self.q(self.pool(x)), 1))
+
+    model = Net()
+    _calibrate(model, torch.randn(128, 3, size, size))
+    return export_qonnx(model, path, in_shape=(1, 3, size, size))
+
+
+def add_of_two_scales(
+    path: Path,
+    sx: float,
+    sy: float,
+    bits: int = 8,
+    out_quant: tuple[float, int] | None = None,
+    classes: int = 0,
+) -> Path:
+    """The join of two branches quantized with different scales, hand-built as QONNX: x
+    (1, 16) -> an 8-bit input quantizer of scale 1/16 -> two signed `bits`-bit quantizers of
+    scales sx and sy -> Add -> [a signed quantizer (scale, bits) = out_quant] -> [a 4-bit
+    MatMul to `classes` outputs]; the last tensor is the output."""
+    b = _Builder(10)
+    q = b.quant("x", 1 / 16, 8, signed=True)
+    y = b.node("Add", [b.quant(q, sx, bits, signed=True), b.quant(q, sy, bits, signed=True)])
+    if out_quant is not None:
+        y = b.quant(y, out_quant[0], out_quant[1], signed=True)
+    if classes:
+        y = b.node("MatMul", [y, b.qweights(16, classes, 4)])
+    return b.save(path, (1, 16), y, (1, classes or 16))

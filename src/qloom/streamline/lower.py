@@ -7,7 +7,9 @@ Guarantees: every op of the result is an integer op of qloom.execute.integer; ea
 became a MultiThreshold whose integer thresholds absorb everything between the previous linear
 op and it (scales, biases, batch norm, ReLU/clip, negative scales via per-channel `negate`);
 conv/pool tensors are channels-last; the float tail after the last linear op stays exact as a
-FloatTail; its outputs carry the imported output names and layouts.
+FloatTail; its outputs carry the imported output names and layouts. An Add of two quantized
+streams of different scales becomes an integer Add with multipliers of their exact common unit,
+or smaller ones proven to give the quantizer after it the same levels (addscale.py).
 
 How: abstract interpretation. Each imported tensor is a `Value`: an integer tensor plus the
 float32 steps the imported graph applies to it. A quantizer meeting a Value is resolved by a
@@ -30,7 +32,19 @@ from qloom.execute.reference import REFERENCE_OPS
 from qloom.frontend.domain import SHAPE_OPS, InputDomain, derive_input_domain
 from qloom.frontend.validate import quantizer_levels
 from qloom.ir import Graph, Node, TensorInfo
-from qloom.streamline.values import AFFINE, Pool, Value, canonical_idx
+from qloom.streamline.addscale import (
+    MAX_ADD_BITS,
+    MAX_MULTIPLIER,
+    MAX_PAIRS,
+    LevelOrder,
+    bits_for_range,
+    candidate_multipliers,
+    closest_thresholds,
+    exact_multipliers,
+    sum_bits,
+    table_thresholds,
+)
+from qloom.streamline.values import AFFINE, PendingAdd, Pool, Value, canonical_idx
 
 #: ops that may follow the float output of the network: they run on the host
 HOST_OPS = ("Softmax", "LogSoftmax", "TopK", "ArgMax") + SHAPE_OPS
@@ -59,6 +73,9 @@ class _Lowering:
         self.env: dict[str, Value | np.ndarray] = dict(graph.constants)
         self.qconst: dict[str, QConst] = {}
         self.host_constants: dict[str, np.ndarray] = {}  # inputs of ops after the float tail
+        # emitted Adds: (pending tensor, a_mul, b_mul) -> (tensor, lo, hi, dtype)
+        self.adds: dict[tuple[str, int, int], tuple[str, np.ndarray, np.ndarray, DataType]] = {}
+        self.reserved: set[str] = set()  # tensor names of sums not emitted yet
 
     # -- driver -----------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -136,7 +153,7 @@ class _Lowering:
 
     def _int_name(self, base: str) -> str:
         name = base if base not in self.g.outputs else f"{base}_int"
-        while name in self.tensors:
+        while name in self.tensors or name in self.reserved:
             name += "_"
         return name
 
@@ -200,6 +217,7 @@ class _Lowering:
         self.env[node.outputs[0]] = v.with_step(kind, param)
 
     def _materialize_pool(self, v: Value, name: str) -> Value:
+        v = self._realize(v, f"'{name}'")
         if v.pool is None:
             return v
         p = v.pool
@@ -251,7 +269,7 @@ class _Lowering:
                 node.name,
                 node.op,
             )
-        v = self._materialize_pool(v, node.name)
+        v = self._materialize_pool(self._realize(v, f"node '{node.name}' ({node.op})"), node.name)
         return v, float(a[0]), np.rint(z).astype(np.int64)
 
     def _weights(self, node: Node, name: str) -> QConst:
@@ -596,6 +614,11 @@ class _Lowering:
         self._append(node, v, "add", pc(beta))
 
     def _add_values(self, node: Node, x: Value, y: Value) -> None:
+        """An Add of two quantized streams: with scales sx and sy, the sum is
+        u * (mx*x + my*y) exactly for their common unit u (addscale.exact_multipliers). The
+        integer Add is emitted by the sum's first consumer: `_threshold` looks for smaller
+        multipliers that give its quantizer the same level on every operand pair, anything
+        else takes the exact ones (`_realize`, which refuses sums too wide)."""
         vx, ax, zx = self._quantized(node, x)
         vy, ay, zy = self._quantized(node, y)
         if vx.shape != vy.shape or not np.array_equal(vx.idx, vy.idx):
@@ -604,31 +627,128 @@ class _Lowering:
                 node.name,
                 node.op,
             )
-        a = min(ax, ay)
-        mx, my = ax / a, ay / a
-        if not (np.isclose(mx, round(mx)) and np.isclose(my, round(my))):
-            raise UnsupportedModelError(
-                f"node '{node.name}' (Add): the operands' scales {ax:g} and {ay:g} are not "
-                "integer multiples of each other; share the quantizer scale of both branches "
-                "(e.g. Brevitas return_quant_tensor with a shared QuantIdentity)",
-                node.name,
-                node.op,
-            )
-        mx, my = int(round(mx)), int(round(my))
+        c = vx.channels
+        zx, zy = np.broadcast_to(zx, (c,)), np.broadcast_to(zy, (c,))
+        mx, my, unit = exact_multipliers(ax, ay)
+        zcorr = np.array([mx * int(a) + my * int(b) for a, b in zip(zx, zy, strict=True)], float)
+        steps = self._linear_steps(zcorr, np.full(c, float(unit)))
+        lo = [mx * int(a) + my * int(b) for a, b in zip(vx.lo, vy.lo, strict=True)]
+        hi = [mx * int(a) + my * int(b) for a, b in zip(vx.hi, vy.hi, strict=True)]
+        bits = bits_for_range(min(lo), max(hi))
+        if bits > 62:  # cannot be realized (`_realize` refuses); keep int64 placeholders
+            lo, hi = [0] * c, [0] * c
         out = self._int_name(node.outputs[0])
-        self._emit(
-            "Add",
-            node.name,
-            [vx.tensor, vy.tensor],
-            out,
-            vx.shape,
-            DataType("INT32"),
-            a_mul=mx,
-            b_mul=my,
+        self.reserved.add(out)
+        pending = PendingAdd(node.name, vx, vy, ax, ay, len(steps))
+        lo_a, hi_a = np.array(lo, np.int64), np.array(hi, np.int64)
+        dt = DataType.for_range(int(lo_a.min()), int(hi_a.max()))
+        self.env[node.outputs[0]] = Value(
+            out, vx.shape, vx.idx, lo_a, hi_a, dt, tuple(steps), add=pending
         )
-        lo, hi = mx * vx.lo + my * vy.lo, mx * vx.hi + my * vy.hi
-        steps = self._linear_steps(mx * zx + my * zy, np.full(vx.channels, a))
-        self.env[node.outputs[0]] = self._acc_value(out, vx.shape, vx.idx, lo, hi, steps)
+
+    def _emit_add(
+        self, p: PendingAdd, tensor: str, m1: int, m2: int
+    ) -> tuple[str, np.ndarray, np.ndarray, DataType]:
+        """Emit (once) the integer Add m1*x + m2*y of a pending sum; the first emission takes
+        the sum's own tensor name, another one (other multipliers, for another consumer) a
+        suffixed name. Returns (tensor, per-channel lo, hi, dtype)."""
+        key = (tensor, m1, m2)
+        if key in self.adds:
+            return self.adds[key]
+        first = not any(k[0] == tensor for k in self.adds)
+        name = tensor if first else self._int_name(f"{tensor}_{m1}x{m2}")
+        lo, hi = m1 * p.x.lo + m2 * p.y.lo, m1 * p.x.hi + m2 * p.y.hi
+        dt = DataType.for_range(int(lo.min()), int(hi.max()))
+        node_name = p.node if first else f"{p.node}_{m1}x{m2}"
+        self._emit(
+            "Add", node_name, [p.x.tensor, p.y.tensor], name, p.x.shape, dt, a_mul=m1, b_mul=m2
+        )
+        self.adds[key] = (name, lo, hi, dt)
+        return self.adds[key]
+
+    def _add_width_error(self, p: PendingAdd, feeds: str, why: str) -> UnsupportedModelError:
+        """The refusal of a sum too wide for the Add stage: the node, the scales, their
+        exact multipliers, the bits needed, what the sum feeds and what would work."""
+        mx, my, unit = exact_multipliers(p.sx, p.sy)
+        bits = sum_bits(mx, my, p.x.dtype, p.y.dtype)
+        if why:
+            feeds, hint = f"{feeds}, and {why}", ""
+        else:
+            feeds += ", which needs the exact sum"
+            hint = (
+                ", or quantize the sum right after the Add (e.g. a Brevitas QuantReLU), which "
+                "lets qloom look for smaller multipliers"
+            )
+        return UnsupportedModelError(
+            f"node '{p.node}' (Add): the operands' scales {p.sx:.9g} and {p.sy:.9g} are {mx} "
+            f"and {my} times their exact common unit {float(unit):.9g}, so their exact integer "
+            f"sum needs a {bits}-bit accumulator (qloom's Add takes at most {MAX_ADD_BITS} "
+            f"bits, and multipliers below 2**31); it feeds {feeds}; quantize both branches "
+            "with one shared quantizer or with scales whose ratio is a small fraction (e.g. "
+            f"0.75 and 0.5: multipliers 3 and 2){hint}",
+            p.node,
+            "Add",
+        )
+
+    def _realize(self, v: Value, consumer: str, why: str = "") -> Value:
+        """The exact integer sum of a pending Add, emitted once; refused (naming the Add,
+        the scales and the bits it needs) when it does not fit the Add stage. `why`: why the
+        quantizer `consumer` found no smaller multipliers."""
+        p = v.add
+        if p is None:
+            return v
+        mx, my, _ = exact_multipliers(p.sx, p.sy)
+        if not _add_fits(p, mx, my):
+            raise self._add_width_error(p, consumer, why)
+        tensor, lo, hi, dt = self._emit_add(p, v.tensor, mx, my)
+        return dataclasses.replace(v, tensor=tensor, lo=lo, hi=hi, dtype=dt, add=None)
+
+    def _add_thresholds(self, v: Value, to_level, bipolar: bool):
+        """Thresholds of the quantizer after a pending Add with the smallest
+        multipliers that reproduce, for every operand pair the streams can carry, the level
+        qonnx computes (each operand's float32 value, their float32 sum, the steps after it,
+        the quantizer). Where none do (not even the exact ones: qonnx's rounding makes its
+        levels non-monotone in the exact sum), the exact multipliers with the thresholds
+        that misplace the fewest pairs. Returns ((tensor of the emitted Add,
+        _search_thresholds' result), "") or (None, why not): no pending Add, too many pairs
+        to enumerate, or an exact sum too wide and no smaller multipliers that fit."""
+        p = v.add
+        if p is None:
+            return None, ""
+        c = v.channels
+        nx = int((p.x.hi - p.x.lo).max()) + 1
+        ny = int((p.y.hi - p.y.lo).max()) + 1
+        if c * nx * ny > MAX_PAIRS:
+            return None, (
+                f"its {c} x {nx} x {ny} operand pairs are too many to look for smaller "
+                f"multipliers (at most {MAX_PAIRS})"
+            )
+        qx = np.minimum(p.x.lo[:, None] + np.arange(nx), p.x.hi[:, None])
+        qy = np.minimum(p.y.lo[:, None] + np.arange(ny), p.y.hi[:, None])
+        qx, qy = np.repeat(qx, ny, axis=1), np.tile(qy, (1, nx))
+        chan = np.arange(c)[:, None]
+        total = apply_steps(qx, p.x.steps, chan) + apply_steps(qy, p.y.steps, chan)
+        level = to_level(apply_steps(total.astype(np.float32), v.steps[p.at :], chan))
+        order = LevelOrder(qx, qy, level)
+        for m1, m2 in candidate_multipliers(p.sx, p.sy):
+            if not _add_fits(p, m1, m2) or not order.separates(m1, m2):
+                continue
+            lo, hi = m1 * p.x.lo + m2 * p.y.lo, m1 * p.x.hi + m2 * p.y.hi
+            found = table_thresholds(m1 * qx + m2 * qy, level, lo, hi, bipolar)
+            if found is not None:
+                return (self._emit_add(p, v.tensor, m1, m2)[0], found), ""
+        mx, my, _ = exact_multipliers(p.sx, p.sy)
+        if _add_fits(p, mx, my):
+            # qonnx's levels are not a monotone function of the exact sum (its float32
+            # rounding of the operands decides some pairs near a quantizer step): the exact
+            # sum with the thresholds that give the fewest pairs another level
+            lo, hi = mx * p.x.lo + my * p.y.lo, mx * p.x.hi + my * p.y.hi
+            found, _ = closest_thresholds(mx * qx + my * qy, level, lo, hi, bipolar)
+            return (self._emit_add(p, v.tensor, mx, my)[0], found), ""
+        return None, (
+            f"no multipliers for a sum of at most {MAX_ADD_BITS} bits give that quantizer the "
+            "level the model computes on every operand pair"
+        )
 
     def _op_Concat(self, node, args):
         """Concat of quantized tensors along the channel axis, with one shared scale: the
@@ -736,7 +856,7 @@ class _Lowering:
 
     # -- outputs ----------------------------------------------------------------------------
     def _float_tail(self, v: Value, name: str) -> str:
-        v = self._materialize_pool(v, name)
+        v = self._materialize_pool(self._realize(v, f"the float output '{name}'"), name)
         self.nodes.append(
             Node(
                 "FloatTail",
@@ -846,24 +966,34 @@ class _Lowering:
     def _threshold(self, node: Node, v: Value) -> None:
         real, s, z, bipolar = self._quantizer(node, v)
         c = v.channels
-        steps = v.steps
         chan = np.arange(c)[:, None]
         s_c = np.broadcast_to(np.asarray(s, np.float64), (c,))[:, None]
         z_c = np.broadcast_to(np.asarray(z, np.float64), (c,))[:, None]
 
-        def level(acc: np.ndarray) -> np.ndarray:  # acc (C, n) int -> (C, n) int level
-            y = real(apply_steps(acc, steps, chan))
+        def to_level(y: np.ndarray) -> np.ndarray:  # (C, n) float32 before the quantizer
+            y = real(y)
             if bipolar:  # y = (+-1 - z) * s
                 return np.where(y / s_c + z_c > 0, 1, -1).astype(np.int64)
             return np.rint(y / s_c + z_c).astype(np.int64)
 
-        thresholds, negate, lv_lo, lv_hi = _search_thresholds(level, v.lo, v.hi, bipolar)
+        found, why = self._add_thresholds(v, to_level, bipolar)
+        if found is not None:
+            tensor, (thresholds, negate, lv_lo, lv_hi) = found
+        else:
+            v = self._realize(v, f"the quantizer '{node.name}'", why)
+            steps = v.steps
+
+            def level(acc: np.ndarray) -> np.ndarray:  # acc (C, n) int -> (C, n) int level
+                return to_level(apply_steps(acc, steps, chan))
+
+            thresholds, negate, lv_lo, lv_hi = _search_thresholds(level, v.lo, v.hi, bipolar)
+            tensor = v.tensor
         dtype = BIPOLAR if bipolar else DataType.for_range(int(lv_lo.min()), int(lv_hi.max()))
         out = self._int_name(node.outputs[0])
         self._emit(
             "MultiThreshold",
             node.name,
-            [v.tensor],
+            [tensor],
             out,
             v.shape,
             dtype,
@@ -900,6 +1030,12 @@ class _Lowering:
         self._threshold(node, self._value(node, args[0]))
 
     _op_Quant = _op_IntQuant = _op_BipolarQuant = _op_MultiThreshold = _op_Trunc = _op_quantizer
+
+
+def _add_fits(p: PendingAdd, m1: int, m2: int) -> bool:
+    """m1*x + m2*y of a pending sum fits qloom's Add stage (accumulator and multipliers)."""
+    bits = sum_bits(m1, m2, p.x.dtype, p.y.dtype)
+    return bits <= MAX_ADD_BITS and max(m1, m2) <= MAX_MULTIPLIER
 
 
 def _step_signs(steps, channels: int) -> np.ndarray:

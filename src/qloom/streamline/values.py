@@ -30,6 +30,26 @@ class Pool:
 
 
 @dataclass(frozen=True, eq=False)
+class PendingAdd:
+    """The sum of two quantized tensors whose integer Add node is not emitted yet.
+
+    Why deferred: the multipliers depend on the consumer. A quantizer right after the Add can
+    often use multipliers much smaller than the exact ones (see qloom.streamline.addscale);
+    anything else (a linear op, a concat, the float tail) needs the exact sum. `x` and `y`
+    are the operands exactly as the imported graph computes them (integers plus their
+    float32 steps); the first `at` steps of the sum's Value describe the exact sum
+    (zero-point correction, common unit), the rest are the steps the graph applies after it.
+    """
+
+    node: str  # the imported Add node
+    x: Value
+    y: Value
+    sx: float  # the operands' scales (real = s * (q - z))
+    sy: float
+    at: int
+
+
+@dataclass(frozen=True, eq=False)
 class Value:
     tensor: str  # integer-graph tensor (before `pool`, if one is pending)
     shape: tuple[int, ...]  # its per-sample NHWC / (C,) shape
@@ -39,6 +59,7 @@ class Value:
     dtype: DataType
     steps: tuple[tuple[str, object], ...] = ()
     pool: Pool | None = None
+    add: PendingAdd | None = None  # `tensor` is the exact sum of `add`, not emitted yet
 
     @property
     def channels(self) -> int:
