@@ -222,6 +222,36 @@ CASES: dict[str, list[dict]] = {
             "PAD_R": 1,
         },
     ],
+    # tables: NO words of 2^(FANIN*IBITS)*OBITS bits; connections: NO*FANIN words
+    "qloom_truthtable": [
+        {},
+        {"CONN_FILE": "tt_conn_8x2.hex", "TABLE_FILE": "tt_4x32.hex"},
+        {
+            "NI": 16,
+            "NO": 8,
+            "OBITS": 1,
+            "FANIN": 3,
+            "CONN_FILE": "tt_conn_24x4.hex",
+            "TABLE_FILE": "tt_8x64.hex",
+        },
+        {
+            "NI": 1,
+            "IBITS": 1,
+            "NO": 3,
+            "OBITS": 3,
+            "FANIN": 1,
+            "CONN_FILE": "tt_conn_3x1.hex",
+            "TABLE_FILE": "tt_3x6.hex",
+        },
+        {
+            "NI": 5,
+            "IBITS": 3,
+            "NO": 2,
+            "FANIN": 4,
+            "CONN_FILE": "tt_conn_8x3.hex",
+            "TABLE_FILE": "tt_2x8192.hex",
+        },
+    ],
     # the board top's serial port (qloom.deploy.board): receiver, transmitter, the bridge
     "qloom_uart_rx": [{}, {"CLKS_PER_BIT": 2}, {"CLKS_PER_BIT": 3}, {"CLKS_PER_BIT": 868}],
     "qloom_uart_tx": [{}, {"CLKS_PER_BIT": 1}, {"CLKS_PER_BIT": 2}, {"CLKS_PER_BIT": 33}],

@@ -422,6 +422,11 @@ def estimate_mvau(s: MVAU, device: Device) -> Resources:
 @lowering_rule("MatMul", "XnorMatMul", "Conv", "XnorConv")
 def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     lin = nodes[0]
+    if ctx.folding.get(lin.name, {}).get("style", "mvau") != "mvau":  # LogicNets tables
+        from qloom.dataflow.truthtable import lower_truth_table
+
+        lower_truth_table(ctx, nodes)
+        return
     if lin.attrs.get("groups", 1) != 1:  # depthwise: a VVAU
         from qloom.dataflow.vvau import lower_vvau
 
@@ -433,7 +438,7 @@ def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     in_dtype = ctx.dtype_of[x]
     binary = lin.op.startswith("Xnor")
     w = np.asarray(lin.attrs["weights"], dtype=np.int64)
-    fold = ctx.fold(lin.name, "MVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto"})
+    fold = ctx.fold(lin.name, "MVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto", "style": "mvau"})
     pixels = 1
     if lin.op in ("Conv", "XnorConv"):
         kh, kw, cin, cout = w.shape

@@ -42,7 +42,9 @@ def _memory_params(stage: Stage, root: Path) -> dict[str, str]:
     words = stage.memory_words()
     if not words:
         return {}
-    key = hashlib.sha256(repr((stage.ident, words)).encode()).hexdigest()[:16]
+    # words in hex: a word of a truth table can exceed Python's 4,300-digit limit of int -> str
+    hexed = [[f"{w:x}" for w in mem] for mem in words]
+    key = hashlib.sha256(repr((stage.ident, hexed)).encode()).hexdigest()[:16]
     folder = root / f"{stage.ident}-{key}"
     files = stage.write_memories(folder)
     return {name: str(Path(p).resolve()) for name, p in files.items()}
