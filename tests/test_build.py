@@ -162,6 +162,6 @@ def test_report_page_shortens_long_names_and_draws_the_target():
     name = "/features/features.12/block/QuantConv2d_with_a_very_long_brevitas_name/Conv"
     cell = short_name(name)
     assert f"title='{name}'" in cell and "…" in cell and len(cell) < 2 * len(name) + 40
-    assert short_name("fc1") == "<span title='fc1'>fc1</span>"
+    assert short_name("fc1") == "<span class='nm' title='fc1'>fc1</span>"
     svg = bar_chart("balance", [("a", 10), (name, 30)], line=("target 20", 20))
     assert "<line" in svg and "target 20" in svg and f"<title>{name}</title>" in svg

@@ -63,6 +63,19 @@ def test_config_round_trips():
     assert again.input_spec.scale == Fraction(1, 255)
 
 
+def test_config_round_trips_scale_out_and_board_options():
+    """--devices / --link and --board / --baud / --pnr (the board's own part) survive the
+    build's build_config.json (FINN's own "board" key names a part, hence "board_top")."""
+    for opts in (
+        BuildOptions(model=Path("m.onnx"), name="m", devices="4xxczu7ev", links="aurora-10g"),
+        BuildOptions(model=Path("m.onnx"), name="m", board="ulx3s", baud=3_000_000, pnr_part=""),
+    ):
+        cfg = json.loads(json.dumps(config_json(opts)))
+        again, notes = options_from_config(cfg, "m.onnx")
+        assert again == opts and notes == []
+    assert config_json(opts)["board_top"] == "ulx3s"
+
+
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [

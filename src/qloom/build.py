@@ -12,6 +12,12 @@
       synth/                  per-stage Yosys results, Vivado TCL, ECP5 place and route + bitstream
       report.json, report.html
 
+With --devices (scale-out, qloom.fold.partition) the pipeline is cut into one segment per
+device: segments/<i>_<part>/ holds each segment's rtl/ (its own top, AXI-Stream in and out on
+the cut streams), design.json, sim/ (the segment alone) and synth/; there is no rtl/ of the
+whole design; sim/ is the chain simulated through link models (qloom.sim.chain); report.json
+lists the segments and links under "partition".
+
 The RTL is generated once, into rtl/ with the FIFO depths that sizing measured: the verification
 simulation runs those files, and the Vivado project and nextpnr take copies of them (memory
 files at the same relative paths, mem/*.hex). `build` returns the report as a
@@ -42,6 +48,7 @@ from qloom.frontend.domain import InputSpec
 from qloom.report.model import (
     BuildReport,
     InputDomain,
+    PartitionSummary,
     PnrSummary,
     Resources,
     RtlSummary,
@@ -78,6 +85,11 @@ class BuildOptions:
     # = the board's own part) the board top is placed and routed instead of the I/O harness
     board: str | None = None
     baud: int = 115_200
+    # scale-out (qloom.fold.partition): parts in chain order ("4xxczu7ev", "xc7a35t,xczu7ev")
+    # replace `part`; the pipeline is cut into one segment per device, joined by `links`
+    # ("aurora-10g", "2.5:40", or one per gap, comma-separated; default aurora-10g)
+    devices: str | None = None
+    links: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -155,6 +167,7 @@ def check_options(opts: BuildOptions) -> None:
     if opts.sim_frames < 0:
         raise QloomError(f"--sim-frames must be >= 0 (0 skips simulation), got {opts.sim_frames}")
     _check_board_options(opts)
+    _check_device_options(opts)
     name = opts.name if opts.name is not None else Path(opts.model).stem
     if name in ("", ".", "..") or "/" in name or "\\" in name or name.endswith(".partial"):
         raise QloomError(
@@ -178,6 +191,25 @@ def _check_board_options(opts: BuildOptions) -> None:
             f"carries {', '.join(board.parts)} (--pnr alone: {board.default_part})"
         )
     uart_timing(board.name, opts.clock_mhz, opts.baud)  # the PLL reaches the clock, baud fits
+
+
+def _check_device_options(opts: BuildOptions) -> None:
+    """--devices / --link: parsed before any work is done; what a chain cannot do yet."""
+    if opts.devices is None:
+        if opts.links is not None:
+            raise QloomError("--link needs --devices (the chain of parts the links join)")
+        return
+    from qloom.fold.partition import parse_devices, parse_links
+
+    parse_devices(opts.devices)
+    parse_links(opts.links)
+    for flag, given in (("--max-fps", opts.max_fps), ("--pnr", opts.pnr_part is not None),
+                        ("--board", opts.board is not None)):  # fmt: skip
+        if given:
+            raise QloomError(
+                f"--devices cuts the design across several parts; {flag} is for a one-part "
+                "build (give --target-fps, or build each segment's part on its own)"
+            )
 
 
 def _owned_or_absent(path: Path, what: str) -> None:
@@ -264,6 +296,23 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
     return folding, f"target {opts.target_fps:g} FPS"
 
 
+def _folding_across(opts: BuildOptions, integer, devices, say) -> tuple[dict, str, int | None]:
+    """The folding of a multi-device build, and the target's cycle budget (None without a
+    target). The solver folds for the target without its one-part fit check (an infinite
+    cap): whether the design fits is the partition's question, segment by segment."""
+    from qloom.fold import fold_design, load_folding
+
+    if opts.target_fps:
+        say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz (across devices)")
+        res = fold_design(integer, opts.target_fps, opts.clock_mhz, devices[0], math.inf)
+        return res.folding, f"target {opts.target_fps:g} FPS", res.budget_cycles
+    if opts.folding:
+        tr = load_folding(opts.folding, integer)
+        how = "fully parallel" if str(opts.folding) == "parallel" else f"from {opts.folding}"
+        return tr.folding, how + (f" ({tr.note()})" if tr.note() else ""), None
+    return {}, "minimal (PE=SIMD=1)", None
+
+
 def _compare(sim_outputs: dict, reference: dict, frames: int) -> int:
     """Number of frames whose RTL outputs differ from the integer model's."""
     bad = np.zeros(frames, dtype=bool)
@@ -313,6 +362,12 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
     _owned_or_absent(final, "new build")
     _owned_or_absent(work, "new build's work directory")
     device = get_device(opts.part)
+    devices = None
+    if opts.devices is not None:  # scale-out: the chain's first part stands for `part`
+        from qloom.fold.partition import parse_devices
+
+        devices = parse_devices(opts.devices)
+        device = devices[0]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     (work / MARKER).write_text("a qloom build directory: qloom may replace it\n")
@@ -331,8 +386,21 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         shutil.copy(model, work / "model.onnx")
         save_graph(compiled.imported, work / "graphs" / "1_imported.onnx")
         save_graph(compiled.integer, work / "graphs" / "2_integer.onnx")
-        folding, how = _folding(opts, compiled.integer, say)
+        budget = None
+        if devices is None:
+            folding, how = _folding(opts, compiled.integer, say)
+        else:
+            folding, how, budget = _folding_across(opts, compiled.integer, devices, say)
         design = to_dataflow(compiled.integer, folding)
+        part = None
+        if devices is not None:
+            from qloom.fold.partition import partition
+
+            part = partition(design, devices, opts.links, opts.max_utilization, opts.clock_mhz,
+                             budget, f"the {how} design")  # fmt: skip
+            for line in part.summary().splitlines():
+                say(line.strip())
+        device_of = {n: g.device for g in (part.segments if part else ()) for n in g.stages}
         save_graph(design.to_graph(), work / "graphs" / "3_dataflow.onnx")
         design.write_folding(work / "folding.json")
         (work / "design.json").write_text(json.dumps(design.to_json(), indent=2, default=str))
@@ -342,7 +410,8 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         report.folding = how
         stages = []
         for s in design.stages:
-            est = {k.lower(): v for k, v in estimate_stage(s, device).as_dict().items()}
+            dev = device_of.get(s.name, device)
+            est = {k.lower(): v for k, v in estimate_stage(s, dev).as_dict().items()}
             stages.append(
                 StageRow(
                     name=s.name,
@@ -353,16 +422,16 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                     latency=s.latency_cycles(),
                 )
             )
-        cpf = design.cycles_per_frame()
+        cpf = design.cycles_per_frame() if part is None else part.cycles_per_frame()
         report.stages = stages
         report.totals = Totals(
             cycles_per_frame=cpf,
-            bottleneck=design.bottleneck().name,
+            bottleneck=design.bottleneck().name if part is None else part.bottleneck(),
             fps_at_clock=opts.clock_mhz * 1e6 / cpf,
             latency_estimate_cycles=design.latency_estimate(),
             est=_sum(s.est for s in stages),
         )
-        fifo_depths = images = None
+        fifo_depths = images = source = None
         if opts.sim_frames > 0:
             from qloom.data.inputs import load_inputs
             from qloom.sim.design import size_fifos
@@ -375,54 +444,66 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             # directory) with generous glue FIFOs: a different design from the one built,
             # which gets the depths it measured
             fifo_depths = size_fifos(design, images[:8], quiet=opts.quiet)
-        # the RTL, generated once: the simulation, Yosys/Vivado and nextpnr all read rtl/
-        say("generating the RTL (rtl/)")
-        rtl = generate_top(design, work / "rtl", fifo_depths)
-        _count_glue_fifos(rtl, device, report)
-        report.rtl = RtlSummary(
-            top=rtl.top,
-            files=[str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
-        )
-        from qloom.deploy import write_driver
+        if part is not None:  # scale-out: segments/<i>_<part>/ instead of rtl/
+            from qloom.deploy import write_driver
 
-        write_driver(design, work / "driver")  # host side: DMA byte packing (numpy only)
-        if images is not None:
-            from qloom.sim.design import simulate
-
-            say(f"simulating {source} in Verilator")
-            res = simulate(design, images, rtl=rtl, quiet=opts.quiet)
-            reference = run_integer(compiled.integer, images)
-            mismatches = _compare(res.outputs, reference, len(images)) if res.ok else len(images)
-            report.sim = SimSummary(
-                frames=len(images),
-                inputs=source,
-                mismatches=mismatches,
-                cycles_per_frame=res.cycles_per_frame,
-                latency_cycles=res.latency,
-                total_cycles=res.total_cycles,
-                fifo_depths=res.fifo_depths,
-                problems=res.problems + res.diagnosis,
-                verdict="yes" if res.ok and mismatches == 0 else "NO",
+            write_driver(design, work / "driver")  # the chain's input and output: the design's
+            _scale_out(part, work, report, fifo_depths, images, source, compiled.integer,
+                       opts, say)  # fmt: skip
+        else:
+            # the RTL, generated once: the simulation, Yosys/Vivado and nextpnr all read rtl/
+            say("generating the RTL (rtl/)")
+            rtl = generate_top(design, work / "rtl", fifo_depths)
+            _count_glue_fifos(rtl, device, report)
+            report.rtl = RtlSummary(
+                top=rtl.top,
+                files=[str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
             )
-            (work / "sim").mkdir(exist_ok=True)
-            (work / "sim" / "result.json").write_text(json.dumps(report.sim.to_json(), indent=2))
-            if not report.sim.passed:
-                raise BuildError(
-                    f"RTL simulation: {mismatches} of {len(images)} frames differ "
-                    f"from the integer model; {'; '.join(res.problems[:3])}"
+            from qloom.deploy import write_driver
+
+            write_driver(design, work / "driver")  # host side: DMA byte packing (numpy only)
+            if images is not None:
+                from qloom.sim.design import simulate
+
+                say(f"simulating {source} in Verilator")
+                res = simulate(design, images, rtl=rtl, quiet=opts.quiet)
+                reference = run_integer(compiled.integer, images)
+                mismatches = (
+                    _compare(res.outputs, reference, len(images)) if res.ok else len(images)
                 )
-        if opts.synth:
-            _synthesize(design, device, rtl, work, report, say)
-        if opts.pnr_part and not opts.board:
-            _place_and_route(rtl, opts, work, report, say)
-        if opts.board:
-            _board(design, rtl, opts, work, report, say)
+                report.sim = SimSummary(
+                    frames=len(images),
+                    inputs=source,
+                    mismatches=mismatches,
+                    cycles_per_frame=res.cycles_per_frame,
+                    latency_cycles=res.latency,
+                    total_cycles=res.total_cycles,
+                    fifo_depths=res.fifo_depths,
+                    problems=res.problems + res.diagnosis,
+                    verdict="yes" if res.ok and mismatches == 0 else "NO",
+                )
+                (work / "sim").mkdir(exist_ok=True)
+                (work / "sim" / "result.json").write_text(
+                    json.dumps(report.sim.to_json(), indent=2)
+                )
+                if not report.sim.passed:
+                    raise BuildError(
+                        f"RTL simulation: {mismatches} of {len(images)} frames differ "
+                        f"from the integer model; {'; '.join(res.problems[:3])}"
+                    )
+            if opts.synth:
+                _synthesize(design, device, rtl, work, report, say)
+            if opts.pnr_part and not opts.board:
+                _place_and_route(rtl, opts, work, report, say)
+            if opts.board:
+                _board(design, rtl, opts, work, report, say)
     except BaseException as e:
         (work / "FAILED.txt").write_text(f"{type(e).__name__}: {e}\n")
         (work / "report.json").write_text(report.dumps())
         say.write(work, f"FAILED: {type(e).__name__}: {e}")
         raise
-    _utilization(report, device)
+    if report.partition is None:  # a chain's utilization is per device (its segments)
+        _utilization(report, device)
     say("writing report.json and report.html")
     (work / "report.json").write_text(report.dumps())
     write_html(report, work / "report.html")
@@ -565,3 +646,155 @@ def _board(design, rtl, opts: BuildOptions, work: Path, report: BuildReport, say
         utilization=res.utilization,
         bitstream=str(res.bitstream.relative_to(work)) if res.bitstream else None,
     )
+
+
+# -- scale-out: one network across several devices (--devices, qloom.fold.partition) ----------
+def _scale_out(part, work: Path, report: BuildReport, fifo_depths, images, source, integer,
+               opts: BuildOptions, say) -> None:  # fmt: skip
+    """The segments of a multi-device build: per segment its own top in
+    segments/<i>_<part>/rtl/ (AXI-Stream in and out on the cut streams), design.json and
+    estimate (with --synth its stages' Yosys totals for its own part and a Vivado script);
+    the whole chain simulated through link models (qloom.sim.chain) and every segment alone;
+    the report's `partition` section."""
+    from qloom.fold.estimate import estimate_glue_fifos
+    from qloom.report.model import LinkRow, SegmentRow
+    from qloom.rtl.top import generate_top
+    from qloom.sim.chain import segment_fifo_depths
+
+    rows, tops = [], []
+    for seg in part.segments:
+        d = work / "segments" / seg.dirname
+        say(f"generating the RTL of segment {seg.index} ({seg.device.name}) in {d.name}/rtl/")
+        rtl = generate_top(seg.design, d / "rtl", segment_fifo_depths(seg.design, fifo_depths))
+        (d / "design.json").write_text(json.dumps(seg.design.to_json(), indent=2, default=str))
+        tops.append(rtl)
+        glue = [f for f in rtl.fifos if f.glue and f.depth > 0]
+        fifos = _as_report(estimate_glue_fifos(glue, seg.device))
+        rows.append(
+            SegmentRow(
+                index=seg.index,
+                part=seg.device.name,
+                dir=f"segments/{seg.dirname}",
+                stages=list(seg.stages),
+                input_stream=seg.design.input_stream,
+                output_streams=list(dict.fromkeys(seg.design.output_streams.values())),
+                cycles_per_frame=seg.cycles_per_frame,
+                est=_as_report(seg.estimate),
+                utilization={},
+                load=round(seg.load, 4),
+                fifos=fifos,
+                fifo_count=len(glue),
+                rtl_top=rtl.top,
+            )
+        )
+    links = [
+        LinkRow(
+            index=lk.index,
+            name=lk.model.name,
+            gbps=lk.model.gbps,
+            latency_cycles=lk.latency_cycles,
+            stream=lk.stream,
+            after_stage=lk.after_stage,
+            bits_per_frame=lk.bits_per_frame,
+            bits_per_cycle=round(float(lk.bits_per_cycle), 6),
+            cycles_per_frame=lk.cycles_per_frame,
+            beat_delay_cycles=lk.beat_delay,
+        )
+        for lk in part.links
+    ]
+    report.partition = PartitionSummary(
+        rows, links, part.cycles_per_frame(), part.bottleneck(), opts.max_utilization
+    )
+    report.totals.fifos = _sum(r.fifos for r in rows)
+    report.totals.fifo_count = sum(r.fifo_count for r in rows)
+    if images is not None:
+        _simulate_chain(part, tops, work, report, images, source, integer, opts, say)
+    if opts.synth:
+        _synthesize_segments(part, tops, work, report, say)
+    for row, seg in zip(rows, part.segments, strict=True):
+        used = (row.synth or row.est) + row.fifos
+        cap = seg.device.capacity()
+        row.utilization = {
+            k: round(100.0 * used.to_json()[k.lower()] / cap[k], 2)
+            for k in ("LUT", "FF", "BRAM", "DSP")
+            if cap.get(k)
+        }
+
+
+def _as_report(r) -> Resources:
+    """A qloom.fold estimate (floats) as the report's integer counts."""
+    return Resources.from_json({k.lower(): v for k, v in r.as_dict().items()})
+
+
+def _simulate_chain(part, tops, work: Path, report: BuildReport, images, source, integer,
+                    opts: BuildOptions, say) -> None:  # fmt: skip
+    """The chain in Verilator (segments + link models, outputs against the integer model),
+    then each segment top alone (its output stream against the model's, its own pace)."""
+    from qloom.flow import run_integer
+    from qloom.sim.chain import simulate_chain, simulate_segments
+
+    n = len(part.segments)
+    say(f"simulating {source} through {n} segments and {n - 1} link models in Verilator")
+    res = simulate_chain(part, images, rtl=tops, quiet=opts.quiet)
+    reference = run_integer(integer, images)
+    mismatches = _compare(res.outputs, reference, len(images)) if res.ok else len(images)
+    mismatches = max([mismatches, res.mismatches] + [lk.mismatches for lk in res.links])
+    say(f"simulating each of the {n} segment tops alone")
+    alone = simulate_segments(part, images, rtl=tops, quiet=opts.quiet)
+    problems = list(res.problems)
+    for seg, row in zip(alone, report.partition.devices, strict=True):
+        row.sim = seg.to_json()
+        problems += [f"segment {seg.index}: {p}" for p in seg.problems]
+        if seg.mismatches:
+            problems.append(f"segment {seg.index} alone: {seg.mismatches} frames differ")
+        (work / row.dir / "sim").mkdir(parents=True, exist_ok=True)
+        (work / row.dir / "sim" / "result.json").write_text(json.dumps(row.sim, indent=2))
+    for lk, row in zip(res.links, report.partition.links, strict=True):
+        row.sim = {
+            "cycles_per_frame": lk.cycles_per_frame,
+            "beat_delay_min": lk.latency_min,
+            "mismatches": lk.mismatches,
+        }
+    bad_alone = any(s.mismatches or not s.ok for s in alone)
+    report.sim = SimSummary(
+        frames=len(images),
+        inputs=source,
+        mismatches=mismatches,
+        cycles_per_frame=res.cycles_per_frame,
+        latency_cycles=res.latency,
+        total_cycles=res.total_cycles,
+        fifo_depths={f.stream: f.depth for t in tops for f in t.fifos},
+        problems=problems,
+        verdict="yes" if res.ok and mismatches == 0 and not bad_alone else "NO",
+    )
+    (work / "sim").mkdir(exist_ok=True)
+    (work / "sim" / "result.json").write_text(json.dumps(report.sim.to_json(), indent=2))
+    if not report.sim.passed:
+        raise BuildError(
+            f"RTL simulation of the {n}-device chain: {mismatches} of {len(images)} frames "
+            f"differ from the integer model; {'; '.join(problems[:3])}"
+        )
+
+
+def _synthesize_segments(part, tops, work: Path, report: BuildReport, say) -> None:
+    """Per-stage out-of-context Yosys for each stage's own part (cached by content), the
+    totals per segment, and a Vivado script per segment top."""
+    from qloom.fold.synth import synth_stage
+    from qloom.synth import write_vivado_project
+
+    rows = {r.name: r for r in report.stages}
+    for seg, rtl, srow in zip(part.segments, tops, report.partition.devices, strict=True):
+        say(f"synthesizing segment {seg.index}: {len(seg.stages)} stages for "
+            f"{seg.device.name} with Yosys")  # fmt: skip
+        for s in seg.design.stages:
+            r = synth_stage(s, seg.device)
+            rows[s.name].synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp)
+        srow.synth = _sum(rows[n].synth for n in seg.stages)
+        d = work / srow.dir / "synth"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "yosys_stages.json").write_text(
+            json.dumps([{"name": n, **rows[n].synth.to_json()} for n in seg.stages], indent=2)
+        )
+        write_vivado_project(d / "vivado", sorted(rtl.sources), rtl.top, seg.device, {},
+                             _memory_files(rtl), freq_mhz=report.clock_mhz)  # fmt: skip
+    report.totals.synth = _sum(st.synth for st in report.stages)

@@ -93,6 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     console.print(line, highlight=False)
     if args.compare_qonnx:
         _compare_qonnx(args.model, inputs.x, outputs[graph.outputs[0]], graph)
+    if getattr(args, "compare_exact", False):
+        _compare_exact(args.model, inputs.x, compiled)
     if args.save_outputs:
         _save_outputs(args.save_outputs, graph, outputs)
     return 0
@@ -118,6 +120,39 @@ def _compare_qonnx(model: str, x, ours, graph) -> None:
         f"qonnx execute_onnx on the original model ({dt:.1f} s): top-1 equal on {same_top1} / "
         f"{len(x)} inputs, max |difference| {diff:.3g}, outputs beyond float rounding on "
         f"{differ} / {len(x)} inputs",
+        highlight=False,
+    )
+
+
+def _compare_exact(model: str, x, compiled) -> None:
+    """Per activation quantizer: qloom's integer graph vs qonnx (float32) vs exact arithmetic."""
+    from rich import box
+
+    from qloom.execute.exact import compare_exact, comparison_table
+
+    t0 = time.perf_counter()
+    cmp = compare_exact(model, x, compiled=compiled)
+    head, *rows = comparison_table(cmp)
+    table = Table(
+        title=f"integer levels per quantizer, {cmp.inputs:,} inputs: ql = qloom, qo = qonnx "
+        "execute_onnx (float32), ex = exact arithmetic",
+        caption="ex=ql / ex=qo: of the values where ql != qo, the side the exact value supports;"
+        " inputs: with some ql != qo here; local: on the inputs where all three agreed at every "
+        "earlier quantizer (this quantizer's own rounding)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*r)
+    # at least 150 columns wide: a narrow terminal wraps the lines instead of cutting columns
+    Console(width=max(console.width, 150), quiet=console.quiet).print(table)
+    console.print(
+        "outputs beyond float rounding of the exact ones: qloom on "
+        f"{cmp.outputs_differ_qloom_exact}, qonnx on {cmp.outputs_differ_qonnx_exact} of "
+        f"{cmp.inputs:,} inputs "
+        f"({time.perf_counter() - t0:.1f} s)",
         highlight=False,
     )
 
@@ -166,6 +201,8 @@ def _build(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         board=args.board,
         baud=args.baud,
+        devices=args.devices,
+        links=args.link,
     )
     if args.config:
         from qloom.config import options_from_config, read_config
@@ -174,7 +211,7 @@ def _build(args: argparse.Namespace) -> int:
             read_config(args.config), args.model, f"config file {args.config}"
         )
         # what the command line states explicitly wins over the file
-        dest = {"out_dir": "out", "folding": "folding", "pnr_part": "pnr"}
+        dest = {"out_dir": "out", "folding": "folding", "pnr_part": "pnr", "links": "link"}
         parser = args.build_parser
         explicit = {}
         for key, value in given.items():
@@ -217,7 +254,7 @@ def _print_build(r: BuildReport) -> None:
     ]
     if t.synth is not None:
         rows.append(("LUT / FF / BRAM18 / DSP (Yosys)", _counts(t.synth)))
-    if t.fifos is not None:
+    if t.fifos is not None and r.partition is None:
         pct = " / ".join(f"{v:.1f}" for v in (t.utilization or {}).values())
         rows.append(
             (
@@ -225,6 +262,8 @@ def _print_build(r: BuildReport) -> None:
                 f"{_counts(t.accelerator)} ({pct} % of {r.part})",
             )
         )
+    if r.partition is not None:
+        rows += _partition_rows(r)
     if r.pnr is not None:
         p = r.pnr
         rows.append((f"Fmax on {p.part} (nextpnr)", f"{p.fmax_mhz:.1f} MHz"))
@@ -236,6 +275,37 @@ def _print_build(r: BuildReport) -> None:
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)
+
+
+def _partition_rows(r: BuildReport) -> list[tuple[str, str]]:
+    """A multi-device build (--devices): one row per device and per link."""
+    p, rows = r.partition, []
+    for s in p.devices:
+        used = s.synth if s.synth is not None else s.est
+        if s.fifos is not None:
+            used = used + s.fifos
+        pct = " / ".join(f"{v:.1f}" for v in s.utilization.values())
+        sim = f", alone {s.sim['cycles_per_frame']:,.0f} in RTL" if s.sim else ""
+        n = len(s.stages)
+        rows.append(
+            (
+                f"device {s.index}: {s.part} ({n} stage{'s' if n != 1 else ''})",
+                f"{s.stages[0]} .. {s.stages[-1]}; {_counts(used)} incl. {s.fifo_count} glue "
+                f"FIFOs ({pct} %); {s.cycles_per_frame:,} cycles/frame{sim}",
+            )
+        )
+    for lk in p.links:
+        sim = f", carried at {lk.sim['cycles_per_frame']:,.0f} in RTL" if lk.sim else ""
+        rows.append(
+            (
+                f"link {lk.index}: device {lk.index} -> {lk.index + 1}",
+                f"{lk.name} ({lk.gbps:g} Gbit/s, latency {lk.latency_cycles} cycles), stream "
+                f"'{lk.stream}' {lk.bits_per_frame:,} bits/frame: {lk.cycles_per_frame:,} "
+                f"cycles/frame{sim}",
+            )
+        )
+    rows.append(("chain cycles/frame (formula)", f"{p.cycles_per_frame:,} ({p.bottleneck})"))
+    return rows
 
 
 def _counts(res: Resources) -> str:
@@ -319,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run qonnx's execute_onnx on the original model and report the agreement",
     )
+    s.add_argument(
+        "--compare-exact",
+        action="store_true",
+        help="per quantizer, count the integer levels where qloom, qonnx's float32 execution "
+        "and an exact-arithmetic evaluation of the model differ, and whom the exact value supports",
+    )
     s.set_defaults(fn=_run)
 
     s = sub.add_parser("build", help="compile to verified RTL, synthesize, report")
@@ -355,6 +431,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--clock-mhz, a UART to the host (qloom board send), the board's pins",
     )
     s.add_argument("--baud", type=int, default=115_200, help="the board's UART rate")
+    s.add_argument(
+        "--devices",
+        default=None,
+        metavar="PARTS",
+        help="cut the pipeline across several FPGAs, in chain order (replaces --part): "
+        "xczu7ev,xczu7ev or 4xxczu7ev; the fewest that hold it at --max-utilization are used",
+    )
+    s.add_argument(
+        "--link",
+        default=None,
+        metavar="LINK",
+        help="the link between two devices: aurora-10g (default), qsfp28-100g, eth-1g, or "
+        "GBPS[:LATENCY_CYCLES]; a comma-separated list gives one per gap",
+    )
     s.add_argument(
         "--config",
         default=None,

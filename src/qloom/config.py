@@ -46,6 +46,10 @@ QLOOM_KEYS: dict[str, type | tuple[type, ...]] = {
     "pnr_part": str,
     "input_type": str,
     "input_scale": (str, int, float),
+    "devices": str,  # scale-out: --devices (e.g. "4xxczu7ev")
+    "links": str,  # --link
+    "board_top": str,  # --board ulx3s|orangecrab (FINN's "board" names the part)
+    "baud": int,
 }
 FINN_KEYS: dict[str, type | tuple[type, ...]] = {
     "output_dir": str,
@@ -135,6 +139,8 @@ def options_from_config(
         kw["input_spec"] = InputSpec(parse_dtype(cfg["input_type"]), scale)
     elif "input_scale" in cfg:
         raise QloomError(f'{where}: input_scale needs input_type (e.g. "UINT8")')
+    if "board_top" in cfg:
+        kw["board"] = cfg["board_top"]
     direct = {f.name for f in fields(BuildOptions)}
     for key in ("target_fps", *QLOOM_KEYS):
         if key in cfg and key in direct and key != "name":
@@ -155,9 +161,12 @@ def config_json(opts: BuildOptions) -> dict:
     if opts.folding is not None:
         cfg["folding_config_file"] = str(opts.folding)
     defaults = BuildOptions(model=opts.model)
-    for key in ("max_fps", "max_utilization", "data", "sim_frames", "synth", "pnr_part"):
+    for key in ("max_fps", "max_utilization", "data", "sim_frames", "synth", "pnr_part",
+                "devices", "links", "baud"):  # fmt: skip
         if getattr(opts, key) != getattr(defaults, key):
             cfg[key] = getattr(opts, key)
+    if opts.board is not None:
+        cfg["board_top"] = opts.board
     if opts.input_spec is not None:
         cfg["input_type"] = str(opts.input_spec.dtype)
         cfg["input_scale"] = str(opts.input_spec.scale)  # a Fraction: "1/255" stays exact

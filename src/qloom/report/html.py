@@ -10,7 +10,7 @@ from qloom.report.model import BuildReport
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:100%}
 table{border-collapse:collapse;margin:1em 0;max-width:100%}
-td,th{border:1px solid #ccc;padding:3px 8px;overflow-wrap:anywhere}
+td,th{border:1px solid #ccc;padding:3px 8px}.nm{overflow-wrap:anywhere}
 th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}
 h2{margin-top:1.5em}.muted{color:#777}.bad{color:#b00;font-weight:bold}.good{color:#070}
 svg{max-width:100%;height:auto}
@@ -28,8 +28,8 @@ def short_name(name: str, limit: int = NAME_CHARS) -> Raw:
     /features/features.12/Conv), the full name on hover."""
     full = html.escape(name)
     if len(name) <= limit:
-        return Raw(f"<span title='{full}'>{full}</span>")
-    return Raw(f"<span title='{full}'>…{html.escape(name[-(limit - 1) :])}</span>")
+        return Raw(f"<span class='nm' title='{full}'>{full}</span>")
+    return Raw(f"<span class='nm' title='{full}'>…{html.escape(name[-(limit - 1) :])}</span>")
 
 
 def _fmt(v) -> str:

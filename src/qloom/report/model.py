@@ -7,7 +7,8 @@ reads a build directory's report.json (report.html is rendered from a BuildRepor
 
 A section the build did not reach is None and absent from the JSON: `sim` without simulation
 (--sim-frames 0), `StageRow.synth` and `Totals.synth` without --synth, `pnr` (and the Fmax
-entries of the totals) without --pnr; a failed build's report.json holds what it had reached.
+entries of the totals) without --pnr, `partition` (the devices and links of a build across
+several FPGAs) without --devices; a failed build's report.json holds what it had reached.
 `dir` (where the build directory is) is not part of report.json: the file does not say where
 it lies.
 
@@ -292,6 +293,158 @@ class PnrSummary:
 
 
 @dataclass
+class SegmentRow:
+    """One device of a multi-device build (`qloom build --devices`): the contiguous stages it
+    holds, their estimate (and Yosys totals with --synth), its glue FIFOs, its share of the
+    part, and its own simulation (the segment top alone on the model's stream at its cut)."""
+
+    index: int
+    part: str
+    dir: str  # relative to the build directory: segments/<index>_<part>
+    stages: list[str]
+    input_stream: str
+    output_streams: list[str]
+    cycles_per_frame: int  # its slowest stage
+    est: Resources
+    utilization: dict[str, float]  # stages + glue FIFOs (Yosys where synthesized), % of part
+    load: float  # the most used resource as a fraction of the --max-utilization cap
+    fifos: Resources | None = None
+    fifo_count: int | None = None
+    synth: Resources | None = None
+    rtl_top: str | None = None
+    sim: dict[str, Any] | None = None  # frames, mismatches, cycles_per_frame, formula, ...
+
+    def to_json(self) -> dict:
+        d: dict[str, Any] = {
+            "index": self.index,
+            "part": self.part,
+            "dir": self.dir,
+            "stages": self.stages,
+            "input_stream": self.input_stream,
+            "output_streams": self.output_streams,
+            "cycles_per_frame": self.cycles_per_frame,
+            "est": self.est.to_json(),
+            "utilization_percent": self.utilization,
+            "load": self.load,
+        }
+        if self.fifos is not None:
+            d["fifos"] = {"count": self.fifo_count, "est": self.fifos.to_json()}
+        if self.synth is not None:
+            d["synth"] = self.synth.to_json()
+        if self.rtl_top is not None:
+            d["rtl_top"] = self.rtl_top
+        if self.sim is not None:
+            d["sim"] = self.sim
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> SegmentRow:
+        fifos = d.get("fifos")
+        return cls(
+            index=d["index"],
+            part=d["part"],
+            dir=d["dir"],
+            stages=list(d["stages"]),
+            input_stream=d["input_stream"],
+            output_streams=list(d["output_streams"]),
+            cycles_per_frame=d["cycles_per_frame"],
+            est=Resources.from_json(d["est"]),
+            utilization=dict(d["utilization_percent"]),
+            load=d["load"],
+            fifos=Resources.from_json(fifos["est"]) if fifos else None,
+            fifo_count=fifos["count"] if fifos else None,
+            synth=Resources.from_json(d["synth"]) if d.get("synth") is not None else None,
+            rtl_top=d.get("rtl_top"),
+            sim=d.get("sim"),
+        )
+
+
+@dataclass
+class LinkRow:
+    """The link from device `index` to device `index + 1`: its model, the stream it carries
+    and the cycles per frame that stream needs on it (and, simulated, what it took)."""
+
+    index: int
+    name: str
+    gbps: float
+    latency_cycles: int
+    stream: str
+    after_stage: str
+    bits_per_frame: int
+    bits_per_cycle: float
+    cycles_per_frame: int
+    beat_delay_cycles: int
+    sim: dict[str, Any] | None = None  # cycles_per_frame, latency_min, mismatches
+
+    def to_json(self) -> dict:
+        d: dict[str, Any] = {
+            "index": self.index,
+            "from": self.index,
+            "to": self.index + 1,
+            "name": self.name,
+            "gbps": self.gbps,
+            "latency_cycles": self.latency_cycles,
+            "stream": self.stream,
+            "after_stage": self.after_stage,
+            "bits_per_frame": self.bits_per_frame,
+            "bits_per_cycle": self.bits_per_cycle,
+            "cycles_per_frame": self.cycles_per_frame,
+            "beat_delay_cycles": self.beat_delay_cycles,
+        }
+        if self.sim is not None:
+            d["sim"] = self.sim
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> LinkRow:
+        return cls(
+            index=d["index"],
+            name=d["name"],
+            gbps=d["gbps"],
+            latency_cycles=d["latency_cycles"],
+            stream=d["stream"],
+            after_stage=d["after_stage"],
+            bits_per_frame=d["bits_per_frame"],
+            bits_per_cycle=d["bits_per_cycle"],
+            cycles_per_frame=d["cycles_per_frame"],
+            beat_delay_cycles=d["beat_delay_cycles"],
+            sim=d.get("sim"),
+        )
+
+
+@dataclass
+class PartitionSummary:
+    """A build across several devices: the segments (report.json "partition": "devices")
+    and the links between them; `cycles_per_frame` is the chain's, its slowest stage or
+    link. Absent from the report of a one-part build."""
+
+    devices: list[SegmentRow]
+    links: list[LinkRow]
+    cycles_per_frame: int
+    bottleneck: str
+    max_utilization: float
+
+    def to_json(self) -> dict:
+        return {
+            "devices": [s.to_json() for s in self.devices],
+            "links": [lk.to_json() for lk in self.links],
+            "cycles_per_frame": self.cycles_per_frame,
+            "bottleneck": self.bottleneck,
+            "max_utilization": self.max_utilization,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> PartitionSummary:
+        return cls(
+            devices=[SegmentRow.from_json(s) for s in d["devices"]],
+            links=[LinkRow.from_json(lk) for lk in d["links"]],
+            cycles_per_frame=d["cycles_per_frame"],
+            bottleneck=d["bottleneck"],
+            max_utilization=d["max_utilization"],
+        )
+
+
+@dataclass
 class BuildReport:
     """Everything a build found, in the order report.json lists it."""
 
@@ -307,6 +460,7 @@ class BuildReport:
     sim: SimSummary | None = None
     rtl: RtlSummary | None = None
     pnr: PnrSummary | None = None
+    partition: PartitionSummary | None = None  # --devices: the segments and links
     dir: Path | None = None  # the build directory (not in report.json)
 
     def to_json(self) -> dict:
@@ -331,6 +485,8 @@ class BuildReport:
             d["rtl"] = self.rtl.to_json()
         if self.pnr is not None:
             d["pnr"] = self.pnr.to_json()
+        if self.partition is not None:
+            d["partition"] = self.partition.to_json()
         return d
 
     def dumps(self) -> str:
@@ -355,6 +511,7 @@ class BuildReport:
             sim=section("sim", SimSummary),
             rtl=section("rtl", RtlSummary),
             pnr=section("pnr", PnrSummary),
+            partition=section("partition", PartitionSummary),
             dir=Path(dir) if dir is not None else None,
         )
 
