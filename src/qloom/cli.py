@@ -24,6 +24,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from qloom.flow import compile_model
     from qloom.options import input_spec
     from qloom.report.layers import layer_rows
+    from qloom.train.prune import layer_bops  # torch-free
 
     compiled = compile_model(args.model, input_spec(args))
     d = compiled.domain
@@ -33,6 +34,7 @@ def _inspect(args: argparse.Namespace) -> int:
         highlight=False,
     )
     rows = layer_rows(compiled.integer)
+    bops = {b.name: b for b in layer_bops(compiled.integer)}
     table = Table(title=f"{args.model}: integer graph ({len(rows)} nodes)")
     for col in (
         "layer",
@@ -43,10 +45,13 @@ def _inspect(args: argparse.Namespace) -> int:
         "weights",
         "act out",
         "MACs",
+        "density",
+        "BOPs",
         "param bits",
         "hardware",
     ):
-        table.add_column(col, justify="right" if col in ("MACs", "param bits") else "left")
+        numeric = col in ("MACs", "density", "BOPs", "param bits")
+        table.add_column(col, justify="right" if numeric else "left")
     for r in rows:
         table.add_row(
             r.name,
@@ -57,14 +62,18 @@ def _inspect(args: argparse.Namespace) -> int:
             r.weight_dtype,
             r.out_dtype,
             f"{r.macs:,}" if r.macs else "",
+            f"{bops[r.name].density:.3f}" if r.name in bops else "",
+            f"{bops[r.name].bops:,}" if r.name in bops else "",
             f"{r.param_bits:,}" if r.param_bits else "",
             r.hardware,
         )
     console.print(table)
     macs = sum(r.macs for r in rows)
     bits = sum(r.param_bits for r in rows)
+    total_bops = sum(b.bops for b in bops.values())
     console.print(
-        f"total: {macs:,} MACs per frame, {bits:,} parameter bits ({bits / 8 / 1024:.1f} KiB)"
+        f"total: {macs:,} MACs per frame, {total_bops:,} BOPs (MACs x weight bits x input bits x "
+        f"density of nonzero weights), {bits:,} parameter bits ({bits / 8 / 1024:.1f} KiB)"
     )
     return 0
 

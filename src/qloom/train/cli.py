@@ -6,8 +6,13 @@ Wired into the main CLI with ``add_parser(subparsers)``; ``run(args)`` returns t
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
+from qloom.train.prune import DEFAULT_BLOCK, SCOPES, STRUCTURES
 from qloom.train.trainer import DEFAULT_BATCH_SIZE, DEFAULT_LR
+
+if TYPE_CHECKING:
+    from qloom.train.prune import PruneConfig
 
 EPILOG = """\
 models: <topology>-w<X>a<Y>[-i<Z>] with topology tfc, sfc, lfc, cnv (32x32), cnv-pad (28x28
@@ -15,6 +20,13 @@ models: <topology>-w<X>a<Y>[-i<Z>] with topology tfc, sfc, lfc, cnv (32x32), cnv
         (e.g. tfc-w1a1, sfc-w2a2, cnv-pad-w1a1; tfc-w1a1-i8 reads 8-bit pixels instead of
         binarized ones, which Fashion-MNIST needs for more than ~81 %)
 example: qloom train --model tfc-w1a1-i8 --epochs 10 --out build/zoo/tfc-w1a1-i8.onnx
+
+pruning (quantization-aware, Hawks et al. 2021; weights of 2 or more bits):
+  qloom train --model tfc-w2a2 --epochs 5 --sparsity 0.75 --out qap.onnx
+      gradual (cubic, Zhu & Gupta) from epoch 2 to epoch E - max(1, E // 4), global magnitude
+  --prune-schedule iterative:3:2-4   3 steps in epochs 2-4, each removing the same fraction
+  --prune-schedule after --finetune-epochs 2   prune the trained model once, fine-tune 2 epochs
+  --prune-structure block --prune-block 8      whole 8-wide blocks of a row (an MVAU's SIMD)
 """
 
 
@@ -52,6 +64,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--limit", type=int, default=None, help="train on N random training images")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    g = p.add_argument_group("pruning (qloom.train.prune)")
+    g.add_argument(
+        "--sparsity",
+        type=float,
+        default=None,
+        help="final fraction of zero weights in [0, 1), pruned by magnitude (default: none)",
+    )
+    g.add_argument(
+        "--prune-schedule",
+        default="gradual",
+        metavar="S",
+        help="gradual[:A-B], iterative[:K[:A-B]] or after (default: %(default)s; see below)",
+    )
+    g.add_argument(
+        "--prune-scope",
+        default="global",
+        choices=SCOPES,
+        help="rank all layers together or prune each to the sparsity (default: %(default)s)",
+    )
+    g.add_argument(
+        "--prune-structure",
+        default="none",
+        choices=STRUCTURES,
+        help="single weights, or whole blocks of --prune-block weights of a row (default: "
+        "%(default)s)",
+    )
+    g.add_argument(
+        "--prune-block",
+        type=int,
+        default=DEFAULT_BLOCK,
+        metavar="N",
+        help="block size, e.g. the MVAUs' SIMD; must divide every layer's row (default: "
+        "%(default)s)",
+    )
+    g.add_argument(
+        "--finetune-epochs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="epochs after --epochs with the final masks, at a tenth of the learning rate "
+        "(default: %(default)s)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -68,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         parse_model_name(args.model)
     except ValueError as e:  # an unknown model name is a user error, not a crash
         raise QloomError(str(e)) from e
+    prune = prune_config(args)
     train(
         args.model,
         args.dataset,
@@ -82,8 +137,42 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         limit=args.limit,
         threads=args.threads,
+        prune=prune,
     )
     return 0
+
+
+def prune_config(args: argparse.Namespace) -> PruneConfig | None:
+    """The PruneConfig the options describe (None without --sparsity); QloomError for pruning
+    options given without --sparsity, which would otherwise be silently ignored."""
+    from qloom.errors import QloomError
+    from qloom.train.prune import PruneConfig, check_config
+
+    if args.sparsity is None:
+        given = [
+            opt
+            for opt, value, default in (
+                ("--prune-schedule", args.prune_schedule, "gradual"),
+                ("--prune-scope", args.prune_scope, "global"),
+                ("--prune-structure", args.prune_structure, "none"),
+                ("--prune-block", args.prune_block, DEFAULT_BLOCK),
+                ("--finetune-epochs", args.finetune_epochs, 0),
+            )
+            if value != default
+        ]
+        if given:
+            raise QloomError(f"{', '.join(given)} without --sparsity: give the sparsity")
+        return None
+    cfg = PruneConfig(
+        sparsity=args.sparsity,
+        schedule=args.prune_schedule,
+        scope=args.prune_scope,
+        structure=args.prune_structure,
+        block=args.prune_block,
+        finetune_epochs=args.finetune_epochs,
+    )
+    check_config(cfg)
+    return cfg
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -25,6 +25,16 @@ from torch import nn
 from qloom.data import dataset_info, load_dataset, parse_dataset_spec
 from qloom.errors import QloomError
 from qloom.train.export import export_qonnx, qonnx_logits, torch_logits
+from qloom.train.prune import (
+    FINETUNE_LR_FACTOR,
+    PruneConfig,
+    Pruner,
+    bops_record,
+    check_config,
+    layer_bops,
+    parse_schedule,
+    quantized_weights,
+)
 from qloom.train.zoo import build_model, parse_model_name
 
 DEFAULT_BATCH_SIZE = 100
@@ -71,6 +81,31 @@ def _integer_predictor() -> Callable[[str, np.ndarray], np.ndarray] | None:
     return predict_integer
 
 
+def _bops(onnx_path: Path) -> dict[str, Any]:
+    """BOPs of the exported model, from qloom's integer graph (qloom.train.prune.layer_bops);
+    an error (a model qloom cannot compile) is recorded, not raised: the training succeeded."""
+    try:
+        from qloom.flow import compile_model
+
+        return bops_record(layer_bops(compile_model(onnx_path).integer))
+    except (ImportError, QloomError) as e:
+        return {"bops": None, "error": str(e)}
+
+
+def _check_qonnx_zeros(pruner: Pruner, onnx_path: Path) -> dict[str, int]:
+    """Count the exported Quant nodes' zeros where the masks pruned (all must be zero)."""
+    q = quantized_weights(onnx_path)
+    pruned = zero = pruned_nonzero = total = 0
+    for name, _ in pruner.layers:
+        w = q[f"{name}.weight"]
+        mask = pruner.masks[name].numpy()
+        total += w.size
+        pruned += int((~mask).sum())
+        zero += int((w == 0).sum())
+        pruned_nonzero += int((w[~mask] != 0).sum())
+    return {"weights": total, "pruned": pruned, "zero": zero, "pruned_nonzero": pruned_nonzero}
+
+
 def train(
     model_name: str,
     dataset: str = "fashion-mnist",
@@ -89,6 +124,7 @@ def train(
     dropout: float | None = None,
     weight_decay: float = 0.0,
     integer_check: bool = True,
+    prune: PruneConfig | None = None,
 ) -> dict[str, Any]:
     """Train MODEL_NAME on DATASET for EPOCHS, export QONNX to OUT, return the run record.
 
@@ -100,11 +136,19 @@ def train(
     TEST_LIMIT evaluates on the first that many test images. Per-epoch validation uses the
     test split, as FINN's bnn_pynq trainer does; the final model is the last epoch's (never
     picked by test accuracy).
+
+    PRUNE (qloom.train.prune) prunes the Quant layers' weights by magnitude while training
+    (or once after it); its finetune_epochs run after EPOCHS with the final masks and a fresh
+    cosine schedule from FINETUNE_LR_FACTOR x LR. The record then holds the masks' and the
+    exported Quant nodes' zeros per layer. BOPs (qloom.train.prune.layer_bops) are always
+    recorded.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(quiet=quiet, highlight=False, soft_wrap=True)
+    if prune is not None:
+        check_config(prune)  # bad options fail before the dataset is read
     if threads is not None:
         torch.set_num_threads(threads)
     spec = parse_model_name(model_name)
@@ -128,6 +172,12 @@ def train(
     except ValueError as e:
         raise QloomError(f"{spec.name} on {ds_name}: {e}") from e
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    pruner = None
+    if prune is not None:
+        schedule = parse_schedule(prune.schedule, prune.sparsity, epochs, steps_per_epoch)
+        pruner = Pruner(model, prune, schedule)
+    finetune = prune.finetune_epochs if prune is not None else 0
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resume is not None:
@@ -138,6 +188,10 @@ def train(
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if pruner is not None and state.get("prune") is not None:
+            pruner.load_state_dict(state["prune"])
+        elif pruner is None and state.get("prune") is not None:
+            console.print("note: the checkpoint was pruned; without --sparsity its zeros regrow")
         start_epoch = int(state["epoch"]) + 1
         history = list(state.get("history", []))
         console.print(f"resumed {resume} after epoch {start_epoch}")
@@ -149,13 +203,26 @@ def train(
 
     xt = torch.from_numpy(x_train)
     yt = torch.from_numpy(y_train)
-    steps_per_epoch = math.ceil(len(xt) / batch_size)
     total_steps = steps_per_epoch * epochs
+    all_epochs = epochs + finetune
     loss_fn = nn.CrossEntropyLoss()
+
+    def lr_at(step: int) -> float:
+        if step < total_steps:
+            return _cosine_lr(lr, step, total_steps)
+        return _cosine_lr(lr * FINETUNE_LR_FACTOR, step - total_steps, steps_per_epoch * finetune)
+
     console.print(
         f"training {spec.name} on {ds_name}: {len(xt)} images, {epochs} epochs, "
         f"batch {batch_size}, lr {lr}, seed {seed}"
     )
+    if pruner is not None:
+        console.print(
+            f"pruning to sparsity {prune.sparsity:g} ({prune.scope}, "
+            f"{'blocks of ' + str(prune.block) if prune.structure == 'block' else 'weights'}), "
+            f"{pruner.schedule.describe()}"
+            + (f", then {finetune} fine-tuning epochs" if finetune else "")
+        )
     t_start = time.perf_counter()
     progress = Progress(
         TextColumn("{task.description}"),
@@ -168,19 +235,23 @@ def train(
         transient=True,
     )
     with progress:
-        for epoch in range(start_epoch, epochs):
+        for epoch in range(start_epoch, all_epochs):
             t_epoch = time.perf_counter()
             # Seed per epoch: a resumed run sees the same shuffles and dropout masks.
             gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
             torch.manual_seed(seed * 100_003 + epoch)
             perm = torch.randperm(len(xt), generator=gen)
             model.train()
-            task = progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps_per_epoch, info="")
+            task = progress.add_task(
+                f"epoch {epoch + 1}/{all_epochs}", total=steps_per_epoch, info=""
+            )
             loss_sum, correct, seen = 0.0, 0, 0
             for i in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + i
                 for group in optimizer.param_groups:
-                    group["lr"] = _cosine_lr(lr, step, total_steps)
+                    group["lr"] = lr_at(step)
+                if pruner is not None:
+                    pruner.step(step)
                 bidx = perm[i * batch_size : (i + 1) * batch_size]
                 xb, yb = _to_float(xt[bidx]), yt[bidx]
                 logits = model(xb)
@@ -189,6 +260,8 @@ def train(
                 loss.backward()
                 optimizer.step()
                 model.clip_weights(-1.0, 1.0)
+                if pruner is not None:
+                    pruner.apply()
                 loss_sum += loss.item() * len(yb)
                 correct += int((logits.argmax(1) == yb).sum())
                 seen += len(yb)
@@ -203,10 +276,13 @@ def train(
                 "val_accuracy": val_acc,
                 "seconds": time.perf_counter() - t_epoch,
             }
+            if pruner is not None:
+                rec["sparsity"] = pruner.mask_sparsity()
             history.append(rec)
+            sparsity = f"  sparsity {rec['sparsity']:.3f}" if pruner is not None else ""
             console.print(
-                f"epoch {epoch + 1:3d}/{epochs}  loss {rec['loss']:.4f}  "
-                f"train {rec['train_accuracy']:.2f}%  val {val_acc:.2f}%  "
+                f"epoch {epoch + 1:3d}/{all_epochs}  loss {rec['loss']:.4f}  "
+                f"train {rec['train_accuracy']:.2f}%  val {val_acc:.2f}%{sparsity}  "
                 f"({rec['seconds']:.1f} s)"
             )
             ckpt_path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +293,8 @@ def train(
                     "dataset": ds_name,
                     "epoch": epoch,
                     "epochs": epochs,
+                    "finetune_epochs": finetune,
+                    "prune": pruner.state_dict() if pruner is not None else None,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "history": history,
@@ -227,6 +305,10 @@ def train(
             os.replace(tmp, ckpt_path)
 
     train_seconds = time.perf_counter() - t_start
+    if pruner is not None and pruner.step(all_epochs * steps_per_epoch):
+        # "after" without fine-tuning (or a window ending with the last epoch): the final
+        # masks come now; the checkpoint keeps the last epoch's weights.
+        console.print(f"pruned to sparsity {pruner.mask_sparsity():.3f} after the last epoch")
     test_acc, torch_pred = evaluate(model, x_test, y_test)
     export_qonnx(model, out, metadata={"qloom.dataset": ds_name, "qloom.seed": str(seed)})
     n_check = min(QONNX_CHECK_IMAGES, len(x_test))
@@ -235,6 +317,7 @@ def train(
         "model": spec.name,
         "dataset": ds_name,
         "epochs": epochs,
+        "finetune_epochs": finetune,
         "seed": seed,
         "batch_size": batch_size,
         "lr": lr,
@@ -255,11 +338,20 @@ def train(
         "onnx": str(out),
         "checkpoint": str(ckpt_path),
     }
+    if pruner is not None:
+        record["pruning"] = {
+            **pruner.config_record(),
+            "mask_sparsity": pruner.mask_sparsity(),
+            "layers": pruner.layer_report(),
+            "qonnx_quant_zeros": _check_qonnx_zeros(pruner, out),
+        }
+    record["bops"] = _bops(out)
     json_path.write_text(json.dumps(record, indent=2) + "\n")
     console.print(
         f"test accuracy {test_acc:.2f}% ({len(x_test)} images); qonnx agrees with torch on "
         f"{record['qonnx_check']['agree_with_torch']}/{n_check}; wrote {out} and {json_path}"
     )
+    _print_pruning(console, record)
 
     predict_integer = _integer_predictor() if integer_check else None
     if predict_integer is not None:
@@ -272,3 +364,25 @@ def train(
             f"(agrees with torch on {record['integer_agreement_with_torch']:.2f}%)"
         )
     return record
+
+
+def _print_pruning(console: Any, record: dict[str, Any]) -> None:
+    """One line of zeros (masks and exported Quant nodes) and one of BOPs."""
+    p = record.get("pruning")
+    if p is not None:
+        z = p["qonnx_quant_zeros"]
+        console.print(
+            f"sparsity: masks {p['mask_sparsity']:.4f}; exported Quant nodes: "
+            f"{z['zero']:,} / {z['weights']:,} weights zero ({z['zero'] / z['weights']:.4f}), "
+            f"{z['pruned_nonzero']} pruned weights nonzero"
+        )
+        if z["pruned_nonzero"]:
+            console.print("[bold red]warning:[/] pruned weights quantize to nonzero values")
+    b = record["bops"]
+    if b.get("bops") is None:
+        console.print(f"BOPs: not computed ({b.get('error')})")
+    else:
+        console.print(
+            f"BOPs per frame: {b['bops']:,} ({b['bops'] / max(b['bops_dense'], 1):.1%} of "
+            f"{b['bops_dense']:,} at density 1)"
+        )
