@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,12 +41,10 @@ from qloom.synth.devices import Device, get_device
 from qloom.synth.tools import (
     Hasher,
     ToolError,
-    cache_lock,
+    cached_tool_run,
     default_cache_dir,
     find_tool,
-    load_cached_result,
     status,
-    store_entry,
 )
 from qloom.synth.yosys import (
     DEFAULT_TIMEOUT,
@@ -317,34 +313,15 @@ def place_and_route(
     outputs = ["report.json", "nextpnr.log", "yosys.log", "stat.json", cons_name]
     outputs += (["harness.v"] if wrap else []) + ([bit_name] if bit_name else [])
 
-    if use_cache:
-        hit = _load_cached(cache, key, wd, outputs)
-        if hit is not None:
-            return hit
-    with cache_lock(cache, key):
-        if use_cache:
-            hit = _load_cached(cache, key, wd, outputs)
-            if hit is not None:
-                return hit
-        tmp = None
-        if wd is None:
-            tmp = Path(tempfile.mkdtemp(prefix=f".run-{top}-", dir=cache))
-        run_dir = wd if wd is not None else tmp
-        try:
-            result = _run_flow(
-                staged, top, dev, run_dir, freq_mhz, wrap, clock, reset, bit_name, seed,
-                timeout, list(extra_nextpnr_args), pnr_tool, pack_tool, key, cache_dir, quiet,
-            )  # fmt: skip
-            files = {n: run_dir / n for n in outputs}
-            entry = store_entry(
-                cache, key, files, {"result": result.to_dict(), "version": PNR_VERSION}
-            )
-            if wd is None:
-                _repoint(result, entry)
-            return result
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+    def run(run_dir: Path) -> PnrResult:
+        return _run_flow(
+            staged, top, dev, run_dir, freq_mhz, wrap, clock, reset, bit_name, seed,
+            timeout, list(extra_nextpnr_args), pnr_tool, pack_tool, key, cache_dir, quiet,
+        )  # fmt: skip
+
+    return cached_tool_run(
+        cache, key, wd, outputs, PNR_VERSION, PnrResult.from_dict, _repoint, run, use_cache
+    )
 
 
 def _run_flow(
@@ -431,10 +408,6 @@ def _repoint(result: PnrResult, where: Path) -> None:
             result.synth.netlist = None  # not kept in the place-and-route cache
     if result.bitstream is not None:
         result.bitstream = where / result.bitstream.name
-
-
-def _load_cached(cache: Path, key: str, wd: Path | None, outputs: list[str]) -> PnrResult | None:
-    return load_cached_result(cache, key, wd, outputs, PNR_VERSION, PnrResult.from_dict, _repoint)
 
 
 def fmax_of(report_path: Path | str) -> float | None:

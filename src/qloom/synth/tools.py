@@ -265,6 +265,48 @@ def copy_into(src: Path, dst: Path) -> Path:
     return dst
 
 
+def cached_tool_run(
+    cache: Path,
+    key: str,
+    wd: Path | None,
+    outputs: list[str],
+    version: str,
+    from_dict,
+    repoint,
+    run,
+    use_cache: bool = True,
+):
+    """The cache protocol of every tool result (synthesis, place and route): a valid entry is
+    returned (its outputs copied into `wd`); else, under the entry's lock (another process may
+    be producing it: look again), `run(run_dir)` makes the result and its `outputs` files in
+    `run_dir` (`wd`, or a temporary folder in the cache) and they are stored as the entry."""
+
+    def cached():
+        if not use_cache:
+            return None
+        return load_cached_result(cache, key, wd, outputs, version, from_dict, repoint)
+
+    hit = cached()
+    if hit is not None:
+        return hit
+    with cache_lock(cache, key):
+        hit = cached()
+        if hit is not None:
+            return hit
+        tmp = None if wd is not None else Path(tempfile.mkdtemp(prefix=f".run-{key}-", dir=cache))
+        run_dir = wd if wd is not None else tmp
+        try:
+            result = run(run_dir)
+            files = {n: run_dir / n for n in outputs}
+            entry = store_entry(cache, key, files, {"result": result.to_dict(), "version": version})
+            if wd is None:
+                repoint(result, entry)
+            return result
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
 def load_cached_result(
     cache: Path, key: str, wd: Path | None, outputs: list[str], version: str, from_dict, repoint
 ):

@@ -46,12 +46,10 @@ from qloom.synth.devices import Device, get_device
 from qloom.synth.tools import (
     Hasher,
     ToolError,
-    cache_lock,
+    cached_tool_run,
     default_cache_dir,
     find_tool,
-    load_cached_result,
     status,
-    store_entry,
 )
 
 SYNTH_VERSION = "1"  # bump when the script or the parsing changes meaning
@@ -426,34 +424,14 @@ def synthesize(
     wd = Path(workdir).resolve() if workdir is not None else None
     outputs = ["yosys.log", "stat.json", "synth.ys"] + (["netlist.json"] if netlist else [])
 
-    if use_cache:
-        hit = _load_cached(cache, key, wd, outputs)
-        if hit is not None:
-            return hit
-    with cache_lock(cache, key):
-        if use_cache:
-            hit = _load_cached(cache, key, wd, outputs)
-            if hit is not None:
-                return hit
-        tmp = None
-        if wd is None:
-            tmp = Path(tempfile.mkdtemp(prefix=f".run-{top}-", dir=cache))
-        run_dir = wd if wd is not None else tmp
-        try:
-            result = _run(yosys, staged, script_text, dev, top, key, run_dir, timeout, quiet)
-            result.netlist = (run_dir / "netlist.json") if netlist else None
-            entry = store_entry(
-                cache,
-                key,
-                {n: run_dir / n for n in outputs},
-                {"result": result.to_dict(), "version": SYNTH_VERSION},
-            )
-            if wd is None:
-                _repoint(result, entry)
-            return result
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+    def run(run_dir: Path) -> SynthResult:
+        result = _run(yosys, staged, script_text, dev, top, key, run_dir, timeout, quiet)
+        result.netlist = (run_dir / "netlist.json") if netlist else None
+        return result
+
+    return cached_tool_run(
+        cache, key, wd, outputs, SYNTH_VERSION, SynthResult.from_dict, _repoint, run, use_cache
+    )
 
 
 def _run(yosys, staged, script_text, dev, top, key, run_dir, timeout, quiet) -> SynthResult:
@@ -511,12 +489,6 @@ def _repoint(result: SynthResult, where: Path) -> None:
     result.stat_json = where / "stat.json"
     if result.netlist is not None:
         result.netlist = where / "netlist.json"
-
-
-def _load_cached(cache: Path, key: str, wd: Path | None, outputs: list[str]) -> SynthResult | None:
-    return load_cached_result(
-        cache, key, wd, outputs, SYNTH_VERSION, SynthResult.from_dict, _repoint
-    )
 
 
 # ---------------------------------------------------------------------------------------------
