@@ -104,6 +104,14 @@ CASES: dict[str, list[dict]] = {
         {"CH": 4, "PE": 4, "K2": 1},
         {"CH": 4, "PE": 1, "K2": 9, "BITS": 3, "SUM": 1, "OBITS": 7},
     ],
+    # submodule of qloom_mvau and qloom_vvau: one product
+    "qloom_mul": [
+        {},
+        {"IBITS": 1, "IBIPOLAR": 1, "WBITS": 4},
+        {"IBITS": 8, "ISIGNED": 0, "WBITS": 1, "WBIPOLAR": 1},
+        {"IBITS": 1, "IBIPOLAR": 1, "WBITS": 1, "WBIPOLAR": 1},
+        {"IBITS": 3, "ISIGNED": 0, "WBITS": 5, "WSIGNED": 1},
+    ],
     # submodule of qloom_maxpool and qloom_windowpool
     "qloom_pool_lanes": [
         {},

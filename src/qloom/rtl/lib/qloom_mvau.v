@@ -220,31 +220,20 @@ module qloom_mvau #(
       end else begin : g_mac
         for (s = 0; s < L2; s = s + 1) begin : g_leaf
           if (s < SIMD) begin : g_prod
-            wire [IBITS-1:0] xr = xb[s*IBITS+:IBITS];
-            wire [WBITS-1:0] wr = wl[s*WBITS+:WBITS];
-            /* verilator lint_off UNUSEDSIGNAL */  // a bipolar side only gives the sign
-            wire signed [XW-1:0] xv;
-            wire signed [YW-1:0] yv;
-            /* verilator lint_on UNUSEDSIGNAL */
-            if (IBIPOLAR != 0) begin : g_xb
-              assign xv = xr[0] ? 2'sb01 : 2'sb11;
-            end else begin : g_xi
-              assign xv = {(ISIGNED != 0) && xr[IBITS-1], xr};
-            end
-            if (WBIPOLAR != 0) begin : g_wb
-              assign yv = wr[0] ? 2'sb01 : 2'sb11;
-            end else begin : g_wi
-              assign yv = {(WSIGNED != 0) && wr[WBITS-1], wr};
-            end
-            // a bipolar operand only selects the sign: no multiplier (and no DSP) for it
             wire signed [PW-1:0] prod;
-            if (WBIPOLAR != 0) begin : g_pw
-              assign prod = wr[0] ? {{(PW - XW) {xv[XW-1]}}, xv} : -{{(PW - XW) {xv[XW-1]}}, xv};
-            end else if (IBIPOLAR != 0) begin : g_px
-              assign prod = xr[0] ? {{(PW - YW) {yv[YW-1]}}, yv} : -{{(PW - YW) {yv[YW-1]}}, yv};
-            end else begin : g_pm
-              assign prod = xv * yv;
-            end
+            qloom_mul #(
+                .IBITS(IBITS),
+                .ISIGNED(ISIGNED),
+                .IBIPOLAR(IBIPOLAR),
+                .WBITS(WBITS),
+                .WSIGNED(WSIGNED),
+                .WBIPOLAR(WBIPOLAR),
+                .PW(PW)
+            ) u_mul (
+                .x(xb[s*IBITS+:IBITS]),
+                .w(wl[s*WBITS+:WBITS]),
+                .p(prod)
+            );
             assign leaf[s*PSW+:PSW] = {{(PSW - PW) {prod[PW-1]}}, prod};
           end else begin : g_zero
             assign leaf[s*PSW+:PSW] = {PSW{1'b0}};

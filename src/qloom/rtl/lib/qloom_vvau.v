@@ -126,32 +126,22 @@ module qloom_vvau #(
       qloom_vvau_error_bad_parameters u_err ();
     end
     for (p = 0; p < PE; p = p + 1) begin : g_pe
-      wire [IBITS-1:0] xr = x1[p*IBITS+:IBITS];
-      wire [WBITS-1:0] wr = w1[p*WBITS+:WBITS];
-      /* verilator lint_off UNUSEDSIGNAL */  // a bipolar side only gives the sign
-      wire signed [XW-1:0] xv;
-      wire signed [YW-1:0] yv;
-      /* verilator lint_on UNUSEDSIGNAL */
-      if (IBIPOLAR != 0) begin : g_xb
-        assign xv = xr[0] ? 2'sb01 : 2'sb11;
-      end else begin : g_xi
-        assign xv = {(ISIGNED != 0) && xr[IBITS-1], xr};
-      end
-      if (WBIPOLAR != 0) begin : g_wb
-        assign yv = wr[0] ? 2'sb01 : 2'sb11;
-      end else begin : g_wi
-        assign yv = {(WSIGNED != 0) && wr[WBITS-1], wr};
-      end
       /* verilator lint_off UNUSEDSIGNAL */  // cut to ACC_BITS when the sums are narrower
       wire signed [PW-1:0] prod;
       /* verilator lint_on UNUSEDSIGNAL */
-      if (WBIPOLAR != 0) begin : g_pw
-        assign prod = wr[0] ? {{(PW - XW) {xv[XW-1]}}, xv} : -{{(PW - XW) {xv[XW-1]}}, xv};
-      end else if (IBIPOLAR != 0) begin : g_px
-        assign prod = xr[0] ? {{(PW - YW) {yv[YW-1]}}, yv} : -{{(PW - YW) {yv[YW-1]}}, yv};
-      end else begin : g_pm
-        assign prod = xv * yv;
-      end
+      qloom_mul #(
+          .IBITS(IBITS),
+          .ISIGNED(ISIGNED),
+          .IBIPOLAR(IBIPOLAR),
+          .WBITS(WBITS),
+          .WSIGNED(WSIGNED),
+          .WBIPOLAR(WBIPOLAR),
+          .PW(PW)
+      ) u_mul (
+          .x(x1[p*IBITS+:IBITS]),
+          .w(w1[p*WBITS+:WBITS]),
+          .p(prod)
+      );
       // the product modulo 2^ACC_BITS (the sums wrap likewise; their range fits ACC_BITS)
       wire [ACC_BITS-1:0] ext;
       if (ACC_BITS > PW) begin : g_ext
