@@ -325,3 +325,6 @@ def test_build_writes_segments_and_lists_them(tfc_inputs, tmp_path, capsys):
     one = BuildReport.from_json({k: v for k, v in report.items() if k != "partition"})
     assert "partition" not in one.to_json()
     assert math.isclose(report["totals"]["fps_at_clock"], 1e8 / 896)
+    html = (d / "report.html").read_text()  # where the cuts are, and the segments' folders
+    assert "Devices (the pipeline cut across parts)" in html and "aurora-10g" in html
+    assert "href='segments/1_xc7a35t/'" in html and "href='rtl/'" not in html

@@ -137,17 +137,52 @@ def _links(r: BuildReport) -> str:
     """Links to what the build directory holds (relative: the page moves with the directory),
     decided from the report alone so that the page is the same wherever it is rendered."""
     files = ["report.json", "time_per_step.json", "build.log", "folding.json",
-             "build_config.json", "design.json", "graphs/", "rtl/", "driver/"]  # fmt: skip
+             "build_config.json", "design.json", "graphs/", "driver/"]  # fmt: skip
     if r.rtl is not None:
-        files.append(f"rtl/{r.rtl.top}.v")
+        files += ["rtl/", f"rtl/{r.rtl.top}.v"]
     if r.sim is not None:
         files.append("sim/result.json")
     if r.totals is not None and r.totals.synth is not None:
         files += ["synth/yosys_stages.json", "synth/vivado/"]
     if r.pnr is not None and r.pnr.bitstream:
         files.append(r.pnr.bitstream)
+    if r.partition is not None:
+        files += [f"{d.dir}/" for d in r.partition.devices]
     items = "".join(f"<li><a href='{html.escape(f)}'>{html.escape(f)}</a></li>" for f in files)
     return f"<ul>{items}</ul>"
+
+
+DEVICE_HEAD = ["device", "part", "stages", "from .. to", "cycles/frame", "alone in RTL",
+               "LUT / FF / BRAM / DSP of part"]  # fmt: skip
+LINK_HEAD = ["link", "model", "Gbit/s", "stream", "bits/frame", "cycles/frame", "in RTL"]
+
+
+def _partition_section(r: BuildReport) -> list[str]:
+    """Where the pipeline is cut (qloom build --devices): each device with its stages and share
+    of its part, and each link with the stream it carries and its cycles per frame."""
+    p = r.partition
+    if p is None:
+        return []
+    devices = []
+    for d in p.devices:
+        used = " / ".join(f"{v:.1f}" for v in d.utilization.values())
+        first, last = short_name(d.stages[0]), short_name(d.stages[-1])
+        sim = d.sim or {}
+        devices.append([d.index, d.part, len(d.stages), Raw(f"{first} .. {last}"),
+                        d.cycles_per_frame, sim.get("cycles_per_frame"), f"{used} %"])  # fmt: skip
+    links = []
+    for lk in p.links:
+        sim = lk.sim or {}
+        hop = f"{lk.index} -> {lk.index + 1}"
+        links.append([hop, lk.name, lk.gbps, short_name(lk.stream), lk.bits_per_frame,
+                      lk.cycles_per_frame, sim.get("cycles_per_frame")])  # fmt: skip
+    return [
+        "<h2>Devices (the pipeline cut across parts)</h2>",
+        f"<p>chain: {_fmt(p.cycles_per_frame)} cycles per frame, bottleneck "
+        f"{short_name(p.bottleneck)}; cap {_fmt(p.max_utilization)} of each part</p>",
+        _table(devices, DEVICE_HEAD),
+        _table(links, LINK_HEAD),
+    ]
 
 
 def render(report: BuildReport | dict) -> str:
@@ -222,6 +257,7 @@ def render(report: BuildReport | dict) -> str:
         depths = [[short_name(k), v] for k, v in fifo_rows]
         body += ["<h2>Glue FIFO depths (sized by simulation)</h2>",
                  _table(depths, ["stream", "depth"])]  # fmt: skip
+    body += _partition_section(r)
     body += ["<h2>Files</h2>", _links(r)]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>qloom report</title>"
