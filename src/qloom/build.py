@@ -462,6 +462,9 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             from qloom.deploy import write_driver
 
             write_driver(design, work / "driver")  # host side: DMA byte packing (numpy only)
+            from qloom.deploy.vivado_bd import write_deploy  # Xilinx: IP + block-design TCL
+
+            write_deploy(design, rtl, device, opts.clock_mhz, work / "deploy")
             if images is not None:
                 from qloom.sim.design import simulate
 

@@ -18,6 +18,7 @@ CASES: dict[str, list[dict]] = {
         {"IN_WIDTH": 5, "OUT_WIDTH": 10},
     ],
     "qloom_duplicate": [{"WIDTH": 1}, {"WIDTH": 77}],
+    "qloom_tlast": [{"WIDTH": 8, "BEATS": 1}, {"WIDTH": 24, "BEATS": 2}, {"WIDTH": 5, "BEATS": 49}],
     "qloom_add": [
         {},
         {
