@@ -20,6 +20,9 @@ models: <topology>-w<X>a<Y>[-i<Z>] with topology tfc, sfc, lfc, cnv (32x32), cnv
         (e.g. tfc-w1a1, sfc-w2a2, cnv-pad-w1a1; tfc-w1a1-i8 reads 8-bit pixels instead of
         binarized ones, which Fashion-MNIST needs for more than ~81 %)
 example: qloom train --model tfc-w1a1-i8 --epochs 10 --out build/zoo/tfc-w1a1-i8.onnx
+LogicNets (fixed fan-in, truth-table layers): jsc-s, jsc-m, jsc-l, nid-s, nid-m, nid-l on a
+        tabular set: digits, breast-cancer, wine (bundled; default wine), jets or unsw-nb15
+        (--data-dir FILE); e.g. qloom train --model jsc-s --dataset wine --epochs 30 --out j.onnx
 
 pruning (quantization-aware, Hawks et al. 2021; weights of 2 or more bits):
   qloom train --model tfc-w2a2 --epochs 5 --sparsity 0.75 --out qap.onnx
@@ -118,6 +121,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.epochs < 1:
         raise QloomError(f"--epochs must be at least 1, got {args.epochs}")
+    from qloom.train import logicnets
+
+    if logicnets.is_logicnets(args.model):
+        return run_logicnets(args)
     try:
         parse_model_name(args.model)
     except ValueError as e:  # an unknown model name is a user error, not a crash
@@ -138,6 +145,33 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         threads=args.threads,
         prune=prune,
+    )
+    return 0
+
+
+def run_logicnets(args: argparse.Namespace) -> int:
+    """`qloom train` for a LogicNets model: a tabular data set (qloom.train.logicnets);
+    --data-dir is the data file for jets / unsw-nb15. Pruning options do not apply (the
+    fan-in masks are the sparsity)."""
+    from qloom.errors import QloomError
+    from qloom.train.logicnets import train_logicnets
+
+    if args.sparsity is not None:
+        raise QloomError(f"{args.model}: --sparsity does not apply (fixed fan-in masks)")
+    dataset = "wine" if args.dataset == "fashion-mnist" else args.dataset  # the image default
+    batch = 64 if args.batch_size == DEFAULT_BATCH_SIZE else args.batch_size
+    lr = 0.02 if args.lr == DEFAULT_LR else args.lr
+    train_logicnets(
+        args.model,
+        dataset,
+        epochs=args.epochs,
+        out=args.out,
+        seed=args.seed,
+        batch_size=batch,
+        lr=lr,
+        data_dir=args.data_dir,
+        quiet=args.quiet,
+        threads=args.threads,
     )
     return 0
 
@@ -181,7 +215,8 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "export",
         help="write an untrained zoo model (batch-norm statistics from a random batch) as QONNX",
         epilog="models: as for `qloom train`, plus resnet8 and resnet8-small (32x32, residual "
-        "blocks with 1x1 stride-2 shortcuts); example: qloom export --model resnet8-w2a2 "
+        "blocks with 1x1 stride-2 shortcuts), LogicNets jsc-s/m/l, nid-s/m/l (tabular); example: "
+        "qloom export --model resnet8-w2a2 "
         "--out resnet8.onnx",
     )
     p.add_argument("--model", required=True, help="zoo model name, e.g. resnet8-w2a2")

@@ -145,8 +145,11 @@ def export_untrained(
     batch of inputs in [0, 1]), exported to QONNX at PATH."""
     import torch
 
+    from qloom.train import logicnets
     from qloom.train.zoo import build_model
 
+    if logicnets.is_logicnets(name):  # a fixed tabular shape: the image arguments do not apply
+        return logicnets.export_untrained(name, path, seed)
     torch.manual_seed(seed)
     model = build_model(name, in_channels, in_size, num_classes)
     for m in model.modules():

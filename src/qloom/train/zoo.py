@@ -231,6 +231,13 @@ def parse_model_name(name: str) -> ModelSpec:
     return ModelSpec(m.group(0), m["topo"], int(m["w"]), int(m["a"]), in_bits)
 
 
+def logicnets_models() -> list[str]:
+    """The LogicNets zoo (qloom.train.logicnets): jsc-s/m/l and nid-s/m/l, published shapes."""
+    from qloom.train.logicnets import LOGICNETS
+
+    return list(LOGICNETS)
+
+
 def list_models() -> list[str]:
     """The named zoo: every topology at w1a1, w1a2 and w2a2 (any wXaY also builds)."""
     return [f"{t}-{p}" for t in TOPOLOGIES for p in _PRECISIONS]
@@ -463,6 +470,10 @@ def build_model(
     The model maps its input to [-1, 1] itself (x * 2 - 1), as FINN's do, so it is trained,
     exported and run on pixel / 255.
     """
+    from qloom.train.logicnets import build_logicnets, is_logicnets
+
+    if is_logicnets(name):  # LogicNets' fixed shapes: the image arguments do not apply
+        return build_logicnets(name)
     spec = parse_model_name(name)
     topo = TOPOLOGIES[spec.topology]
     cls = {"fc": QuantFC, "cnv": QuantCNV, "resnet": QuantResNet}[topo.kind]

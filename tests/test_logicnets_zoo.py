@@ -1,0 +1,96 @@
+"""LogicNets zoo models (qloom.train.logicnets): every name exports with exactly F nonzero
+weights per neuron (the exported Quant nodes under qonnx, and qloom's integer graph), JSC-S
+becomes five truth tables equal to the integer model at one frame per cycle, and a tiny
+training run on a bundled tabular set beats chance."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("brevitas")
+
+from qloom.train.logicnets import LOGICNETS, export_untrained, train_logicnets  # noqa: E402
+from qloom.train.zoo import build_model, logicnets_models  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("logicnets")
+    return {name: export_untrained(name, d / f"{name}.onnx") for name in LOGICNETS}
+
+
+def test_published_shapes():
+    """The LogicNets repository's configurations (examples/jet_substructure, cybersecurity)."""
+    assert logicnets_models() == ["jsc-s", "jsc-m", "jsc-l", "nid-s", "nid-m", "nid-l"]
+    s = LOGICNETS["jsc-l"]
+    assert (s.hidden, s.input_bits, s.hidden_bits, s.output_bits) == (
+        (32, 64, 192, 192, 16),
+        4,
+        3,
+        7,
+    )
+    assert s.layer_fanins() == [3, 4, 4, 4, 4, 5] and s.max_table_bits() == 15
+    assert LOGICNETS["nid-l"].layer_fanins() == [7, 5, 5, 5, 5]
+    m = build_model("jsc-s")  # the zoo's entry point builds them too
+    assert m(torch.randn(4, 16)).shape == (4, 5)
+
+
+@pytest.mark.parametrize("name", list(LOGICNETS))
+def test_export_has_exactly_fanin_nonzeros_per_neuron(name, exports):
+    """qonnx's view of the exported weight Quant nodes and qloom's integer MatMuls: every
+    neuron of every layer has exactly its layer's fan-in nonzero weights."""
+    import qloom
+    from qloom.train.prune import quantized_weights
+
+    spec = LOGICNETS[name]
+    fanins = spec.layer_fanins()
+    q = quantized_weights(exports[name])
+    keys = sorted(q, key=lambda k: int(re.search(r"layers\.(\d+)\.", k).group(1)))
+    assert len(keys) == len(fanins)
+    for k, f in zip(keys, fanins, strict=True):
+        nz = (q[k] != 0).sum(axis=1)  # (out, in) torch layout
+        assert (nz == f).all(), f"{name} {k}: nonzeros per neuron {np.unique(nz)} != {f}"
+    g = qloom.load(exports[name]).compiled.integer
+    mats = [n.attrs["weights"] for n in g.nodes if n.op == "MatMul"]
+    assert [int((w != 0).sum(axis=0).min()) for w in mats] == fanins
+    assert [int((w != 0).sum(axis=0).max()) for w in mats] == fanins
+
+
+def test_jsc_s_as_truth_tables_equals_the_integer_model(exports):
+    """All five sparse layers as truth tables (max_bits = fan-in x bits = 6): 1,000 random
+    standardized inputs through the folded design equal the integer model, 1 cycle/frame."""
+    import qloom
+    from qloom.flow import run_integer
+
+    m = qloom.load(exports["jsc-s"])
+    g = m.compiled.integer
+    names = [n.name for n in g.nodes if n.op == "MatMul"]
+    bits = LOGICNETS["jsc-s"].max_table_bits()
+    d = m.fold(folding={n: {"style": "truth_table", "max_bits": bits} for n in names})
+    assert [s.kind for s in d.stages] == ["TruthTable"] * 5
+    assert d.cycles_per_frame() == 1
+    x = np.random.default_rng(1).normal(0, 1, (1000, 16)).astype(np.float32)
+    q = m.compiled.hardware_input(x)
+    got, ref = d.execute(q), run_integer(g, q)
+    for t in g.outputs:
+        np.testing.assert_array_equal(got[t], ref[t])
+    assert len(np.unique(ref[g.outputs[0]].argmax(1))) > 1
+
+
+def test_tiny_training_beats_chance(tmp_path):
+    """jsc-s's shape on scikit-learn's wine (13 features, 3 classes, 45 test rows), 30 epochs:
+    well above the majority class (40 %); the export still has exactly 3 nonzeros per neuron."""
+    from qloom.train.prune import quantized_weights
+
+    rec = train_logicnets("jsc-s", "wine", epochs=30, out=tmp_path / "w.onnx", quiet=True)
+    print(f"jsc-s on wine: {rec['test_accuracy']:.2f}% (chance {rec['chance_accuracy']:.2f}%)")
+    assert rec["test_accuracy"] > rec["chance_accuracy"] + 20
+    for w in quantized_weights(tmp_path / "w.onnx").values():
+        assert ((w != 0).sum(axis=1) <= 3).all()
