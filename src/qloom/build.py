@@ -599,11 +599,17 @@ def _place_and_route(rtl, opts: BuildOptions, work: Path, report: BuildReport, s
         opts.clock_mhz,
         quiet=opts.quiet,
     )
+    _record_pnr(report, dev.name, res, work)
+
+
+def _record_pnr(report: BuildReport, part: str, res, work: Path) -> None:
+    """A place-and-route result (accelerator or board top) into the report: Fmax, FPS there,
+    timing, utilization, the bitstream relative to the build directory."""
     t = report.totals
     t.fmax_mhz = res.fmax_mhz
     t.fps_at_fmax = res.fmax_mhz * 1e6 / t.cycles_per_frame if res.fmax_mhz else None
     report.pnr = PnrSummary(
-        part=dev.name,
+        part=part,
         fmax_mhz=res.fmax_mhz,
         timing_met=res.timing_met,
         utilization=res.utilization,
@@ -639,16 +645,7 @@ def _board(design, rtl, opts: BuildOptions, work: Path, report: BuildReport, say
     pnr_json = json.dumps(res.to_json(work / "board"), indent=2)
     (work / "board" / "pnr.json").write_text(pnr_json + "\n")
     say(res.timing_line())
-    t = report.totals
-    t.fmax_mhz = res.fmax_mhz
-    t.fps_at_fmax = res.fmax_mhz * 1e6 / t.cycles_per_frame if res.fmax_mhz else None
-    report.pnr = PnrSummary(
-        part=board.part,
-        fmax_mhz=res.fmax_mhz,
-        timing_met=res.timing_met,
-        utilization=res.utilization,
-        bitstream=str(res.bitstream.relative_to(work)) if res.bitstream else None,
-    )
+    _record_pnr(report, board.part, res, work)
 
 
 # -- scale-out: one network across several devices (--devices, qloom.fold.partition) ----------
