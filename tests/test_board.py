@@ -306,6 +306,8 @@ def test_build_writes_the_board(board_build):
     assert (info["clks_per_bit"], info["in_bytes"], info["out_bytes"]) == (33, 7, 9)
     assert (info["frame_bytes"], info["rx_fifo_bytes"], info["max_window"]) == (112, 224, 2)
     assert (build.directory / "board" / "board.lpf").is_file()
+    html = (build.directory / "report.html").read_text()  # the report links the board files
+    assert all(f"href='board/{f}'" in html for f in ("board_top.v", "board.lpf", "board.json"))
     assert frame_bytes(build.io) == (112, 9)
 
 

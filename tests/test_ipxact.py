@@ -210,6 +210,9 @@ def test_every_xilinx_build_carries_deploy(tmp_path):
     xdc = (d / "ip" / "clocks.xdc").read_text()
     assert re.search(r"create_clock -period 6\.667 -name ap_clk \[get_ports ap_clk\]", xdc)
     _lint_tcl((d / "bd_pynq-z2.tcl").read_text())
+    html = (tmp_path / "TFC_1W1A" / "report.html").read_text()  # the report links them
+    for f in ("deploy/ip/component.xml", "deploy/bd_pynq-z2.tcl"):
+        assert f"href='{f}'" in html
 
 
 def test_non_xilinx_part_writes_no_deploy(built, tmp_path):

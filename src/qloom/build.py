@@ -464,7 +464,12 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             write_driver(design, work / "driver")  # host side: DMA byte packing (numpy only)
             from qloom.deploy.vivado_bd import write_deploy  # Xilinx: IP + block-design TCL
 
-            write_deploy(design, rtl, device, opts.clock_mhz, work / "deploy")
+            deploy = write_deploy(design, rtl, device, opts.clock_mhz, work / "deploy")
+            if deploy is not None:  # the IP description and the block-design scripts
+                report.rtl.deployment += sorted(
+                    str(p.relative_to(work)) for p in [deploy / "ip" / "component.xml",
+                                                       *deploy.glob("bd_*.tcl")]
+                )  # fmt: skip
             if images is not None:
                 from qloom.sim.design import simulate
 
@@ -634,6 +639,9 @@ def _board(design, rtl, opts: BuildOptions, work: Path, report: BuildReport, say
         rtl.top, rtl.in_width, rtl.out_widths[0], work / "board", opts.board, opts.clock_mhz,
         opts.baud, part=opts.pnr_part or None, frame_bytes=frame_in, window=2,
     )  # fmt: skip
+    report.rtl.deployment += [
+        str(p.relative_to(work.resolve())) for p in (board.top_file, board.lpf, board.info_file)
+    ]
     say(
         f"board top for the {board.board} ({board.part}): PLL {board.clock_mhz:.4f} MHz, "
         f"{board.baud} baud, {board.rx_fifo_bytes}-byte receive FIFO (board/)"

@@ -139,7 +139,7 @@ def _links(r: BuildReport) -> str:
     files = ["report.json", "time_per_step.json", "build.log", "folding.json",
              "build_config.json", "design.json", "graphs/", "driver/"]  # fmt: skip
     if r.rtl is not None:
-        files += ["rtl/", f"rtl/{r.rtl.top}.v"]
+        files += ["rtl/", f"rtl/{r.rtl.top}.v", *r.rtl.deployment]
     if r.sim is not None:
         files.append("sim/result.json")
     if r.totals is not None and r.totals.synth is not None:

@@ -248,17 +248,23 @@ class SimSummary:
 
 @dataclass
 class RtlSummary:
-    """The generated RTL: its top module and Verilog files (relative to the build directory)."""
+    """The generated RTL: its top module and Verilog files, and what the build made of it for
+    a board (deploy/ for Xilinx parts, board/ for an ECP5 board top); paths relative to the
+    build directory."""
 
     top: str
     files: list[str]
+    deployment: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"top": self.top, "files": self.files}
+        d: dict[str, Any] = {"top": self.top, "files": self.files}
+        if self.deployment:
+            d["deployment"] = self.deployment
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> RtlSummary:
-        return cls(top=d["top"], files=list(d["files"]))
+        return cls(top=d["top"], files=list(d["files"]), deployment=list(d.get("deployment", [])))
 
 
 @dataclass
