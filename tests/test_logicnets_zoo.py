@@ -84,6 +84,32 @@ def test_jsc_s_as_truth_tables_equals_the_integer_model(exports):
     assert len(np.unique(ref[g.outputs[0]].argmax(1))) > 1
 
 
+def test_solver_chooses_truth_tables_where_they_are_cheaper(exports):
+    """Without a folding file the solver prices every sparse layer's truth tables beside its
+    MVAU foldings: JSC-S (6 address bits per neuron) becomes tables at any target, JSC-M's
+    12-bit tables cost more than MVAUs folded for 1e6 FPS but are the only way to 1e8 FPS;
+    NID-S's second layer (7 inputs x 2 bits = 14 > 12) stays an MVAU. The choice is exact."""
+    import qloom
+    from qloom.flow import run_integer
+
+    def kinds(name, fps):
+        d = qloom.load(exports[name]).fold(target_fps=fps, part="xcu280")
+        return d, [s.kind for s in d.stages if s.kind in ("MVAU", "TruthTable")]
+
+    d, k = kinds("jsc-s", 1e4)
+    assert k == ["TruthTable"] * 5 and d.cycles_per_frame() == 1
+    tables = [s.name for s in d.stages if s.kind == "TruthTable"]
+    assert all(d.folding_json()[n] == {"style": "truth_table", "max_bits": 12} for n in tables)
+    assert kinds("jsc-m", 1e8)[1] == ["TruthTable"] * 5
+    assert kinds("jsc-m", 1e6)[1] == ["MVAU"] * 5
+    assert kinds("nid-s", 1e6)[1] == ["TruthTable", "MVAU", "MVAU"]
+    m = qloom.load(exports["jsc-s"])
+    q = m.compiled.hardware_input(np.random.default_rng(2).normal(0, 1, (500, 16)))
+    got, ref = d.execute(q), run_integer(m.compiled.integer, q)
+    for t in m.compiled.integer.outputs:
+        np.testing.assert_array_equal(got[t], ref[t])
+
+
 def test_tiny_training_beats_chance(tmp_path):
     """jsc-s's shape on scikit-learn's wine (13 features, 3 classes, 45 test rows), 30 epochs:
     well above the majority class (40 %); the export still has exactly 3 nonzeros per neuron."""

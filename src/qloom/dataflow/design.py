@@ -137,8 +137,10 @@ class DataflowDesign:
             )
         merged = self.folding_json()
         for name, params in folding.items():
-            if name != "Defaults":
-                merged[name] = {**merged.get(name, {}), **params}
+            if name == "Defaults":
+                continue
+            # an entry with a "style" chooses the layer's stage kind: its own parameters only
+            merged[name] = dict(params) if "style" in params else {**merged.get(name, {}), **params}
         return to_dataflow(self.source, merged)
 
     def write_folding(self, path: str | Path) -> Path:

@@ -55,6 +55,7 @@ from qloom.dataflow.stage import (
 )
 from qloom.dataflow.swu import place_conv_windows
 from qloom.datatype import BIPOLAR, DataType
+from qloom.errors import FoldingError
 from qloom.execute.kernels import exact_matmul
 
 if TYPE_CHECKING:
@@ -173,6 +174,18 @@ class MVAU(Stage):
     def estimate(self, device: Device) -> Resources:
         """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
         return estimate_mvau(self, device)
+
+    def alternatives(self) -> list[Stage]:
+        """The layer as LogicNets truth tables when every neuron reads few enough input bits
+        (a sparse fully connected layer with fused thresholds; qloom.dataflow.truthtable)."""
+        from qloom.dataflow.truthtable import TruthTable
+
+        if self.thresholds is None or self.pixels != 1:
+            return []
+        try:
+            return [TruthTable.from_mvau(self)]
+        except FoldingError:  # a neuron reads more than the default max_bits
+            return []
 
     def rtl_params(self) -> dict:
         """Parameters of qloom_mvau (memory file names are added by the RTL generator)."""

@@ -264,6 +264,13 @@ class Stage:
             kw["ram_style"] = ram_style
         return dataclasses.replace(self, **kw)
 
+    def alternatives(self) -> list[Stage]:
+        """Stages of other kinds that compute this layer bit for bit (e.g. an MVAU's LogicNets
+        truth tables); each one's `folding()` names its kind with a "style" entry. The solver
+        prices them beside this stage's own foldings and takes the cheapest that meets the
+        budget. None by default."""
+        return []
+
     def estimate(self, device: Device) -> Resources:
         """Estimated LUT / FF / BRAM / DSP on `device` (6-input LUTs; the driver in
         qloom.fold.estimate scales for LUT4 parts), built on qloom.dataflow.resources."""

@@ -26,7 +26,9 @@ Memories ($readmemh; the RTL reads them into logic, not block RAM):
 Cycles per frame: 1. Latency: 1 (the output register).
 
 Chosen per layer by the folding file: {"<MatMul node>": {"style": "truth_table"}} (optional
-"max_bits": the largest K accepted, default 12); "style": "mvau" (the default) keeps the MVAU.
+"max_bits": the largest K accepted, default 12); "style": "mvau" keeps the MVAU. Without a
+folding file the solver prices the tables (`MVAU.alternatives`, K <= 12) beside the MVAU's
+foldings and takes the cheapest that meets the target.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ class Candidate:
     resources: Resources
     cost: float
     parallelism: tuple[int, ...]  # the values of the stage's fold_params, in order
+    other_kind: bool = False  # one of the stage's `alternatives()`: nothing of it to fold
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,18 @@ def candidates(stage: Stage, device: Device) -> list[Candidate]:
                 best = cand
         if best is not None:
             out.append(best)
+    for alt in stage.alternatives():  # other kinds for the same layer (LogicNets tables)
+        if _widths_ok(alt):
+            r = estimate_stage(alt, device)
+            cycles = alt.cycles_per_frame()
+            out.append(Candidate(alt.folding(), cycles, r, r.cost(device), (), other_kind=True))
     return out
 
 
 def _minimal(c: Candidate, stage: Stage, by_par: dict, budget: int) -> bool:
     """Lowering any one parameter to its next smaller legal value misses the budget."""
+    if c.other_kind:
+        return True
     legal = stage.legal_values()
     for i, p in enumerate(stage.fold_params):
         v = _prev(legal[p], c.parallelism[i])
