@@ -18,8 +18,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 
+from train_data import write_synthetic_mnist  # noqa: E402
+
 from qloom import cli as main_cli  # noqa: E402
-from qloom.data import write_idx  # noqa: E402
 from qloom.errors import QloomError  # noqa: E402
 from qloom.train import prune as P  # noqa: E402
 from qloom.train.zoo import build_model  # noqa: E402
@@ -27,26 +28,10 @@ from qloom.train.zoo import build_model  # noqa: E402
 torch.set_num_threads(1)
 
 
-def _synthetic_images(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
-    """Class k lights up horizontal band k (rows 2k..2k+4) over a noisy background."""
-    x = rng.integers(0, 60, (len(labels), 28, 28)).astype(np.uint8)
-    for i, k in enumerate(labels):
-        x[i, 2 * k + 2 : 2 * k + 6, 4:24] = rng.integers(180, 256, (4, 20))
-    return x
-
-
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 256-train / 100-test dataset in IDX format under <dir>/mnist."""
-    root = tmp_path_factory.mktemp("data")
-    d = root / "mnist"
-    d.mkdir()
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 256), ("t10k", 100)):
-        y = (np.arange(n) % 10).astype(np.uint8)
-        write_idx(d / f"{prefix}-images-idx3-ubyte.gz", _synthetic_images(rng, y))
-        write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", y)
-    return root
+    return write_synthetic_mnist(tmp_path_factory.mktemp("data"), 256)
 
 
 def _pruner(model_name: str = "tfc-w2a2", steps_per_epoch: int = 10, **kw) -> P.Pruner:
