@@ -82,7 +82,9 @@ def test_component_xml_matches_the_wrapper(built):
     for p in root.iterfind("spirit:model/spirit:ports/spirit:port", NS):
         left = p.find(".//spirit:left", NS)
         model_ports[p.find("spirit:name", NS).text] = (
-            p.find(".//spirit:direction", NS).text, 1 if left is None else int(left.text) + 1)
+            p.find(".//spirit:direction", NS).text,
+            1 if left is None else int(left.text) + 1,
+        )
     assert model_ports == {n: (d, w) for n, d, w in ports(rtl)}
     assert model_ports["s_axis_tdata"][1] == byte_width(rtl.in_width) >= rtl.in_width
     assert model_ports["m_axis_tdata"][1] == byte_width(rtl.out_widths[0])
@@ -226,5 +228,3 @@ def _lattice() -> str:
     from qloom.synth.devices import DEVICES
 
     return next(d.name for d in DEVICES if not d.is_xilinx)
-
-

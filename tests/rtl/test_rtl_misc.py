@@ -138,10 +138,15 @@ VV_CASES = {
     # signed input, all channels per beat, narrow sums (the products are cut)
     "s3w2-pe-all": dict(CH=3, PE=3, K2=4, IBITS=3, ISIGNED=1, WBITS=2, ACC_BITS=5),
     # bipolar input and bipolar weights in the multi-bit datapath, one channel per beat
-    "bip-bip-pe1": dict(CH=5, PE=1, K2=9, IBITS=1, IBIPOLAR=1, WBITS=1, WSIGNED=0, WBIPOLAR=1,
-                        ACC_BITS=5),  # fmt: skip
+    "bip-bip-pe1": dict(
+        CH=5, PE=1, K2=9, IBITS=1, IBIPOLAR=1, WBITS=1, WSIGNED=0, WBIPOLAR=1, ACC_BITS=5
+    ),  # fmt: skip
     # one tap (first = last position)
     "u2w3-k1": dict(CH=2, PE=1, K2=1, IBITS=2, WBITS=3, ACC_BITS=6),
+    # SIMD taps per beat (the SWU's depthwise order): a kernel row of 2 channels per beat
+    "u4w4-pe2-simd3": dict(CH=4, PE=2, K2=9, SIMD=3, IBITS=4, WBITS=4, ACC_BITS=12),
+    # the whole kernel of one channel per beat, signed input, narrow sums (products cut)
+    "s3w2-pe1-simd9": dict(CH=3, PE=1, K2=9, SIMD=9, IBITS=3, ISIGNED=1, WBITS=2, ACC_BITS=5),
 }
 
 
@@ -153,17 +158,23 @@ def _operand(raw, bits, signed, bipolar):
 def test_vvau(name, tmp_path):
     P = dict(VV_CASES[name], WEIGHT_FILE="w.hex")
     ch, pe, k2, ib, wb, ab = P["CH"], P["PE"], P["K2"], P["IBITS"], P["WBITS"], P["ACC_BITS"]
-    m = build_lib("qloom_vvau", P, [("s_axis", pe * ib)], [("m_axis", pe * ab)])
+    simd = P.get("SIMD", 1)
+    m = build_lib("qloom_vvau", P, [("s_axis", simd * pe * ib)], [("m_axis", pe * ab)])
     rng = np.random.default_rng(7 + len(name))
     w_raw = rand_raw(rng, (ch, k2), wb)
-    # memory word kp * CH/PE + g, lane p = W[g*PE + p][kp]: the window stream's order
-    write_hex(tmp_path / "w.hex", beats(w_raw.T, pe, wb), pe * wb)
     pixels = 30
-    win = rand_raw(rng, (pixels, k2, ch), ib)  # the SWU's window stream
+    win = rand_raw(rng, (pixels, k2, ch), ib)  # the SWU's window stream, (kp, c) order
     x = _operand(win, ib, bool(P.get("ISIGNED", 0)), bool(P.get("IBIPOLAR", 0)))
     w = _operand(w_raw, wb, P.get("WSIGNED", 1) == 1, bool(P.get("WBIPOLAR", 0)))
     acc = np.einsum("pkc,ck->pc", x, w) & ((1 << ab) - 1)
-    ins, exp = [beats(win, pe, ib)], [beats(acc, pe, ab)]
+    if simd == 1:
+        # memory word kp * CH/PE + g, lane p = W[g*PE + p][kp]: the window stream's order
+        write_hex(tmp_path / "w.hex", beats(w_raw.T, pe, wb), pe * wb)
+    else:  # depthwise order: (g, kp, p) with SIMD positions x PE channels per beat
+        win = win.reshape(pixels, k2, ch // pe, pe).transpose(0, 2, 1, 3)
+        wt = w_raw.reshape(ch // pe, pe, k2).transpose(0, 2, 1)
+        write_hex(tmp_path / "w.hex", beats(wt, simd * pe, wb), simd * pe * wb)
+    ins, exp = [beats(win, simd * pe, ib)], [beats(acc, pe, ab)]
     for seed, (pi, po) in enumerate([(0.6, 0.5), (0.5, 0.7), (1.0, 0.2)]):
         run_check(m, ins, exp, pi, po, seed=seed, cwd=tmp_path)
     res = run_check(m, ins, exp, cwd=tmp_path)

@@ -172,9 +172,17 @@ def component_xml(rtl: RtlFiles, files: list[str], clock_mhz: float) -> str:
     buses = [
         _bus("s_axis", "axis", "slave", {k: f"s_axis_{v}" for k, v in axis.items()}, {}),
         _bus("m_axis", "axis", "master", {k: f"m_axis_{v}" for k, v in axis.items()}, {}),
-        _bus("ap_clk", "clock", "slave", {"CLK": "ap_clk"},
-             {"ASSOCIATED_BUSIF": "s_axis:m_axis", "ASSOCIATED_RESET": "ap_rst_n",
-              "FREQ_HZ": int(round(clock_mhz * 1e6))}),  # fmt: skip
+        _bus(
+            "ap_clk",
+            "clock",
+            "slave",
+            {"CLK": "ap_clk"},
+            {
+                "ASSOCIATED_BUSIF": "s_axis:m_axis",
+                "ASSOCIATED_RESET": "ap_rst_n",
+                "FREQ_HZ": int(round(clock_mhz * 1e6)),
+            },
+        ),  # fmt: skip
         _bus("ap_rst_n", "reset", "slave", {"RST": "ap_rst_n"}, {"POLARITY": "ACTIVE_LOW"}),
     ]
     views = []

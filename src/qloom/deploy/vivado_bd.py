@@ -152,7 +152,8 @@ def bd_tcl(board: ZynqBoard, rtl: RtlFiles, clock_mhz: float) -> str:
         "wait_on_run impl_1",
         "set impl [get_property DIRECTORY [get_runs impl_1]]",
         "file copy -force [file join $impl qloom_bd_wrapper.bit] [file join $here qloom.bit]",
-        "set hwh [lindex [glob -nocomplain -directory [file join $here vivado_" + board.name
+        "set hwh [lindex [glob -nocomplain -directory [file join $here vivado_"
+        + board.name
         + "] */*/sources_1/bd/qloom_bd/hw_handoff/qloom_bd.hwh] 0]",
         'if {$hwh ne ""} {file copy -force $hwh [file join $here qloom.hwh]}',
         'puts "PYNQ overlay: [file join $here qloom.bit] + qloom.hwh"',
