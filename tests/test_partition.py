@@ -40,7 +40,7 @@ def tfc():
     from qloom.flow import compile_model
 
     compiled = compile_model(tfc_path("TFC_2W2A"))
-    return compiled, fold_design(compiled.integer, 1e5, 100.0, "xc7a35t")
+    return compiled, fold_design(compiled.integer, 1e5, 100.0, "xc7a35t", bram_prices=(1.0,))
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def resnet(tmp_path_factory):
     argv = ["export", "--model", "resnet8-small-w2a2", "--out", str(path), "--in-size", "16"]
     assert main(argv) == 0
     compiled = compile_model(path)
-    return compiled, fold_design(compiled.integer, 2e4, 100.0, "xc7a35t")
+    return compiled, fold_design(compiled.integer, 2e4, 100.0, "xc7a35t", bram_prices=(1.0,))
 
 
 def test_residual_cuts_only_where_one_stream_crosses(resnet):

@@ -299,12 +299,13 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
 def _folding_across(opts: BuildOptions, integer, devices, say) -> tuple[dict, str, int | None]:
     """The folding of a multi-device build, and the target's cycle budget (None without a
     target). The solver folds for the target without its one-part fit check (an infinite
-    cap): whether the design fits is the partition's question, segment by segment."""
+    cap): whether the design fits is the partition's question, segment by segment. Block RAM
+    is priced by its share of a part (no BRAM is idle before the cuts are known)."""
     from qloom.fold import fold_design, load_folding
 
     if opts.target_fps:
         say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz (across devices)")
-        res = fold_design(integer, opts.target_fps, opts.clock_mhz, devices[0], math.inf)
+        res = fold_design(integer, opts.target_fps, opts.clock_mhz, devices[0], math.inf, (1.0,))
         return res.folding, f"target {opts.target_fps:g} FPS", res.budget_cycles
     if opts.folding:
         tr = load_folding(opts.folding, integer)

@@ -47,13 +47,14 @@ class Resources:
             "DSP": int(self.dsp),
         }
 
-    def cost(self, device: Device) -> float:
+    def cost(self, device: Device, bram_price: float = 1.0) -> float:
         """LUT-equivalent cost: LUTs + each other resource weighted by how many LUTs the part
         offers per unit of it (BRAM18 on xc7z020 = 190 LUT), so that minimizing the cost
-        minimizes the sum of utilizations."""
+        minimizes the sum of utilizations. `bram_price` < 1 values block RAM below that (the
+        solver's price for block RAM the design would otherwise leave idle)."""
         c = self.lut + 0.05 * self.ff  # FFs are plentiful (2 per LUT on xc7): a tie-breaker
         if device.bram:
-            c += self.bram * device.luts / device.bram
+            c += bram_price * self.bram * device.luts / device.bram
         if device.dsp:
             c += self.dsp * device.luts / device.dsp
         elif self.dsp:

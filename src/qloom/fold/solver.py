@@ -9,6 +9,10 @@ to the next smaller legal value would miss the budget), and of those takes the c
 resource model (qloom.fold.estimate: LUTs, with BRAM/DSP weighted by their scarcity on the
 part), choosing the MVAU / Thresholding memory style ("block" or "auto") at the same time.
 
+Block RAM that a design leaves idle is worth (almost) nothing, so the solver first prices a
+BRAM18 at 3 % of its LUT equivalent (weights go to block RAM wherever that saves LUTs) and
+raises the price along BRAM_PRICES only while the result does not fit the utilization caps.
+
 Limits: no stream may be wider than MAX_STREAM_BITS (8192) bits (SIMD x input bits of an MVAU,
 PE x output bits of any stage); a folding that would need a wider stream is not considered.
 
@@ -40,6 +44,10 @@ RESOURCE_KINDS = ("LUT", "FF", "BRAM", "DSP")
 #: the share of the part a design may use: one number for every resource, or per resource
 #: ({"LUT": 0.2, "BRAM": 0.9}; resources not named may use the whole part)
 Utilization = float | Mapping[str, float]
+#: block-RAM prices the solver tries in turn (fractions of a BRAM18's LUT equivalent, see
+#: Resources.cost), keeping the first whose design fits: idle BRAM first, 1.0 (the plain sum of
+#: utilizations) when the BRAM is needed
+BRAM_PRICES = (0.03, 0.1, 0.3, 1.0)
 
 
 def _caps(cap: Utilization) -> dict[str, float]:
@@ -135,8 +143,7 @@ def candidates(stage: Stage, device: Device) -> list[Candidate]:
     for p in params:
         combos = [dict(c, **{p: v}) for c in combos for v in legal[p]]
     out = []
-    for values in combos:
-        best = None
+    for values in combos:  # every memory style: which is cheaper depends on the BRAM price
         for style in stage.memory_styles:
             st = stage.refold(values, style)
             if not _widths_ok(st):
@@ -149,10 +156,7 @@ def candidates(stage: Stage, device: Device) -> list[Candidate]:
                 r.cost(device),
                 tuple(values[p] for p in params),
             )
-            if best is None or cand.cost < best.cost:
-                best = cand
-        if best is not None:
-            out.append(best)
+            out.append(cand)
     for alt in stage.alternatives():  # other kinds for the same layer (LogicNets tables)
         if _widths_ok(alt):
             r = estimate_stage(alt, device)
@@ -179,13 +183,15 @@ def _minimal(c: Candidate, stage: Stage, by_par: dict, budget: int) -> bool:
     return True
 
 
-def choose(stage: Stage, cands: list[Candidate], budget: int) -> Candidate | None:
+def choose(
+    stage: Stage, cands: list[Candidate], budget: int, cost=lambda c: c.cost
+) -> Candidate | None:
     """The cheapest minimal candidate meeting the budget (None: the stage cannot meet it)."""
     by_par = {c.parallelism: c for c in cands}
     ok = [c for c in cands if c.cycles <= budget and _minimal(c, stage, by_par, budget)]
     if not ok:
         return None
-    return min(ok, key=lambda c: (c.cost, c.cycles, c.parallelism))
+    return min(ok, key=lambda c: (cost(c), c.cycles, c.parallelism))
 
 
 # ------------------------------------------------------------------------------------------
@@ -207,14 +213,32 @@ class _Problem:
     def min_cycles(self) -> dict[str, int]:
         return {n: min(c.cycles for c in cs) for n, cs in self.cands.items()}
 
-    def solve(self, budget: int) -> dict[str, Candidate] | None:
+    def solve(self, budget: int, bram_price: float = 1.0) -> dict[str, Candidate] | None:
         chosen = {}
         for s in self.stages:
-            c = choose(s, self.cands[s.name], budget)
+            c = choose(
+                s, self.cands[s.name], budget, lambda c: c.resources.cost(self.device, bram_price)
+            )
             if c is None:
                 return None
             chosen[s.name] = c
         return chosen
+
+    def fold(
+        self, budget: int, clock_mhz: float, cap: Utilization, prices=BRAM_PRICES
+    ) -> FoldResult | None:
+        """The design for `budget` at the lowest BRAM price whose estimate fits `cap` (else the
+        one at the last price, which the caller reports as too large); None: a stage cannot
+        meet the budget at all."""
+        result = None
+        for price in prices:
+            chosen = self.solve(budget, price)
+            if chosen is None:
+                return None
+            result = self.build(chosen, budget, clock_mhz)
+            if self.fits(result.estimate["total"], cap):
+                break
+        return result
 
     def build(self, chosen: dict[str, Candidate], budget: int, clock_mhz: float) -> FoldResult:
         design = self.base.refold({n: dict(c.folding) for n, c in chosen.items()})
@@ -284,14 +308,17 @@ def fold_design(
     clock_mhz: float = 100.0,
     device: Device | str = "xc7z020",
     max_utilization: Utilization = 0.8,
+    bram_prices: tuple[float, ...] = BRAM_PRICES,
 ) -> FoldResult:
-    """fold_for_target, returning the folded design and its estimates as well."""
+    """fold_for_target, returning the folded design and its estimates as well. bram_prices:
+    the block-RAM prices to try (see BRAM_PRICES); (1.0,) prices BRAM by its share of the
+    part, as a design split over several parts needs."""
     if not target_fps > 0:
         raise FoldingError(f"target FPS must be positive, got {target_fps!r}")
     prob = _Problem(graph_or_design, device)
     budget = _budget(target_fps, clock_mhz)
-    chosen = prob.solve(budget) if budget >= 1 else None
-    if chosen is None:
+    result = prob.fold(budget, clock_mhz, max_utilization, bram_prices) if budget >= 1 else None
+    if result is None:
         mins = prob.min_cycles()
         name = max(mins, key=mins.get) if mins else "-"
         need = mins.get(name, 1)
@@ -302,7 +329,6 @@ def fold_design(
             f"needs at least {need} cycle{'s' if need != 1 else ''}/frame at its highest legal "
             f"parallelism; best achievable: {best:.1e} FPS"
         )
-    result = prob.build(chosen, budget, clock_mhz)
     cyc = result.design.cycles_per_frame()
     if cyc > budget:  # an unfoldable stage (DWC, FIFO, ...) is slower than the budget
         b = result.design.bottleneck()
@@ -342,10 +368,9 @@ def fold_max_fps_design(
     budgets = budgets or [floor]
 
     def attempt(b: int) -> FoldResult | None:
-        chosen = prob.solve(b)
-        if chosen is None:
+        r = prob.fold(b, clock_mhz, max_utilization)
+        if r is None:
             return None
-        r = prob.build(chosen, b, clock_mhz)
         ok = r.design.cycles_per_frame() <= b and prob.fits(r.estimate["total"], max_utilization)
         return r if ok else None
 
