@@ -486,6 +486,51 @@ def brevitas_mobilenet(path: Path, width: int = 8, size: int = 16) -> Path:
     return export_qonnx(model, path, in_shape=(1, 3, size, size))
 
 
+def brevitas_grouped_cnn(path: Path, size: int = 8) -> Path:
+    """Grouped convolutions, w4a4, power-of-two scales: a 1x1 stem (2 -> 8), a 3x3 depthwise
+    conv (a VVAU), a 3x3 conv with groups=2 and stride 2, one with groups=4, a depthwise conv
+    with channel multiplier 2 (groups = 8 in channels, 16 out), then a global average pool
+    and a classifier."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed(11)
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    relu4 = dict(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4)
+
+    def conv_bn_relu(cin, cout, k=3, stride=1, groups=1):
+        return [
+            qnn.QuantConv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, **w4),
+            torch.nn.BatchNorm2d(cout),
+            qnn.QuantReLU(**relu4),
+        ]
+
+    layers = [qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8)]
+    layers += conv_bn_relu(2, 8, k=1)
+    layers += conv_bn_relu(8, 8, groups=8)  # depthwise
+    layers += conv_bn_relu(8, 8, stride=2, groups=2)
+    layers += conv_bn_relu(8, 8, groups=4)
+    layers += conv_bn_relu(8, 16, groups=8)  # depthwise, channel multiplier 2
+    layers += [
+        torch.nn.AdaptiveAvgPool2d(1),
+        qnn.QuantIdentity(**relu4),
+        torch.nn.Flatten(),
+        qnn.QuantLinear(
+            16, 5, bias=False, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4
+        ),  # fmt: skip
+    ]
+    model = torch.nn.Sequential(*layers)
+    _calibrate(model, torch.randn(128, 2, size, size))
+    return export_qonnx(model, path, in_shape=(1, 2, size, size))
+
+
 def brevitas_padded_avgpool_cnn(path: Path) -> Path:
     """AvgPool2d(3, stride 1, padding 1) as PyTorch exports it (count_include_pad=1: every
     window divides by 9, the padding counts as zeros) between two convs, power-of-two scales."""
@@ -683,3 +728,77 @@ def add_of_two_scales(
     if classes:
         y = b.node("MatMul", [y, b.qweights(16, classes, 4)])
     return b.save(path, (1, 16), y, (1, classes or 16))
+
+
+def brevitas_mul_cnn(path: Path, kind: str = "both", size: int = 8) -> Path:
+    """Elementwise products of two streams, w4a4, on a 2 x size x size image: a 3x3 conv stem
+    (8 channels, power-of-two 4-bit QuantReLU), then
+    - a squeeze-and-excitation block (kind "se" or "both"): a global average pool, a 4-bit
+      quantizer, a 1x1 conv (8 -> 8) and a 4-bit QuantReLU gate with a learned float scale
+      (a float sigmoid is not integer); the gate (1, 8, 1, 1) times the feature map, into a
+      4-bit QuantReLU;
+    - the product of two branches (kind "product" or "both"): a 3x3 and a 1x1 conv, each
+      with its own QuantReLU (power-of-two and learned float scales), multiplied
+      elementwise, into a 4-bit QuantReLU;
+    then a 3x3 conv, a global average pool, a quantizer and a 4-class classifier."""
+    import torch
+    from brevitas import nn as qnn
+    from brevitas.quant import (
+        Int8ActPerTensorFixedPoint,
+        Int8WeightPerTensorFixedPoint,
+        Uint8ActPerTensorFixedPoint,
+        Uint8ActPerTensorFloat,
+    )
+
+    from qloom.train.export import export_qonnx
+
+    torch.manual_seed({"se": 12, "product": 13}.get(kind, 14))
+    w4 = dict(weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4, bias=False)
+    relu4 = dict(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4)
+    relu4f = dict(act_quant=Uint8ActPerTensorFloat, bit_width=4)
+    ch = 8
+    se, product = kind in ("se", "both"), kind in ("product", "both")
+
+    def conv_bn(k, quant, cin=ch, cout=ch):
+        return torch.nn.Sequential(
+            qnn.QuantConv2d(cin, cout, k, padding=k // 2, **w4),
+            torch.nn.BatchNorm2d(cout),
+            qnn.QuantReLU(**quant),
+        )
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=8)
+            self.stem = conv_bn(3, relu4, cin=2)
+            if se:
+                self.squeeze = torch.nn.Sequential(
+                    torch.nn.AdaptiveAvgPool2d(1), qnn.QuantIdentity(**relu4), conv_bn(1, relu4f)
+                )
+                self.after_se = qnn.QuantReLU(**relu4)
+            if product:
+                self.a, self.b = conv_bn(3, relu4), conv_bn(1, relu4f)
+                self.after = qnn.QuantReLU(**relu4)
+            self.head = torch.nn.Sequential(
+                qnn.QuantConv2d(ch, 6, 3, **w4),
+                torch.nn.BatchNorm2d(6),
+                qnn.QuantReLU(**relu4),
+                torch.nn.AdaptiveAvgPool2d(1),
+                qnn.QuantIdentity(**relu4),
+                torch.nn.Flatten(),
+                qnn.QuantLinear(
+                    6, 4, bias=False, weight_quant=Int8WeightPerTensorFixedPoint, weight_bit_width=4
+                ),
+            )
+
+        def forward(self, x):
+            x = self.stem(self.inp(x))
+            if se:
+                x = self.after_se(x * self.squeeze(x))
+            if product:
+                x = self.after(self.a(x) * self.b(x))
+            return self.head(x)
+
+    model = Net()
+    _calibrate(model, torch.randn(128, 2, size, size))
+    return export_qonnx(model, path, in_shape=(1, 2, size, size))

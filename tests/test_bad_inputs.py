@@ -157,3 +157,44 @@ def test_bad_folding_file(content, fragment, capsys, tmp_path):
     assert f"folding file {folding}" in err and fragment in err
     assert not (tmp_path / "b" / "m").exists()  # only m.partial/FAILED.txt, as documented
     assert (tmp_path / "b" / "m.partial" / "FAILED.txt").is_file()
+
+
+def _grouped_conv(tmp_path, wq: str, group: int = 2, zero: float = 0.0):
+    """x (1, 4, 5, 5) -> Quant -> Conv(4 -> 4, 3x3, group) with weights through `wq`
+    ("Quant" with zero point `zero`, or "BipolarQuant")."""
+    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])
+    q, qi = _quant("x", "xq", bits=4.0, signed=0)
+    w = np.random.default_rng(0).integers(-1, 2, size=(4, 4 // group, 3, 3))
+    inits = qi + [_const("w", w), _const("w_s", 1.0)]
+    if wq == "BipolarQuant":
+        wn = helper.make_node(wq, ["w", "w_s"], ["wq"], domain=QDOMAIN)
+    else:
+        inits += [_const("w_z", zero), _const("w_b", 4.0)]
+        wn = helper.make_node(
+            "Quant", ["w", "w_s", "w_z", "w_b"], ["wq"], domain=QDOMAIN,
+            signed=1, narrow=0, rounding_mode="ROUND",
+        )  # fmt: skip
+    conv = helper.make_node("Conv", ["xq", "wq"], ["y"], name="gconv", group=group,
+                            kernel_shape=[3, 3])  # fmt: skip
+    return _save(tmp_path, [q, wn, conv], inits, inputs=[inp])
+
+
+def test_grouped_conv_with_bipolar_weights_is_refused(tmp_path, capsys):
+    """A grouped conv is computed as a dense one with 0 weights outside the groups: +-1
+    weights have no 0, so the node is named, with the reason and what works."""
+    path = _grouped_conv(tmp_path, "BipolarQuant")
+    _check(capsys, path, "gconv", "group=2", "bipolar", "no 0", "multi-bit weight quantizer")
+
+
+def test_grouped_conv_with_weight_zero_point_is_refused(tmp_path, capsys):
+    path = _grouped_conv(tmp_path, "Quant", zero=1.0)
+    _check(capsys, path, "gconv", "nonzero zero point", "symmetric weight quantization")
+
+
+def test_grouped_conv_group_must_split_channels(tmp_path, capsys):
+    path = _grouped_conv(tmp_path, "Quant", group=4)
+    # 4 groups of 1 input channel each, but 4 outputs: depthwise; group 3 does not split 4
+    m = onnx.load(path)
+    m.graph.node[-1].attribute[0].i = 3
+    onnx.save(m, path)
+    _check(capsys, path, "gconv", "group=3", "does not split")

@@ -1,6 +1,7 @@
 """Property tests: random quantized MLPs and CNNs built with Brevitas (1-8 bit weights and
 activations, batch norm with negative scales, per-channel weight scales, padding, max-pool)
-give the same outputs through qonnx's executor and through qloom's integer graph."""
+and grouped / depthwise convs give the same outputs through qonnx's executor and through
+qloom's integer graph."""
 
 from __future__ import annotations
 
@@ -137,7 +138,9 @@ conv_layer = st.fixed_dictionaries(
         "per_channel": st.booleans(),
         "pad": st.integers(0, 1),
         "pool": st.booleans(),
-        "depthwise": st.booleans(),  # groups = channels (a VVAU); keeps the channel count
+        # 1, 2 (a dense conv with block-diagonal weights), "depthwise" (groups = channels:
+        # a VVAU; keeps the channel count), "x2" (depthwise with channel multiplier 2: dense)
+        "groups": st.sampled_from([1, 2, "depthwise", "x2"]),
     }
 )
 
@@ -154,7 +157,15 @@ def test_random_cnn(tmp_path_factory, layers, in_bits, seed):
     mods = [activation(in_bits, "signed")]
     ch, size = 2, 10
     for spec in layers:
-        out, groups = (ch, ch) if spec["depthwise"] else (spec["channels"], 1)
+        out, groups = {
+            "depthwise": (ch, ch),
+            "x2": (2 * ch, ch),
+            2: (spec["channels"], 2),
+            1: (spec["channels"], 1),
+        }[spec["groups"]]
+        wbits = spec["wbits"]
+        if wbits == 1 and groups > 1 and out != ch:
+            wbits = 2  # grouped convs need a 0 weight: +-1 weights are refused
         mods.append(
             brevitas_nn.QuantConv2d(
                 ch,
@@ -163,7 +174,7 @@ def test_random_cnn(tmp_path_factory, layers, in_bits, seed):
                 padding=spec["pad"],
                 groups=groups,
                 bias=False,
-                **weight_kwargs(spec["wbits"], spec["per_channel"]),
+                **weight_kwargs(wbits, spec["per_channel"]),
             )
         )
         mods.append(torch.nn.BatchNorm2d(out))

@@ -32,6 +32,12 @@ CASES: dict[str, list[dict]] = {
             "BIAS": -7,
         },
     ],
+    "qloom_emul": [
+        {},
+        {"N": 24, "C": 4, "PE": 2, "ABITS": 4, "ASIGNED": 0, "BBITS": 3, "OBITS": 7},
+        {"N": 6, "C": 6, "PE": 3, "ABITS": 1, "ABIPOLAR": 1, "BBITS": 5, "OBITS": 6},
+        {"N": 8, "C": 1, "ABITS": 1, "ABIPOLAR": 1, "BBITS": 1, "BBIPOLAR": 1, "OBITS": 2},
+    ],
     "qloom_thresholding": [
         {"CH": 4, "PE": 1, "NT": 1, "THRESH_FILE": "thr_4x8.hex"},
         {
@@ -131,6 +137,11 @@ CASES: dict[str, list[dict]] = {
          "RAM_STYLE": "block", "WEIGHT_FILE": "w_18x9.hex"},  # fmt: skip
         {"CH": 2, "PE": 2, "K2": 1, "IBITS": 1, "IBIPOLAR": 1, "WBITS": 1, "WSIGNED": 0,
          "WBIPOLAR": 1, "ACC_BITS": 2, "WEIGHT_FILE": "w_1x2.hex"},  # fmt: skip
+        # SIMD taps per beat: 3 x 2 channels per beat, and the whole kernel of 4 channels
+        {"CH": 4, "PE": 2, "K2": 9, "SIMD": 3, "IBITS": 4, "WBITS": 4, "ACC_BITS": 12,
+         "WEIGHT_FILE": "w_6x24.hex"},  # fmt: skip
+        {"CH": 4, "PE": 4, "K2": 9, "SIMD": 9, "IBITS": 2, "ISIGNED": 1, "WBITS": 3,
+         "ACC_BITS": 9, "RAM_STYLE": "distributed", "WEIGHT_FILE": "w_1x108.hex"},  # fmt: skip
     ],
     "qloom_labelselect": [
         {},
@@ -208,6 +219,11 @@ CASES: dict[str, list[dict]] = {
             "BITS": 3,
         },
         {"K_H": 1, "K_W": 1},
+        # depthwise order (KSIMD positions per beat): part of a row, and whole rows
+        {"IFM_H": 5, "IFM_W": 5, "CH": 4, "SIMD": 2, "PAD_T": 1, "PAD_L": 1, "PAD_B": 1,
+         "PAD_R": 1, "BITS": 3, "KSIMD": 3},  # fmt: skip
+        {"IFM_H": 6, "IFM_W": 5, "K_H": 3, "K_W": 2, "CH": 2, "BITS": 2, "KSIMD": 6,
+         "RAM_STYLE": "block"},  # fmt: skip
         {
             "IFM_H": 7,
             "IFM_W": 7,

@@ -50,13 +50,34 @@ CASES = {
         BITS=3,
         PAD_VALUE=7,
     ),
+    # depthwise order for a VVAU with SIMD = 3: one kernel row of 2 channels per beat, padded,
+    # stride 2 (the next frame's rows load while this one's windows are read)
+    "dw-ks3-pad-s2": dict(
+        IFM_H=5,
+        IFM_W=5,
+        CH=4,
+        SIMD=2,
+        K_H=3,
+        K_W=3,
+        BITS=3,
+        KSIMD=3,
+        PAD_T=1,
+        PAD_L=1,
+        PAD_B=1,
+        PAD_R=1,
+        STRIDE_H=2,
+        STRIDE_W=2,
+        PAD_VALUE=5,
+    ),  # fmt: skip
+    # the whole 3x3 kernel of one channel per beat (a VVAU with SIMD = K2): whole rows per beat
+    "dw-ks9-valid": dict(IFM_H=5, IFM_W=4, CH=2, SIMD=1, K_H=3, K_W=3, BITS=2, KSIMD=9),
 }
 
 
 def _setup(name, frames, seed):
     P = {**BASE, **CASES[name]}
-    simd, bits = P["SIMD"], P["BITS"]
-    m = build_lib("qloom_swu", P, [("s_axis", simd * bits)], [("m_axis", simd * bits)])
+    simd, bits, ks = P["SIMD"], P["BITS"], P.get("KSIMD", 1)
+    m = build_lib("qloom_swu", P, [("s_axis", simd * bits)], [("m_axis", ks * simd * bits)])
     rng = np.random.default_rng(seed)
     img = rand_raw(rng, (frames, P["IFM_H"], P["IFM_W"], P["CH"]), bits)
     win = swu(
@@ -71,7 +92,11 @@ def _setup(name, frames, seed):
         P["PAD_R"],
         P["PAD_VALUE"],
     )
-    return P, m, [beats(img, simd, bits)], [beats(win, simd, bits)]
+    if ks > 1:  # depthwise order: per window, channel group, then position, then channel
+        f, oh, ow = win.shape[:3]
+        win = win.reshape(f, oh, ow, P["K_H"] * P["K_W"], P["CH"] // simd, simd)
+        win = win.transpose(0, 1, 2, 4, 3, 5)
+    return P, m, [beats(img, simd, bits)], [beats(win, ks * simd, bits)]
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -99,7 +124,8 @@ def test_swu_full_rate(name):
         P["PAD_B"],
         P["PAD_R"],
     )
-    assert len(exp[0]) == frames * oh * ow * P["K_H"] * P["K_W"] * P["CH"] // P["SIMD"]
+    window_beats = P["K_H"] * P["K_W"] * P["CH"] // (P["SIMD"] * P.get("KSIMD", 1))
+    assert len(exp[0]) == frames * oh * ow * window_beats
     ratio = res.cycles / (frames * per_frame)
     print(f"{name}: {res.cycles} cycles for {frames} frames, {ratio:.3f} x max(in, out) beats")
     assert ratio <= 1.05 or res.cycles <= frames * per_frame + 200

@@ -14,6 +14,7 @@ Guarantees: the returned DataflowDesign executes bit-exactly like the integer gr
   * MaxPool               -> MaxPool (K == stride, no padding)
   * SumPool (average pool) -> SumPool (the same windows; the Thresholding after it divides)
   * Add                   -> Add, fed through a Duplicate and a frame-deep bypass FIFO
+  * Mul (of two streams)  -> ElementwiseMul (qloom.dataflow.mul), frame-deep FIFOs in front
   * TopK / ArgMax after a FloatTail that is the same strictly increasing function of the
     accumulator for every element -> LabelSelect on the accumulators
   * any other FloatTail (and what follows it) stays on the host (`DataflowDesign.host`)

@@ -7,10 +7,16 @@ Output: for each output pixel (oy, ox) in row-major order, its KH x KW x CH wind
 which must belong to the stream's type (0 is not BIPOLAR: lower.py widens such a stream to INT2
 with a Thresholding stage first). PAD_VALUE goes to the RTL as its bit pattern. SIMD must divide
 CH.
+Depthwise order (KSIMD > 1, for a VVAU folded with SIMD = KSIMD taps): per output pixel, the
+CH/SIMD channel groups in turn, each as K_H*K_W/KSIMD beats of KSIMD window positions x SIMD
+channels (element j*SIMD + s of beat t of group g: position t*KSIMD + j, channel g*SIMD + s).
+KSIMD divides K_W or is a multiple of K_W (a beat is part of one kernel row or whole rows);
+the line buffer has KSIMD read ports. KSIMD is set by the VVAU's lowering, not folded here.
 Cycles per frame (qloom_swu's schedule with its default line buffer of R = K_H + STRIDE_H rows):
 max(IN, OUT + STALL) with IN / OUT the input / output beats and
 STALL = max(0, K_H - PAD_T - (R - K_H) - 1) * IFM_W * CH/SIMD + K_W * CH/SIMD, the part of the
-next frame's first window that cannot be loaded in advance (FINN's estimate is max(IN, OUT)).
+next frame's first window that cannot be loaded in advance (FINN's estimate is max(IN, OUT));
+OUT counts beats of SIMD * KSIMD elements.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class SWU(Stage):
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
     pad_value: int = 0
     simd: int = 1
+    ksimd: int = 1  # window positions per beat (> 1: depthwise order, see above)
 
     kind = "SWU"
     fold_params = ("SIMD",)
@@ -68,6 +75,12 @@ class SWU(Stage):
 
     def __post_init__(self) -> None:
         check_divides("SWU", self.name, "SIMD", self.simd, "CH", self.channels)
+        if self.ksimd not in kernel_simd_values(self.k_h, self.k_w):
+            raise ValueError(
+                f"SWU '{self.name}': KSIMD={self.ksimd} is not one of "
+                f"{kernel_simd_values(self.k_h, self.k_w)} (it must divide K_W={self.k_w} or be "
+                "a multiple of it dividing K_H*K_W)"
+            )
         if any(self.pads) and not self.dtype.allowed(np.array([self.pad_value])):
             hint = " (widen the stream to INT2 first)" if self.dtype.is_bipolar else ""
             raise UnsupportedModelError(
@@ -98,8 +111,8 @@ class SWU(Stage):
         return (StreamSpec(self.dtype, self.simd, beats),)
 
     def out_streams(self) -> tuple[StreamSpec, ...]:
-        beats = self.oh * self.ow * self.window // self.simd
-        return (StreamSpec(self.dtype, self.simd, beats),)
+        beats = self.oh * self.ow * self.window // (self.simd * self.ksimd)
+        return (StreamSpec(self.dtype, self.simd * self.ksimd, beats),)
 
     def cycles_per_frame(self) -> int:
         cf = self.channels // self.simd
@@ -114,9 +127,9 @@ class SWU(Stage):
         return rows * self.channels // self.simd + self.cycles_per_frame() + 2
 
     def memory_bits(self) -> int:
-        """Line buffer: KH - 1 padded rows plus KW pixels."""
+        """Line buffer: KH - 1 padded rows plus KW pixels (KSIMD copies: its read ports)."""
         width = self.ifm_w + self.pads[1] + self.pads[3]
-        return ((self.k_h - 1) * width + self.k_w) * self.channels * self.dtype.bits
+        return ((self.k_h - 1) * width + self.k_w) * self.channels * self.dtype.bits * self.ksimd
 
     def legal_values(self) -> dict[str, list[int]]:
         return {"SIMD": divisors(self.channels)}
@@ -146,6 +159,7 @@ class SWU(Stage):
             else 0,
             "SIMD": self.simd,
             "BITS": self.dtype.bits,
+            "KSIMD": self.ksimd,
         }
 
     def execute(self, beats):
@@ -155,7 +169,11 @@ class SWU(Stage):
         win = windows_nhwc(
             pad_nhwc(img, self.pads, self.pad_value), (self.k_h, self.k_w), self.stride
         )  # F, OH, OW, KH, KW, CH
-        out = np.ascontiguousarray(win).reshape(x.shape[0], -1, self.simd)
+        if self.ksimd > 1:  # depthwise order: channel group, then position, then channel
+            f, oh, ow = win.shape[:3]
+            k2, cf = self.k_h * self.k_w, self.channels // self.simd
+            win = win.reshape(f, oh, ow, k2, cf, self.simd).transpose(0, 1, 2, 4, 3, 5)
+        out = np.ascontiguousarray(win).reshape(x.shape[0], -1, self.simd * self.ksimd)
         return restore(out, single)
 
 
@@ -170,17 +188,28 @@ def estimate_swu(s: SWU, device: Device) -> Resources:
     rows = min(s.k_h + s.stride[0], s.ifm_h)
     width = s.simd * p["BITS"]
     mem = ram(rows * s.ifm_w * cf, width, "auto", device)
+    for _ in range(s.ksimd - 1):  # one line buffer copy per read port
+        mem = mem + ram(rows * s.ifm_w * cf, width, "auto", device)
+    width *= s.ksimd
     lut = SWU_LUT["const"] + SWU_LUT["width"] * width + SWU_LUT["padding"] * any(s.pads)
     return Resources(lut=lut, ff=105 + width) + mem
 
 
+def kernel_simd_values(k_h: int, k_w: int) -> list[int]:
+    """The window positions per beat of a depthwise-order SWU (and so the SIMD of a VVAU):
+    divisors of K_W, and multiples of K_W that divide K_H * K_W (part of a row or whole rows)."""
+    return [d for d in divisors(k_h * k_w) if k_w % d == 0 or d % k_w == 0]
+
+
 # -- the windows of a convolution (used by the MVAU and VVAU rules) ------------------------------
 def place_conv_windows(
-    ctx: LoweringContext, conv: Node, simd, binary: bool = False
+    ctx: LoweringContext, conv: Node, simd, binary: bool = False, ksimd: int = 1
 ) -> tuple[str, DataType, int]:
     """Place the SWU "<conv>_swu" (SIMD gcd(simd, channels) unless folded) in front of a Conv
     node, with the "<conv>_widen" Thresholding before it when zero padding needs a BIPOLAR
     stream widened to INT2 values +-1. Returns (window tensor, its type, output pixels).
+    ksimd > 1 (a VVAU folded with SIMD = ksimd): the SWU emits the depthwise order with
+    SIMD = `simd` channels, whatever its own folding says (the VVAU's beats fix both).
     A 1 x 1 kernel with stride 1 and no padding (a pointwise conv) needs no windows: the
     pixels stream straight in."""
     x = conv.inputs[0]
@@ -205,6 +234,8 @@ def place_conv_windows(
     swu_name = f"{conv.name}_swu"
     swu_simd = gcd(simd, c) if isinstance(simd, int) and simd > 0 else 1
     sfold = ctx.fold(swu_name, "SWU", {"SIMD": swu_simd})
+    if ksimd > 1:
+        sfold = {**sfold, "SIMD": simd}
     if widen is not None:
         wname = f"{conv.name}_widen"
         wfold = ctx.fold(wname, "Thresholding", {"PE": sfold["SIMD"], "ram_style": "auto"})
@@ -216,7 +247,7 @@ def place_conv_windows(
         ctx.uses[x] = 1
     swu = SWU(swu_name, h, wd, c, kh, kw, in_dtype,
               stride=stride, pads=pads,
-              pad_value=pad_value, simd=sfold["SIMD"])  # fmt: skip
+              pad_value=pad_value, simd=sfold["SIMD"], ksimd=ksimd)  # fmt: skip
     win = f"{conv.name}_windows"
     ctx.place(swu, [x], win)
     return win, swu.out_streams()[0].dtype, swu.oh * swu.ow

@@ -7,12 +7,19 @@ acc[c] = sum_kp W[c][kp] * x[kp][c] and streams the accumulators, CH/PE beats of
 The activation (the Conv's MultiThreshold) is a Thresholding stage after it, so the threshold
 logic is the one of qloom_thresholding. RTL: qloom_vvau.
 
-Folding: PE channels per cycle (PE | CH); one input beat per cycle, so
-cycles per frame = pixels * K2 * CH / PE. FINN's VVAU can also take SIMD window positions per
-cycle; here the SWU's (kp, c) order gives only PE (SIMD = 1), which bounds a layer at
-pixels * K2 cycles.
-Memory ($readmemh): depth K2 * CH/PE, word kp * CH/PE + g, lane p at [p*WBITS +: WBITS] =
-W[g*PE + p][kp] (the order the input beats arrive in); +-1 weights are BIPOLAR bits.
+Folding (FINN's): PE channels (PE | CH) and SIMD kernel taps (SIMD | K2) per cycle; one input
+beat of PE * SIMD elements per cycle, so cycles per frame = pixels * (CH / PE) * (K2 / SIMD).
+SIMD = 1 reads the SWU's (kp, c) order. SIMD > 1 has the SWU emit its depthwise order
+(KSIMD = SIMD, SWU SIMD = PE; set by this stage's lowering): per pixel, channel group g =
+0..CH/PE-1 in turn, as K2/SIMD beats of SIMD taps x PE channels (element j*PE + p of beat t:
+tap t*SIMD + j of channel g*PE + p), so the SWU keeps pace and a layer can go below
+pixels * K2 cycles (SIMD = K2, PE = CH: one cycle per pixel). The taps of a beat lie in one
+kernel row or cover whole rows: SIMD divides K_W or is a multiple of K_W (`legal_values`).
+That SWU reads the image PE channels per beat, so with SIMD > 1 the cycle count is at least
+in_pixels * CH/PE (`cycles_per_frame`); a strided layer needs PE to grow with SIMD.
+Memory ($readmemh): the weights in the input beats' order, one word per beat of a pixel, lane
+(j, p) at [(j*PE + p)*WBITS +: WBITS]: SIMD = 1: word kp * CH/PE + g = W[g*PE + p][kp];
+SIMD > 1: word g * K2/SIMD + t = W[g*PE + p][t*SIMD + j]. +-1 weights are BIPOLAR bits.
 """
 
 from __future__ import annotations
@@ -41,9 +48,10 @@ from qloom.dataflow.stage import (
     unpack_words,
     write_hex,
 )
-from qloom.dataflow.swu import place_conv_windows
+from qloom.dataflow.swu import kernel_simd_values, place_conv_windows
 from qloom.dataflow.thresholding import lower_thresholding
 from qloom.datatype import BIPOLAR, DataType
+from qloom.errors import FoldingError
 
 if TYPE_CHECKING:
     from qloom.dataflow.lower import LoweringContext
@@ -60,11 +68,14 @@ class VVAU(Stage):
     in_dtype: DataType
     pe: int = 1
     ram_style: str = "auto"
+    simd: int = 1  # kernel taps per beat
+    k_w: int = 0  # kernel width (0: one row of K2 taps): which SIMD values the SWU can feed
+    in_pixels: int = 0  # pixels of the image the SWU in front reads (0: not known)
 
     kind = "VVAU"
     finn_op = "VVAU"
     rtl_module = "qloom_vvau"
-    fold_params = ("PE",)
+    fold_params = ("PE", "SIMD")
     memory_styles = ("auto", "block")
 
     @classmethod
@@ -79,6 +90,12 @@ class VVAU(Stage):
             raise ValueError(f"VVAU '{self.name}': weights {w.shape} are not (CH, K2)")
         object.__setattr__(self, "weights", w)
         check_divides("VVAU", self.name, "PE", self.pe, "CH", self.channels)
+        check_divides("VVAU", self.name, "SIMD", self.simd, "K2", self.k2)
+        if self.simd not in self.simd_values():
+            raise FoldingError(
+                f"VVAU '{self.name}': SIMD={self.simd} taps would split a kernel row of "
+                f"{self.k_w} unevenly; legal SIMD: {', '.join(map(str, self.simd_values()))}"
+            )
         check_ram_style("VVAU", self.name, self.ram_style)
         a, b = w * self.in_dtype.min, w * self.in_dtype.max
         lo, hi = int(np.minimum(a, b).sum(1).min()), int(np.maximum(a, b).sum(1).max())
@@ -91,14 +108,28 @@ class VVAU(Stage):
     def cf(self) -> int:
         return self.channels // self.pe
 
+    @property
+    def kb(self) -> int:
+        """Beats per channel group and pixel."""
+        return self.k2 // self.simd
+
+    def simd_values(self) -> list[int]:
+        return kernel_simd_values(self.k2 // (self.k_w or self.k2), self.k_w or self.k2)
+
     def in_streams(self) -> tuple[StreamSpec, ...]:
-        return (StreamSpec(self.in_dtype, self.pe, self.pixels * self.k2 * self.cf),)
+        beats = self.pixels * self.kb * self.cf
+        return (StreamSpec(self.in_dtype, self.pe * self.simd, beats),)
 
     def out_streams(self) -> tuple[StreamSpec, ...]:
         return (StreamSpec(self.acc_dtype, self.pe, self.pixels * self.cf),)
 
     def cycles_per_frame(self) -> int:
-        return self.in_streams()[0].beats
+        """One input beat per cycle; with SIMD > 1 also the SWU in front, which then takes
+        the image PE channels per beat (in_pixels * CH/PE cycles: more than this stage's own
+        beats with a stride, or PE too small for the taps), so that a folding chosen by this
+        stage's cycles is one the pair reaches."""
+        own = self.in_streams()[0].beats
+        return max(own, self.in_pixels * self.cf) if self.simd > 1 else own
 
     def latency_cycles(self) -> int:
         return self.cycles_per_frame() + 3
@@ -107,16 +138,17 @@ class VVAU(Stage):
         return self.weights.size * self.w_dtype.bits + self.channels * self.acc_dtype.bits
 
     def legal_values(self) -> dict[str, list[int]]:
-        return {"PE": divisors(self.channels)}
+        return {"PE": divisors(self.channels), "SIMD": self.simd_values()}
 
     def folding(self) -> dict:
-        return {"PE": self.pe, "ram_style": self.ram_style}
+        return {"PE": self.pe, "SIMD": self.simd, "ram_style": self.ram_style}
 
     def rtl_params(self) -> dict:
         return {
             "CH": self.channels,
             "PE": self.pe,
             "K2": self.k2,
+            "SIMD": self.simd,
             "IBITS": self.in_dtype.bits,
             "ISIGNED": int(self.in_dtype.signed and not self.in_dtype.is_bipolar),
             "IBIPOLAR": int(self.in_dtype.is_bipolar),
@@ -129,54 +161,68 @@ class VVAU(Stage):
 
     # -- memory ----------------------------------------------------------------------------------
     def weight_words(self) -> list[int]:
-        # word kp*CF + g, lane p = W[g*PE + p][kp]
-        tiles = self.weights.T.reshape(self.k2 * self.cf, self.pe)
+        if self.simd == 1:  # word kp*CF + g, lane p = W[g*PE + p][kp]
+            tiles = self.weights.T.reshape(self.k2 * self.cf, self.pe)
+        else:  # word g*KB + t, lane j*PE + p = W[g*PE + p][t*SIMD + j]
+            w = self.weights.reshape(self.cf, self.pe, self.k2).transpose(0, 2, 1)
+            tiles = w.reshape(self.cf * self.kb, self.simd * self.pe)
         return pack_words(self.w_dtype.to_bits(tiles), self.w_dtype.bits)
 
     def weights_from_words(self, words: list[int]) -> np.ndarray:
-        fields = unpack_words(words, self.pe, self.w_dtype.bits)
-        return self.w_dtype.from_bits(fields).reshape(self.k2, self.channels).T
+        fields = unpack_words(words, self.pe * self.simd, self.w_dtype.bits)
+        w = self.w_dtype.from_bits(fields)
+        if self.simd == 1:
+            return w.reshape(self.k2, self.channels).T
+        return w.reshape(self.cf, self.k2, self.pe).transpose(0, 2, 1).reshape(-1, self.k2)
 
     def memory_words(self) -> list[list[int]]:
         return [self.weight_words()]
 
     def write_memories(self, directory: str | Path) -> dict[str, Path]:
         path = Path(directory) / f"{self.ident}_weights.hex"
-        return {"WEIGHT_FILE": write_hex(path, self.weight_words(), self.pe * self.w_dtype.bits)}
+        width = self.simd * self.pe * self.w_dtype.bits
+        return {"WEIGHT_FILE": write_hex(path, self.weight_words(), width)}
 
     # -- folded model ----------------------------------------------------------------------------
     def execute(self, beats):
         x, single = as_frames(beats)
         check_stream(self, x, self.in_streams()[0])
         f = x.shape[0]
-        win = x.reshape(f, self.pixels, self.k2, self.channels)
-        acc = np.einsum("fpkc,ck->fpc", win, self.weights)
+        if self.simd == 1:  # (kp, c) order
+            win = x.reshape(f, self.pixels, self.k2, self.channels)
+            acc = np.einsum("fpkc,ck->fpc", win, self.weights)
+        else:  # depthwise order: (g, kp, p)
+            win = x.reshape(f, self.pixels, self.cf, self.k2, self.pe)
+            w = self.weights.reshape(self.cf, self.pe, self.k2)
+            acc = np.einsum("fpgkq,gqk->fpgq", win, w)
         return restore(acc.reshape(f, -1, self.pe), single)
 
     # -- resource estimate -----------------------------------------------------------------------
     def estimate(self, device: Device) -> Resources:
         """By analogy with the MVAU's fitted coefficients, scaled to 3 Yosys runs: PE
-        multipliers and accumulators, the weight ROM, and the running sums (CH/PE words of
-        PE * ACC_BITS bits, read asynchronously: LUTRAM)."""
+        multipliers (PE * SIMD) and accumulators (PE, and the adder of PE * SIMD products), the
+        weight ROM, and the running sums (SIMD = 1: CH/PE words of PE * ACC_BITS bits, read
+        asynchronously: LUTRAM; SIMD > 1: one word)."""
         p = self.rtl_params()
         xw = 2 if p["IBIPOLAR"] else p["IBITS"] + 1
         yw = 2 if p["WBIPOLAR"] else p["WBITS"] + 1
-        dsp = self.pe if product_on_dsp(p) else 0
-        depth = self.k2 * self.cf
+        lanes = self.pe * self.simd
+        dsp = lanes if product_on_dsp(p) else 0
+        depth = self.kb * self.cf
         feats = {
-            "mul": 0.0 if dsp else self.pe * xw * yw,
-            "acc": self.pe * p["ACC_BITS"],
+            "mul": 0.0 if dsp else lanes * xw * yw,
+            "acc": lanes * p["ACC_BITS"],
             "ctrl_bits": 2 * counter_bits(depth),
         }
-        fixed = rom_features(feats, "rom", depth, self.pe * p["WBITS"], self.ram_style, device)
+        fixed = rom_features(feats, "rom", depth, lanes * p["WBITS"], self.ram_style, device)
         sums = self.pe * p["ACC_BITS"]
-        if self.cf > 1:
+        if self.cf > 1 and self.simd == 1:
             fixed = fixed + Resources(
                 lut=lutram_luts(self.cf, sums), lutram=lutram_luts(self.cf, sums)
             )
         else:
             fixed = fixed + Resources(ff=sums)
-        ff = 2 * counter_bits(depth) + 3 + self.pe * (p["IBITS"] + p["WBITS"]) + sums
+        ff = 2 * counter_bits(depth) + 3 + lanes * (p["IBITS"] + p["WBITS"]) + sums
         r = Resources(lut=linear(MVAU_LUT, feats), ff=ff, dsp=dsp) + fixed
         return dataclasses.replace(r, lut=VVAU_LUT_SCALE * r.lut, ff=VVAU_FF_SCALE * r.ff)
 
@@ -195,20 +241,29 @@ def lower_vvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     mt = nodes[1] if len(nodes) > 1 else None
     w = np.asarray(conv.attrs["weights"], dtype=np.int64)  # (KH, KW, 1, CH)
     kh, kw, cin_g, c = w.shape
+    h, wd = ctx.g.tensors[conv.inputs[0]].shape[:2]
     if cin_g != 1 or c != ctx.g.tensors[conv.inputs[0]].shape[-1]:
         raise unsupported(
             conv,
             f"grouped convolution with {cin_g} input channel(s) per group and {c} outputs: "
             "only depthwise (one input channel per group, as many outputs as inputs) has a stage",
         )
-    fold = ctx.fold(conv.name, "VVAU", {"PE": 1, "ram_style": "auto"})
-    x, in_dtype, pixels = place_conv_windows(ctx, conv, fold["PE"])
+    fold = ctx.fold(conv.name, "VVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto"})
+    legal = kernel_simd_values(kh, kw)
+    if fold["SIMD"] not in legal:  # checked here: the SWU in front is built from it
+        raise FoldingError(
+            f"VVAU '{conv.name}': SIMD={fold['SIMD']!r} is not a legal number of taps of a "
+            f"{kh}x{kw} kernel per beat; legal SIMD: {', '.join(map(str, legal))}"
+        )
+    check_divides("VVAU", conv.name, "PE", fold["PE"], "CH", c)
+    x, in_dtype, pixels = place_conv_windows(ctx, conv, fold["PE"], ksimd=fold["SIMD"])
     wmat = w.reshape(kh * kw, c).T
     if mt is not None and mt.attrs.get("negate") is not None:
         wmat = wmat * np.where(np.broadcast_to(mt.attrs["negate"], (c,)), -1, 1)[:, None]
         mt = mt.with_attrs(negate=None)  # the flipped filters absorb it
     stage = VVAU(conv.name, c, pixels, kh * kw, wmat, in_dtype, pe=fold["PE"],
-                 ram_style=fold["ram_style"])  # fmt: skip
+                 ram_style=fold["ram_style"], simd=fold["SIMD"], k_w=kw,
+                 in_pixels=h * wd)  # fmt: skip
     ctx.place(stage, [x], conv.outputs[0])
     if mt is not None:
         ctx.uses[conv.outputs[0]] = 1

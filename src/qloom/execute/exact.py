@@ -15,8 +15,8 @@ denotes, and every operation is evaluated without rounding:
   MultiThreshold: count of x >= t over its float32 thresholds, then out_scale, out_bias.
 - MatMul, Gemm, Conv (also 1-D, depthwise), AveragePool, GlobalAveragePool: exact integer sums
   (int64, or Python integers where int64 could overflow), the scales kept as exact fractions.
-- Add / Sub / Mul / Div by constants, ReLU, Clip, MaxPool, Concat, Add of two tensors, shape ops:
-  exact.
+- Add / Sub / Mul / Div by constants, ReLU, Clip, MaxPool, Concat, Add or Mul of two tensors,
+  shape ops: exact.
 - BatchNormalization: (x - mean) / p * gamma + beta exactly, where p = sqrt(var + eps) is the
   float32 number the model computes once (as onnxruntime and qonnx do): a square root is not a
   rational number, so this one parameter is the model's float32 value, not the real root.
@@ -491,8 +491,24 @@ class _ExactRun:
         return x.affine(_obj(Fraction(1)), _obj(-c))
 
     def _op_Mul(self, node, args):
+        if all(isinstance(a, Exact) for a in args):
+            return self._mul_tensors(node, *args)
         x, c, _ = self._pair(node, args)
         return x.affine(c, _obj(Fraction(0)))
+
+    def _mul_tensors(self, node, x: Exact, y: Exact) -> Exact:
+        """(n*r) * (m*s) = (n*m) * (r*s) for quantized tensors without offsets (numpy
+        broadcasting, as the model's Mul)."""
+        if x.clamped or y.clamped or any(v != 0 for v in np.ravel(np.append(x.b, y.b))):
+            raise NotImplementedError(
+                f"node '{node.name}': Mul of tensors with offsets or clamps (only quantized "
+                "tensors with zero point 0)"
+            )
+        if max(_absmax(x.n), 1) * max(_absmax(y.n), 1) >= INT_LIMIT:
+            n = x.n.astype(object) * y.n.astype(object)
+        else:
+            n = x.n * y.n
+        return Exact(n, _compact(_obj(x.r * y.r)), _obj(Fraction(0)).reshape((1,) * (n.ndim - 1)))
 
     def _op_Div(self, node, args):
         x, c, swapped = self._pair(node, args)

@@ -11,6 +11,7 @@ Ops (all attrs are numpy arrays or plain values; see qloom.streamline for how th
   Conv            NHWC conv with weights (KH, KW, Cin/groups, Cout), integer pad_value
   MaxPool/SumPool NHWC pooling
   Add             a_mul * a + b_mul * b
+  Mul             a * b elementwise; b of one value per channel of a is broadcast over its pixels
   Concat          the inputs joined along the channel (last) axis
   FloatTail       real = steps(x) gathered back into the imported layout (host-side float output)
 """
@@ -147,6 +148,14 @@ def _concat(node: Node, xs):
 def _add(node: Node, xs):
     a = node.attrs
     return [a["a_mul"] * xs[0].astype(np.int64) + a["b_mul"] * xs[1].astype(np.int64)]
+
+
+@op("Mul")
+def _mul(node: Node, xs):
+    a, b = xs[0].astype(np.int64), xs[1].astype(np.int64)
+    n = a.shape[0]
+    fb = b.reshape(n, -1)
+    return [(a.reshape(n, -1, fb.shape[1]) * fb[:, None, :]).reshape(a.shape)]
 
 
 def apply_steps(x: np.ndarray, steps, channel_of: np.ndarray | None = None) -> np.ndarray:

@@ -42,6 +42,7 @@ FINN_FAMILIES = {
     "AddStreams": "AddStreams",
     "AddStreams_Batch": "AddStreams",
     "StreamingConcat": "StreamingConcat",
+    "ElementwiseMul": "ElementwiseMul",
     "DuplicateStreams": "DuplicateStreams",
     "DuplicateStreams_Batch": "DuplicateStreams",
 }

@@ -18,6 +18,7 @@ HARDWARE = {
     "MaxPool": "MaxPool",
     "SumPool": "SumPool (+ Thresholding)",
     "Add": "AddStreams",
+    "Mul": "ElementwiseMul",
     "TopK": "LabelSelect",
     "ArgMax": "LabelSelect",
     "FloatTail": "host (float)",
@@ -55,6 +56,11 @@ def _row(g: Graph, n: Node) -> LayerRow:
         wdt, bits = dt.name, w.size * dt.bits
         out_pixels = int(np.prod(o.shape[:-1])) if len(o.shape) == 3 else 1
         macs = out_pixels * w.size
+        g = n.attrs.get("dense_of_groups", 1)
+        if g > 1:  # a grouped conv computed as a dense one (block-diagonal weights)
+            hw = f"{hw} (group={g} as dense: {g}x the MACs)"
+        elif n.attrs.get("groups", 1) > 1:
+            hw = "SWU + VVAU"
     if n.op == "MultiThreshold":
         t = n.attrs["thresholds"]
         tdt = DataType.for_range(int(t.min()), int(t.max())) if t.size else DataType("BINARY")

@@ -9,7 +9,9 @@ op and it (scales, biases, batch norm, ReLU/clip, negative scales via per-channe
 conv/pool tensors are channels-last; the float tail after the last linear op stays exact as a
 FloatTail; its outputs carry the imported output names and layouts. An Add of two quantized
 streams of different scales becomes an integer Add with multipliers of their exact common unit,
-or smaller ones proven to give the quantizer after it the same levels (addscale.py).
+or smaller ones proven to give the quantizer after it the same levels (addscale.py). A Mul of
+two quantized streams (zero points 0; one shape, or a per-channel operand broadcast over the
+pixels of the other) becomes an integer Mul of the exact product, its scale sx*sy a step.
 
 How: abstract interpretation. Each imported tensor is a `Value`: an integer tensor plus the
 float32 steps the imported graph applies to it. A quantizer meeting a Value is resolved by a
@@ -44,7 +46,7 @@ from qloom.streamline.addscale import (
     sum_bits,
     table_thresholds,
 )
-from qloom.streamline.values import AFFINE, PendingAdd, Pool, Value, canonical_idx
+from qloom.streamline.values import AFFINE, PendingAdd, Pool, Product, Value, canonical_idx
 
 #: ops that may follow the float output of the network: they run on the host
 HOST_OPS = ("Softmax", "LogSoftmax", "TopK", "ArgMax") + SHAPE_OPS
@@ -419,12 +421,16 @@ class _Lowering:
                 f"node '{node.name}': weight scale varies inside a filter", node.name, node.op
             )
         groups = at.get("group", 1)
-        if groups not in (1, c) or (groups == c and cin_g != 1):
+        if groups < 1 or c % groups or o % groups or cin_g * groups != c:
             raise UnsupportedModelError(
-                f"node '{node.name}' (Conv): group={groups} is not supported (use 1 or depthwise)",
+                f"node '{node.name}' (Conv): group={groups} does not split the {c} input and "
+                f"{o} output channels into groups of {cin_g} input channels",
                 node.name,
                 node.op,
             )
+        dense_of = 1  # > 1: a grouped conv computed as a dense one (block-diagonal weights)
+        if groups != 1 and not (groups == c and o == c):
+            w, dense_of, groups = self._block_diagonal(node, w, groups, s_o), groups, 1
         stride = tuple(at.get("strides", (1, 1)))
         pads = onnx_pads(at, (kh, kw))
         if any(pads) and not np.all(z == z[0]):
@@ -461,11 +467,44 @@ class _Lowering:
             pads=pads,
             groups=groups,
             pad_value=int(z[0]),
+            **({"dense_of_groups": dense_of} if dense_of > 1 else {}),
         )
         steps = self._linear_steps(zcorr, a * s_o, extra)
         self.env[node.outputs[0]] = self._acc_value(
             out, (oh, ow, o), _img_idx(o, oh, ow, one_d), lo, hi, steps
         )
+
+    def _block_diagonal(self, node: Node, w: QConst, groups: int, s_o: np.ndarray) -> QConst:
+        """The weights (O, C/G, KH, KW) of a grouped Conv as the equivalent dense ones
+        (O, C, KH, KW): output channel o of group o // (O/G) keeps its filter on input channels
+        of its group and gets weight 0 on every other one. The integer graph then holds an
+        ordinary Conv (SWU + MVAU): exact, since a 0 weight adds nothing to the accumulator,
+        its range or the zero-point correction, but the MVAU computes G times the MACs (and
+        stores G times the weights) of the grouped conv. A depthwise conv (G = C = O) keeps its
+        own stage (VVAU). Weights must have a 0: 1-bit bipolar (+-1) weights are refused."""
+        o, cin_g, kh, kw = w.q.shape
+        if self._bipolar_weights(node.inputs[1]):
+            raise UnsupportedModelError(
+                f"node '{node.name}' (Conv): grouped convolution (group={groups}) with 1-bit "
+                "bipolar (+-1) weights: qloom computes a grouped conv as a dense one whose "
+                "weights are 0 outside each group, and bipolar weights have no 0; use a multi-bit "
+                "weight quantizer (e.g. 2-bit narrow range), group=1, or a depthwise conv "
+                "(group = in = out channels)",
+                node.name,
+                node.op,
+            )
+        og = o // groups
+        dense = np.zeros((o, cin_g * groups, kh, kw), np.int64)
+        for g in range(groups):
+            dense[g * og : (g + 1) * og, g * cin_g : (g + 1) * cin_g] = w.q[g * og : (g + 1) * og]
+        return QConst(dense, np.broadcast_to(s_o[:, None, None, None], dense.shape), w.zero)
+
+    def _bipolar_weights(self, name: str) -> bool:
+        """Whether the constant `name` comes from a BipolarQuant (through shape ops)."""
+        n = self.g.producer(name)
+        while n is not None and n.op in SHAPE_OPS and n.inputs:
+            n = self.g.producer(n.inputs[0])
+        return n is not None and n.op == "BipolarQuant"
 
     def _pool_geometry(self, node: Node, v: Value, kernel) -> tuple:
         at = node.attrs
@@ -581,8 +620,112 @@ class _Lowering:
             self._append(node, v, "sub", p)
 
     def _op_Mul(self, node, args):
+        if isinstance(args[0], Value) and isinstance(args[1], Value):
+            self._mul_values(node, args[0], args[1])
+            return
         v, c, _ = self._const_value_pair(node, args)
         self._append(node, v, "mul", self._per_channel(node, v, c))
+
+    def _mul_values(self, node: Node, x: Value, y: Value) -> None:
+        """A Mul of two quantized streams: with scales sx and sy (zero points 0) the product
+        is sx*sy * (qx*qy) exactly, so an integer Mul of the two tensors carries it, its
+        scale a step of the Value (the quantizer after it becomes thresholds, found on the
+        operand pairs with qonnx's float32 arithmetic: `_mul_thresholds`). Operands of one
+        shape and layout multiply element by element; an operand with one value per channel
+        of the other (shape (1, C, 1, 1): a squeeze-and-excitation gate) is broadcast over its
+        pixels and becomes the Mul's second input."""
+        what = f"node '{node.name}' (Mul)"
+        hint = (
+            "qloom multiplies two streamed tensors of one shape and layout, or a tensor by a "
+            "per-channel one of shape (1, C, 1, 1) (squeeze-and-excitation)"
+        )
+        vx, ax, zx = self._quantized(node, x)
+        vy, ay, zy = self._quantized(node, y)
+        if np.any(zx != 0) or np.any(zy != 0):
+            raise UnsupportedModelError(
+                f"{what}: an operand has a nonzero zero point ({int(np.ravel(zx)[0])} and "
+                f"{int(np.ravel(zy)[0])}); qloom multiplies quantized tensors with zero point "
+                "0 only: quantize both operands symmetrically or unsigned without offset (e.g. "
+                "Brevitas QuantReLU / QuantIdentity / QuantHardTanh)",
+                node.name,
+                node.op,
+            )
+        xs, ys = vx.idx.shape, vy.idx.shape
+        if xs == ys:
+            if vx.shape != vy.shape or not np.array_equal(vx.idx, vy.idx):
+                raise UnsupportedModelError(
+                    f"{what}: the operands have the same shape {xs} but different layouts "
+                    f"(a Transpose/Reshape on one of them); {hint}",
+                    node.name,
+                    node.op,
+                )
+            big, small = vx, vy
+        else:
+            try:
+                out = np.broadcast_shapes(xs, ys)
+            except ValueError:
+                out = None
+            big, small = (vx, vy) if out == xs else (vy, vx) if out == ys else (None, None)
+            ok = big is not None and int(np.prod(small.shape)) == big.channels
+            if ok:
+                sidx = small.idx.reshape((1,) * (len(out) - small.idx.ndim) + small.idx.shape)
+                ok = np.array_equal(np.broadcast_to(sidx, out), big.channel_of())
+            if not ok:
+                raise UnsupportedModelError(
+                    f"{what}: operands of shapes {xs} and {ys} (per sample); {hint}",
+                    node.name,
+                    node.op,
+                )
+        c = big.channels
+        ych = np.arange(c) % small.channels
+        corners = [big.lo * small.lo[ych], big.lo * small.hi[ych]]
+        corners += [big.hi * small.lo[ych], big.hi * small.hi[ych]]
+        lo = np.min(corners, axis=0).astype(np.int64)
+        hi = np.max(corners, axis=0).astype(np.int64)
+        bits = bits_for_range(int(lo.min()), int(hi.max()))
+        if bits > MAX_ADD_BITS:
+            raise UnsupportedModelError(
+                f"{what}: the product of a {big.dtype} and a {small.dtype} tensor needs "
+                f"{bits} bits (qloom's elementwise Mul produces at most {MAX_ADD_BITS}); "
+                "quantize the operands to fewer bits",
+                node.name,
+                node.op,
+            )
+        dt = DataType.for_range(int(lo.min()), int(hi.max()))
+        out_t = self._int_name(node.outputs[0])
+        self._emit("Mul", node.name, [big.tensor, small.tensor], out_t, big.shape, dt)
+        steps = self._linear_steps(np.zeros(c), np.full(c, ax * ay))
+        prod = Product(node.name, big, small, ych, len(steps))
+        self.env[node.outputs[0]] = Value(
+            out_t, big.shape, big.idx, lo, hi, dt, tuple(steps), prod=prod
+        )
+
+    def _mul_thresholds(self, v: Value, to_level, bipolar: bool):
+        """Thresholds on the integer product qx*qy of a quantizer after an elementwise Mul
+        that give every operand pair (qx, qy) the streams can carry the level qonnx computes
+        (each operand's float32 value, their float32 product, the steps after it, the
+        quantizer); where qonnx's rounding makes that level non-monotone in the exact
+        product, the thresholds that misplace the fewest pairs. None when there are too many
+        pairs to enumerate (the steps of the Value then decide)."""
+        p = v.prod
+        if p is None:
+            return None
+        c = v.channels
+        xl, xh, yl, yh = p.x.lo, p.x.hi, p.y.lo[p.y_channel], p.y.hi[p.y_channel]
+        nx, ny = int((xh - xl).max()) + 1, int((yh - yl).max()) + 1
+        if c * nx * ny > MAX_PAIRS:
+            return None
+        qx = np.minimum(xl[:, None] + np.arange(nx), xh[:, None])
+        qy = np.minimum(yl[:, None] + np.arange(ny), yh[:, None])
+        qx, qy = np.repeat(qx, ny, axis=1), np.tile(qy, (1, nx))
+        chan = np.arange(c)[:, None]
+        real = apply_steps(qx, p.x.steps, chan) * apply_steps(qy, p.y.steps, p.y_channel[chan])
+        level = to_level(apply_steps(real.astype(np.float32), v.steps[p.at :], chan))
+        acc = qx * qy
+        found = table_thresholds(acc, level, v.lo, v.hi, bipolar)
+        if found is None:
+            found, _ = closest_thresholds(acc, level, v.lo, v.hi, bipolar)
+        return v.tensor, found
 
     def _op_Div(self, node, args):
         v, c, swapped = self._const_value_pair(node, args)
@@ -977,6 +1120,8 @@ class _Lowering:
             return np.rint(y / s_c + z_c).astype(np.int64)
 
         found, why = self._add_thresholds(v, to_level, bipolar)
+        if found is None and v.prod is not None:
+            found = self._mul_thresholds(v, to_level, bipolar)
         if found is not None:
             tensor, (thresholds, negate, lv_lo, lv_hi) = found
         else:

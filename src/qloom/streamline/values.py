@@ -50,6 +50,24 @@ class PendingAdd:
 
 
 @dataclass(frozen=True, eq=False)
+class Product:
+    """The exact integer product of two quantized tensors (an integer Mul node, emitted).
+
+    Kept so that the quantizer after it can reproduce qonnx's float32 arithmetic exactly: qonnx
+    rounds each operand (q * s) and then their product to float32, which near a quantizer step
+    need not agree with s_x*s_y * (qx*qy) in float32. `x` and `y` are the operands as the
+    imported graph computes them, `y_channel` maps each channel of the product to y's channel
+    (a per-channel operand broadcast over the pixels of x has one channel per channel of x),
+    and the first `at` steps of the product's Value give the real product."""
+
+    node: str  # the imported Mul node
+    x: Value
+    y: Value
+    y_channel: np.ndarray
+    at: int
+
+
+@dataclass(frozen=True, eq=False)
 class Value:
     tensor: str  # integer-graph tensor (before `pool`, if one is pending)
     shape: tuple[int, ...]  # its per-sample NHWC / (C,) shape
@@ -60,6 +78,7 @@ class Value:
     steps: tuple[tuple[str, object], ...] = ()
     pool: Pool | None = None
     add: PendingAdd | None = None  # `tensor` is the exact sum of `add`, not emitted yet
+    prod: Product | None = None  # `tensor` is the exact product of two quantized tensors
 
     @property
     def channels(self) -> int:

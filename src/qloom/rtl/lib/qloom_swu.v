@@ -12,6 +12,13 @@
 //                       [K_H, IFM_H]. One more row than the default lets the next frame's first
 //                       window rows load during the current frame's last row (see below).
 //   RAM_STYLE           line buffer memory: "auto" | "block" | "distributed"
+//   KSIMD               kernel positions per beat (default 1). KSIMD > 1 selects the depthwise
+//                       order that a VVAU with SIMD = KSIMD reads: per window, CF channel groups
+//                       in turn, each as K_H*K_W/KSIMD beats of KSIMD positions x SIMD channels
+//                       (element j*SIMD + s of a beat: position t*KSIMD + j, channel g*SIMD + s).
+//                       KSIMD must divide K_W or be a multiple of K_W dividing K_H*K_W (a beat
+//                       covers part of one kernel row or whole rows); the line buffer gets
+//                       KSIMD read ports (one per position of a beat).
 // Input: one frame, channels-last, pixels row-major, CF beats per pixel; frames back to back.
 // Output: OFM_H x OFM_W windows, OFM_H = (IFM_H+PAD_T+PAD_B-K_H)/STRIDE_H + 1 (likewise W),
 // row-major; each window is K_H*K_W*CF beats in (kh, kw, c) order, i.e. element
@@ -28,6 +35,7 @@
 //   ~ max(IN, OUT + STALL),  IN = IFM_H*IFM_W*CF,  OUT = OFM_H*OFM_W*K_H*K_W*CF,
 //   STALL ~ max(0, K_H - PAD_T - (R - K_H) - 1) * IFM_W*CF + K_W*CF  (rows of the next frame's
 //   first window that could not be loaded in advance; 0 rows with BUF_ROWS = K_H+STRIDE_H+1).
+//   With KSIMD > 1, OUT = OFM_H*OFM_W*K_H*K_W*CF/KSIMD.
 module qloom_swu #(
     parameter integer IFM_H = 4,
     parameter integer IFM_W = 4,
@@ -44,16 +52,17 @@ module qloom_swu #(
     parameter integer SIMD = 1,
     parameter integer BITS = 1,
     parameter integer BUF_ROWS = 0,
-    parameter RAM_STYLE = "auto"
+    parameter RAM_STYLE = "auto",
+    parameter integer KSIMD = 1
 ) (
-    input  wire                 ap_clk,
-    input  wire                 ap_rst_n,
-    input  wire [SIMD*BITS-1:0] s_axis_tdata,
-    input  wire                 s_axis_tvalid,
-    output wire                 s_axis_tready,
-    output wire [SIMD*BITS-1:0] m_axis_tdata,
-    output wire                 m_axis_tvalid,
-    input  wire                 m_axis_tready
+    input  wire                       ap_clk,
+    input  wire                       ap_rst_n,
+    input  wire [      SIMD*BITS-1:0] s_axis_tdata,
+    input  wire                       s_axis_tvalid,
+    output wire                       s_axis_tready,
+    output wire [KSIMD*SIMD*BITS-1:0] m_axis_tdata,
+    output wire                       m_axis_tvalid,
+    input  wire                       m_axis_tready
 );
   localparam integer CF = CH / SIMD;
   localparam integer OFM_H = (IFM_H + PAD_T + PAD_B - K_H) / STRIDE_H + 1;
@@ -63,6 +72,10 @@ module qloom_swu #(
   localparam integer ROWW = IFM_W * CF;
   localparam integer MEMD = R * ROWW;
   localparam integer DW = SIMD * BITS;
+  localparam integer DWO = (KSIMD > 1) ? 1 : 0;  // depthwise order
+  localparam integer KWS = (KSIMD < K_W) ? KSIMD : K_W;  // positions of a beat along a row
+  localparam integer KHS = (KSIMD < K_W) ? 1 : KSIMD / K_W;  // kernel rows of a beat
+  localparam integer ODW = KSIMD * DW;
   localparam integer AW = (MEMD > 1) ? $clog2(MEMD) : 1;  // memory address
   localparam integer AXW = AW + 1;  // sum of two addresses
   localparam integer NPIX = IFM_H * IFM_W;
@@ -92,9 +105,19 @@ module qloom_swu #(
   localparam integer BYB0_I = (PTM_I == 0) ? 0 : MEMD - PTM_I;
   localparam integer SWCF_I = STRIDE_W * CF;
   localparam integer KH1_I = K_H - 1, KW1_I = K_W - 1;
+  localparam integer KWD_I = K_W - KWS, KHD_I = K_H - KHS;  // last beat start (depthwise)
+  localparam integer KWSCF_I = KWS * CF, KHSM_I = (KHS % R) * ROWW;
   localparam [CFW-1:0] CF_LAST = CF_L[CFW-1:0];
   localparam [KHW-1:0] KH_LAST = KH_L[KHW-1:0];
   localparam [KWW-1:0] KW_LAST = KW_L[KWW-1:0];
+  localparam [KHW-1:0] KHD_LAST = KHD_I[KHW-1:0];
+  localparam [KWW-1:0] KWD_LAST = KWD_I[KWW-1:0];
+  localparam [KHW-1:0] KHS_K = KHS[KHW-1:0];
+  localparam [KWW-1:0] KWS_K = KWS[KWW-1:0];
+  localparam [YSW-1:0] KHS_Y = KHS[YSW-1:0];
+  localparam [XSW-1:0] KWS_X = KWS[XSW-1:0];
+  localparam [CSW-1:0] KWSCF = KWSCF_I[CSW-1:0];
+  localparam [AXW-1:0] KHSM_A = KHSM_I[AXW-1:0];
   localparam [OXW-1:0] OX_LAST = OX_L[OXW-1:0];
   localparam [OYW-1:0] OY_LAST = OY_L[OYW-1:0];
   localparam [WXW-1:0] WX_LAST = WX_L[WXW-1:0];
@@ -204,43 +227,61 @@ module qloom_swu #(
   assign w_frame_done = wfire && (wcf == CF_LAST) && (wx == WX_LAST) && (wy == WY_LAST);
 
   // ------------------------------------------------------------------ line buffer
-  reg ov, v1, pad1;
+  reg ov, v1;
   wire en = !ov || m_axis_tready;
   wire r_ok = w_ahead || (!r_ahead && (wpix > need_pix));
   wire rfire = en && r_ok;
-  wire pad = iy[YSW-1] || (iy >= IFMH_Y) || ix[XSW-1] || (ix >= IFMW_X);
-  wire [AW-1:0] caddr_a;
-  generate
-    if (CSW >= AW) begin : g_ca
-      assign caddr_a = caddr[AW-1:0];
-    end else begin : g_cz
-      assign caddr_a = {{(AW - CSW) {1'b0}}, caddr};
-    end
-  endgenerate
-  wire [AW-1:0] raddr = kbase + caddr_a;
-  reg [DW-1:0] rdata;
+  // per position j of a beat (KSIMD > 1: depthwise order): kernel offset (j / KWS, j % KWS)
+  // from the beat's first position (iy, ix), row address kbase + (j / KWS) rows (mod MEMD)
+  wire [KSIMD-1:0] pad;
+  wire [KSIMD*AW-1:0] raddr;
+  reg [ODW-1:0] rdata;
+  genvar j;
   generate
     if ((CH % SIMD != 0) || (STRIDE_H < 1) || (STRIDE_W < 1) || (OFM_H < 1) || (OFM_W < 1) ||
-        (BITS > 32)) begin : g_bad
+        (BITS > 32) || (KSIMD < 1) || ((K_H * K_W) % KSIMD != 0) ||
+        ((K_W % KSIMD != 0) && (KSIMD % K_W != 0))) begin : g_bad
       qloom_swu_error_bad_parameters u_err ();
+    end
+    for (j = 0; j < KSIMD; j = j + 1) begin : g_lane
+      localparam integer DH_I = j / KWS, DWX_I = j % KWS;
+      localparam integer DWC_I = DWX_I * CF, DHM_I = (DH_I % R) * ROWW;
+      localparam [YSW-1:0] DH_Y = DH_I[YSW-1:0];
+      localparam [XSW-1:0] DW_X = DWX_I[XSW-1:0];
+      localparam [CSW-1:0] DW_C = DWC_I[CSW-1:0];
+      localparam [AXW-1:0] DHM_A = DHM_I[AXW-1:0];
+      wire [YSW-1:0] jy = iy + DH_Y;
+      wire [XSW-1:0] jx = ix + DW_X;
+      /* verilator lint_off UNUSEDSIGNAL */  // the sign bit (padding positions only)
+      wire [CSW-1:0] jc = caddr + DW_C;
+      /* verilator lint_on UNUSEDSIGNAL */
+      wire [AW-1:0] jc_a;
+      if (CSW >= AW) begin : g_ca
+        assign jc_a = jc[AW-1:0];
+      end else begin : g_cz
+        assign jc_a = {{(AW - CSW) {1'b0}}, jc};
+      end
+      wire [AW-1:0] jrow = (DH_I == 0) ? kbase : addmod({1'b0, kbase}, DHM_A);
+      assign pad[j] = jy[YSW-1] || (jy >= IFMH_Y) || jx[XSW-1] || (jx >= IFMW_X);
+      assign raddr[j*AW+:AW] = jrow + jc_a;
     end
     if (STYLE_BLOCK) begin : g_mem_block
       (* ram_style = "block" *) reg [DW-1:0] mem[0:MEMD-1];
-      always @(posedge ap_clk) begin
-        if (wfire) mem[waddr] <= s_axis_tdata;
-        if (en) rdata <= mem[raddr];
+      always @(posedge ap_clk) if (wfire) mem[waddr] <= s_axis_tdata;
+      for (j = 0; j < KSIMD; j = j + 1) begin : g_rd
+        always @(posedge ap_clk) if (en) rdata[j*DW+:DW] <= mem[raddr[j*AW+:AW]];
       end
     end else if (STYLE_DIST) begin : g_mem_dist
       (* ram_style = "distributed" *) reg [DW-1:0] mem[0:MEMD-1];
-      always @(posedge ap_clk) begin
-        if (wfire) mem[waddr] <= s_axis_tdata;
-        if (en) rdata <= mem[raddr];
+      always @(posedge ap_clk) if (wfire) mem[waddr] <= s_axis_tdata;
+      for (j = 0; j < KSIMD; j = j + 1) begin : g_rd
+        always @(posedge ap_clk) if (en) rdata[j*DW+:DW] <= mem[raddr[j*AW+:AW]];
       end
     end else begin : g_mem_auto
       reg [DW-1:0] mem[0:MEMD-1];
-      always @(posedge ap_clk) begin
-        if (wfire) mem[waddr] <= s_axis_tdata;
-        if (en) rdata <= mem[raddr];
+      always @(posedge ap_clk) if (wfire) mem[waddr] <= s_axis_tdata;
+      for (j = 0; j < KSIMD; j = j + 1) begin : g_rd
+        always @(posedge ap_clk) if (en) rdata[j*DW+:DW] <= mem[raddr[j*AW+:AW]];
       end
     end
   endgenerate
@@ -269,13 +310,19 @@ module qloom_swu #(
   end
 
   // ------------------------------------------------------------------ reader counters
+  // (kh, kw, c) order: c innermost; depthwise order (KSIMD > 1): KWS positions along a row,
+  // then KHS rows, then the channel group; either way last_win ends the window
   wire last_c = (rcf == CF_LAST);
   wire last_kw = last_c && (kw == KW_LAST);
   wire last_kh = last_kw && (kh == KH_LAST);
-  wire last_ox = last_kh && (ox == OX_LAST);
+  wire dlast_kw = (kw == KWD_LAST);
+  wire dlast_kh = dlast_kw && (kh == KHD_LAST);
+  wire last_win = (DWO != 0) ? dlast_kh && last_c : last_kh;
+  wire last_ox = last_win && (ox == OX_LAST);
   wire last_oy = last_ox && (oy == OY_LAST);
   assign r_frame_done = rfire && last_oy;
-  wire [AW-1:0] kbase_next = addmod({1'b0, kbase}, ROWW_A);
+  wire [AW-1:0] kbase_next = addmod({1'b0, kbase}, (DWO != 0) ? KHSM_A : ROWW_A);
+  wire [CSW-1:0] rcf_c = {{(CSW - CFW) {1'b0}}, rcf};
   wire [AW-1:0] by_next = addmod({1'b0, by_base}, SHM_A);
   wire [AW-1:0] rf_next = addmod({1'b0, rf_base}, IHM_A);
   wire [AW-1:0] by_frame = addmod({1'b0, rf_next}, (PTM_A == {AXW{1'b0}}) ? {AXW{1'b0}} : MEMD_A - PTM_A);
@@ -297,15 +344,34 @@ module qloom_swu #(
       by_base <= BYB0;
       kbase <= BYB0;
     end else if (rfire) begin
-      if (!last_c) begin
+      if ((DWO != 0) && !dlast_kw) begin
+        kw    <= kw + KWS_K;
+        ix    <= ix + KWS_X;
+        caddr <= caddr + KWSCF;
+      end else if ((DWO != 0) && !dlast_kh) begin
+        kw    <= {KWW{1'b0}};
+        ix    <= base_x;
+        caddr <= bxcf + rcf_c;
+        kh    <= kh + KHS_K;
+        iy    <= iy + KHS_Y;
+        kbase <= kbase_next;
+      end else if ((DWO != 0) && !last_c) begin
+        rcf   <= rcf + 1'b1;
+        kw    <= {KWW{1'b0}};
+        kh    <= {KHW{1'b0}};
+        ix    <= base_x;
+        iy    <= base_y;
+        caddr <= bxcf + rcf_c + 1'b1;
+        kbase <= by_base;
+      end else if ((DWO == 0) && !last_c) begin
         rcf   <= rcf + 1'b1;
         caddr <= caddr + 1'b1;
-      end else if (!last_kw) begin
+      end else if ((DWO == 0) && !last_kw) begin
         rcf   <= {CFW{1'b0}};
         kw    <= kw + 1'b1;
         ix    <= ix + 1'b1;
         caddr <= caddr + 1'b1;
-      end else if (!last_kh) begin
+      end else if ((DWO == 0) && !last_kh) begin
         rcf   <= {CFW{1'b0}};
         kw    <= {KWW{1'b0}};
         ix    <= base_x;
@@ -372,14 +438,19 @@ module qloom_swu #(
   end
 
   // ------------------------------------------------------------------ output
-  reg [DW-1:0] od;
+  reg [ODW-1:0] od;
+  reg [KSIMD-1:0] pad1;
   assign m_axis_tvalid = ov;
   assign m_axis_tdata  = od;
   always @(posedge ap_clk) begin
-    if (en) begin
-      pad1 <= pad;
-      od   <= pad1 ? {SIMD{PADE}} : rdata;
+    if (en) pad1 <= pad;
+  end
+  generate
+    for (j = 0; j < KSIMD; j = j + 1) begin : g_out
+      always @(posedge ap_clk) if (en) od[j*DW+:DW] <= pad1[j] ? {SIMD{PADE}} : rdata[j*DW+:DW];
     end
+  endgenerate
+  always @(posedge ap_clk) begin
     if (!ap_rst_n) begin
       v1 <= 1'b0;
       ov <= 1'b0;

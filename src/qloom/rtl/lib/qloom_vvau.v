@@ -4,25 +4,34 @@
 // order, CH/PE beats of PE channels each (element (kp, c)); for each channel c this module
 // computes acc[c] = sum_kp W[c][kp] * x[kp][c] and emits the accumulators (a Thresholding
 // stage after it applies the activation).
+// With SIMD > 1 (SIMD | K2), the SWU runs in its depthwise order (KSIMD = SIMD): per pixel, the
+// CF = CH/PE channel groups in turn, each as K2/SIMD beats of SIMD positions x PE channels
+// (element j*PE + p of beat t of group g: position t*SIMD + j, channel g*PE + p), so a beat
+// holds PE*SIMD products and each group's sum is complete after K2/SIMD consecutive beats.
 //
 // Parameters
 //   CH, PE           channels and channels per beat (PE | CH): CH/PE beats per position
 //   K2               filter taps per channel (window positions per output pixel)
+//   SIMD             taps per beat (SIMD | K2); 1: (position, channel) order as above
 //   IBITS, ISIGNED   input element format; IBIPOLAR = 1 reads a 1-bit element as +-1
 //   WBITS, WSIGNED   weight format (two's complement); WBIPOLAR = 1: 1-bit weights as +-1
 //   ACC_BITS         accumulator width (two's complement, wraps modulo 2^ACC_BITS)
-//   WEIGHT_FILE      $readmemh file, K2*CH/PE words of PE*WBITS bits; word kp*(CH/PE) + g,
-//                    lane p at [p*WBITS +: WBITS] = W[g*PE + p][kp]
+//   WEIGHT_FILE      $readmemh file, K2*CH/(PE*SIMD) words of SIMD*PE*WBITS bits in the input
+//                    beats' order. SIMD = 1: word kp*(CH/PE) + g, lane p at [p*WBITS +: WBITS] =
+//                    W[g*PE + p][kp]; SIMD > 1: word g*(K2/SIMD) + t, lane j*PE + p =
+//                    W[g*PE + p][t*SIMD + j]
 //   RAM_STYLE        weight memory: "auto" | "block" | "distributed"
 // The input beats arrive in the weight memory's address order, so one counter addresses it.
 // One beat per cycle; pipeline: weight read (with the input registered beside it), then the
-// products added to the running sums of the beat's channel group (a CH/PE-word memory read
-// asynchronously) or, at the last position, to the output register. All stages stall
+// products (summed over the SIMD taps of each lane) added to the running sums of the beat's
+// channel group (SIMD = 1: a CH/PE-word memory read asynchronously; SIMD > 1: one word, the
+// group's beats being consecutive) or, at the group's last beat, to the output register. All stages stall
 // together while the output register is full and not accepted.
 module qloom_vvau #(
     parameter integer CH = 4,
     parameter integer PE = 1,
     parameter integer K2 = 9,
+    parameter integer SIMD = 1,
     parameter integer IBITS = 4,
     parameter integer ISIGNED = 0,
     parameter integer IBIPOLAR = 0,
@@ -35,7 +44,7 @@ module qloom_vvau #(
 ) (
     input  wire                   ap_clk,
     input  wire                   ap_rst_n,
-    input  wire [  PE*IBITS-1:0] s_axis_tdata,
+    input  wire [SIMD*PE*IBITS-1:0] s_axis_tdata,
     input  wire                   s_axis_tvalid,
     output wire                   s_axis_tready,
     output wire [PE*ACC_BITS-1:0] m_axis_tdata,
@@ -43,18 +52,24 @@ module qloom_vvau #(
     input  wire                   m_axis_tready
 );
   localparam integer CF = CH / PE;
-  localparam integer WD = K2 * CF;  // weight memory depth = input beats per pixel
+  localparam integer KB = K2 / SIMD;  // beats per channel group and pixel
+  localparam integer WD = KB * CF;  // weight memory depth = input beats per pixel
   localparam integer WAW = (WD > 1) ? $clog2(WD) : 1;
-  localparam integer AW = (CF > 1) ? $clog2(CF) : 1;
-  localparam integer WDL = WD - 1, CFL = CF - 1, LASTP = (K2 - 1) * CF;
+  localparam integer SD = (SIMD == 1) ? CF : 1;  // running sums (words)
+  localparam integer AW = (SD > 1) ? $clog2(SD) : 1;
+  // beat counters: inner (fastest) and outer; SIMD = 1: group inner, position outer;
+  // SIMD > 1: beat of the group inner, group outer
+  localparam integer NI = (SIMD == 1) ? CF : KB, NO = (SIMD == 1) ? K2 : CF;
+  localparam integer IW = (NI > 1) ? $clog2(NI) : 1, OW = (NO > 1) ? $clog2(NO) : 1;
+  localparam integer WDL = WD - 1, NIL = NI - 1, NOL = NO - 1;
   localparam [WAW-1:0] WA_LAST = WDL[WAW-1:0];
-  localparam [WAW-1:0] FIRST_END = CFL[WAW-1:0];  // address < CF: the first position
-  localparam [WAW-1:0] LAST_START = LASTP[WAW-1:0];  // address >= (K2-1)*CF: the last
-  localparam [AW-1:0] CF_LAST = CFL[AW-1:0];
+  localparam [IW-1:0] NI_LAST = NIL[IW-1:0];
+  localparam [OW-1:0] NO_LAST = NOL[OW-1:0];
   localparam integer XW = (IBIPOLAR != 0) ? 2 : IBITS + 1;
   localparam integer YW = (WBIPOLAR != 0) ? 2 : WBITS + 1;
   localparam integer PW = XW + YW;
-  localparam integer WWORD = PE * WBITS;
+  localparam integer WWORD = SIMD * PE * WBITS;
+  localparam integer XWORD = SIMD * PE * IBITS;
   /* verilator lint_off WIDTHEXPAND */
   localparam W_BLOCK = (RAM_STYLE == "block");
   localparam W_DIST = (RAM_STYLE == "distributed");
@@ -71,29 +86,48 @@ module qloom_vvau #(
 
   // ---------------------------------------------------------------- stage 0: address
   reg [WAW-1:0] wa;
-  reg [ AW-1:0] cg;
+  reg [ IW-1:0] ci;
+  reg [ OW-1:0] co;
   always @(posedge ap_clk) begin
     if (!ap_rst_n) begin
       wa <= {WAW{1'b0}};
-      cg <= {AW{1'b0}};
+      ci <= {IW{1'b0}};
+      co <= {OW{1'b0}};
     end else if (fire) begin
       wa <= (wa == WA_LAST) ? {WAW{1'b0}} : wa + 1'b1;
-      cg <= (cg == CF_LAST) ? {AW{1'b0}} : cg + 1'b1;
+      ci <= (ci == NI_LAST) ? {IW{1'b0}} : ci + 1'b1;
+      if (ci == NI_LAST) co <= (co == NO_LAST) ? {OW{1'b0}} : co + 1'b1;
     end
   end
+  // the beat's running-sum word, and whether it is its group's first / last beat
+  wire [AW-1:0] cg;
+  wire first, last;
+  generate
+    if (SIMD == 1) begin : g_pos_major
+      assign first = (co == {OW{1'b0}});
+      assign last = (co == NO_LAST);
+      if (SD > 1) begin : g_cg
+        assign cg = ci[AW-1:0];
+      end else begin : g_cg0
+        assign cg = 1'b0;
+      end
+    end else begin : g_group_major
+      assign first = (ci == {IW{1'b0}});
+      assign last = (ci == NI_LAST);
+      assign cg = 1'b0;
+    end
+  endgenerate
 
   // ---------------------------------------------------------------- stage 1: operands
   reg v1, f1, l1;
   reg [AW-1:0] g1;
-  reg [PE*IBITS-1:0] x1;
+  reg [XWORD-1:0] x1;
   reg [WWORD-1:0] w1;
   always @(posedge ap_clk) begin
     if (en) begin
       x1 <= s_axis_tdata;
-      f1 <= (wa <= FIRST_END);
-      /* verilator lint_off UNSIGNED */  // constant for K2 = 1: every beat is the last
-      l1 <= (wa >= LAST_START);
-      /* verilator lint_on UNSIGNED */
+      f1 <= first;
+      l1 <= last;
       g1 <= cg;
     end
     if (!ap_rst_n) v1 <= 1'b0;
@@ -116,39 +150,46 @@ module qloom_vvau #(
   endgenerate
 
   // ---------------------------------------------------------------- stage 2: accumulate
-  reg  [PE*ACC_BITS-1:0] sums[0:CF-1];
+  reg  [PE*ACC_BITS-1:0] sums[0:SD-1];
   wire [PE*ACC_BITS-1:0] old = sums[g1];
   wire [PE*ACC_BITS-1:0] nxt;
-  genvar p;
+  genvar p, j;
   generate
-    if ((CH % PE != 0) || (K2 < 1) ||
+    if ((CH % PE != 0) || (K2 < 1) || (SIMD < 1) || (K2 % SIMD != 0) ||
         ((IBIPOLAR != 0) && (IBITS != 1)) || ((WBIPOLAR != 0) && (WBITS != 1))) begin : g_bad
       qloom_vvau_error_bad_parameters u_err ();
     end
     for (p = 0; p < PE; p = p + 1) begin : g_pe
-      /* verilator lint_off UNUSEDSIGNAL */  // cut to ACC_BITS when the sums are narrower
-      wire signed [PW-1:0] prod;
-      /* verilator lint_on UNUSEDSIGNAL */
-      qloom_mul #(
-          .IBITS(IBITS),
-          .ISIGNED(ISIGNED),
-          .IBIPOLAR(IBIPOLAR),
-          .WBITS(WBITS),
-          .WSIGNED(WSIGNED),
-          .WBIPOLAR(WBIPOLAR),
-          .PW(PW)
-      ) u_mul (
-          .x(x1[p*IBITS+:IBITS]),
-          .w(w1[p*WBITS+:WBITS]),
-          .p(prod)
-      );
-      // the product modulo 2^ACC_BITS (the sums wrap likewise; their range fits ACC_BITS)
-      wire [ACC_BITS-1:0] ext;
-      if (ACC_BITS > PW) begin : g_ext
-        assign ext = {{(ACC_BITS - PW) {prod[PW-1]}}, prod};
-      end else begin : g_cut
-        assign ext = prod[ACC_BITS-1:0];
+      // chain[j] = the sum of the lane's first j products, modulo 2^ACC_BITS (the sums wrap
+      // likewise; their range fits ACC_BITS)
+      wire [(SIMD+1)*ACC_BITS-1:0] chain;
+      assign chain[ACC_BITS-1:0] = {ACC_BITS{1'b0}};
+      for (j = 0; j < SIMD; j = j + 1) begin : g_tap
+        /* verilator lint_off UNUSEDSIGNAL */  // cut to ACC_BITS when the sums are narrower
+        wire signed [PW-1:0] prod;
+        /* verilator lint_on UNUSEDSIGNAL */
+        qloom_mul #(
+            .IBITS(IBITS),
+            .ISIGNED(ISIGNED),
+            .IBIPOLAR(IBIPOLAR),
+            .WBITS(WBITS),
+            .WSIGNED(WSIGNED),
+            .WBIPOLAR(WBIPOLAR),
+            .PW(PW)
+        ) u_mul (
+            .x(x1[(j*PE+p)*IBITS+:IBITS]),
+            .w(w1[(j*PE+p)*WBITS+:WBITS]),
+            .p(prod)
+        );
+        wire [ACC_BITS-1:0] ext;
+        if (ACC_BITS > PW) begin : g_ext
+          assign ext = {{(ACC_BITS - PW) {prod[PW-1]}}, prod};
+        end else begin : g_cut
+          assign ext = prod[ACC_BITS-1:0];
+        end
+        assign chain[(j+1)*ACC_BITS+:ACC_BITS] = chain[j*ACC_BITS+:ACC_BITS] + ext;
       end
+      wire [ACC_BITS-1:0] ext = chain[SIMD*ACC_BITS+:ACC_BITS];
       wire [ACC_BITS-1:0] a = old[p*ACC_BITS+:ACC_BITS];
       assign nxt[p*ACC_BITS+:ACC_BITS] = f1 ? ext : a + ext;
     end
