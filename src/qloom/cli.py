@@ -347,6 +347,12 @@ def _board_send(args: argparse.Namespace) -> int:
     return send_command(args)
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from qloom.sweep.driver import main_cli
+
+    return main_cli(args)
+
+
 def _add_board_parser(sub) -> None:
     """``qloom board send BUILD_DIR --port P --data x.npy [--out y.npy]`` (qloom.deploy.client)."""
     s = sub.add_parser("board", help="talk to a board built with qloom build --board")
@@ -470,10 +476,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_board_parser(sub)
 
+    s = sub.add_parser(
+        "sweep",
+        help="design-space sweep as Ray tasks: train, fold to FPS targets, estimate, Pareto",
+        epilog="example spec (JSON): {\"models\": [\"tfc\"], \"precisions\": [\"w1a1\", "
+        "\"w2a2\"], \"dataset\": \"fashion-mnist\", \"epochs\": 3, \"targets_fps\": [1e4, "
+        "1e6], \"part\": \"xc7z020\"}; see qloom.sweep.spec for every key",
+    )
+    s.add_argument("spec", help="sweep spec: JSON, or YAML (.yaml/.yml)")
+    s.add_argument("--out", required=True, help="results folder (points/, results.csv, ...)")
+    s.add_argument(
+        "--ray-address", default=None, help="join this Ray cluster (default: embedded local)"
+    )
+    s.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
+    s.set_defaults(fn=_sweep)
+
     from qloom.sim.cli import add_parser as add_sim
 
-    add_sim(sub)
-    try:
+    add_sim(sub)    try:
         from qloom.train.cli import add_export_parser
         from qloom.train.cli import add_parser as add_train
         from qloom.train.cli import run as run_train
