@@ -147,6 +147,25 @@ def test_tfc_fully_parallel_rtl(tfc_graphs, mnist):
     assert_equal_outputs(graph, res.outputs, run_integer(graph, images[:50]))
 
 
+def test_tfc_2w2a_fully_parallel_rtl(tfc_graphs, mnist_test):
+    """The fully parallel multi-bit TFC (50k 2-bit products per clock in the first layer):
+    one frame per clock, bit-exact on 400 images. Its Verilator build takes ~30 s cold
+    (qloom_dot's loops, which Verilator keeps as loops; it took 12-26 min when the products
+    and adder trees were generate blocks: bench/verilator_speed.py)."""
+    graph = tfc_graphs["TFC_2W2A"]
+    images = mnist_test[0][:400]
+    design = to_dataflow(graph, tfc_folding(graph, "parallel"))
+    assert [s.pe for s in design.stages if s.kind == "MVAU"] == [64, 64, 64, 10]
+    assert [s.simd for s in design.stages if s.kind == "MVAU"] == [784, 64, 64, 64]
+    assert design.cycles_per_frame() == 1
+    res = simulate(design, images).check()
+    ref = run_integer(graph, images)
+    assert_equal_outputs(graph, res.outputs, ref)
+    assert np.array_equal(predictions(graph, res.outputs), predictions(graph, ref))
+    assert res.cycles_per_frame == 1.0
+    assert res.latency is not None and res.latency < 40
+
+
 @pytest.mark.parametrize(
     "model,p_in,p_out,seed", [("TFC_1W1A", 0.5, 0.7, 1), ("TFC_2W2A", 0.7, 0.5, 2)]
 )

@@ -479,9 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "sweep",
         help="design-space sweep as Ray tasks: train, fold to FPS targets, estimate, Pareto",
-        epilog="example spec (JSON): {\"models\": [\"tfc\"], \"precisions\": [\"w1a1\", "
-        "\"w2a2\"], \"dataset\": \"fashion-mnist\", \"epochs\": 3, \"targets_fps\": [1e4, "
-        "1e6], \"part\": \"xc7z020\"}; see qloom.sweep.spec for every key",
+        epilog='example spec (JSON): {"models": ["tfc"], "precisions": ["w1a1", '
+        '"w2a2"], "dataset": "fashion-mnist", "epochs": 3, "targets_fps": [1e4, '
+        '1e6], "part": "xc7z020"}; see qloom.sweep.spec for every key',
     )
     s.add_argument("spec", help="sweep spec: JSON, or YAML (.yaml/.yml)")
     s.add_argument("--out", required=True, help="results folder (points/, results.csv, ...)")
@@ -493,7 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from qloom.sim.cli import add_parser as add_sim
 
-    add_sim(sub)    try:
+    add_sim(sub)
+    from qloom.faults_cli import add_parser as add_faults
+
+    add_faults(sub)
+    try:
         from qloom.train.cli import add_export_parser
         from qloom.train.cli import add_parser as add_train
         from qloom.train.cli import run as run_train

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from qloom.frontend import load
 from qloom.frontend.domain import RAW_PIXELS, InputDomain, InputSpec, derive_input_domain
 from qloom.ir import Graph
 from qloom.streamline import streamline
+
+if TYPE_CHECKING:
+    from qloom.faults import FaultModel
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,21 @@ def predictions(graph: Graph, outputs: dict[str, np.ndarray]) -> np.ndarray:
     return out.reshape(out.shape[0], -1).argmax(1)
 
 
-def run_integer(graph: Graph, q: np.ndarray, batch: int = 2000) -> dict[str, np.ndarray]:
-    """The integer graph on hardware integers `q` (see Compiled.hardware_input)."""
+def run_integer(
+    graph: Graph, q: np.ndarray, batch: int = 2000, *, faults: FaultModel | None = None
+) -> dict[str, np.ndarray]:
+    """The integer graph on hardware integers `q` (see Compiled.hardware_input); with `faults`
+    (qloom.faults.FaultModel) bit flips in its activations or stuck-at bits in its weights,
+    frame i of `q` being fault frame i."""
+    if faults is not None:
+        from qloom.faults import activation_hook, faulty_graph
+
+        g = faulty_graph(graph, faults)
+        parts = [
+            execute(g, integer_input(g, q[i : i + batch]), hook=activation_hook(g, faults, i))
+            for i in range(0, len(q), batch)
+        ]
+        return {k: np.concatenate([p[k] for p in parts]) for k in graph.outputs}
     parts = [
         execute(graph, integer_input(graph, q[i : i + batch])) for i in range(0, len(q), batch)
     ]

@@ -18,6 +18,12 @@ CASES: dict[str, list[dict]] = {
         {"IN_WIDTH": 5, "OUT_WIDTH": 10},
     ],
     "qloom_duplicate": [{"WIDTH": 1}, {"WIDTH": 77}],
+    # fault injection (simulation only): DEPTH mask words of WIDTH bits
+    "qloom_fault": [
+        {"WIDTH": 8, "DEPTH": 1, "MASK_FILE": "fault_1x8.hex"},
+        {"WIDTH": 1, "DEPTH": 5, "MASK_FILE": "fault_5x1.hex"},
+        {"WIDTH": 70, "DEPTH": 64, "MASK_FILE": "fault_64x70.hex"},
+    ],
     "qloom_tlast": [{"WIDTH": 8, "BEATS": 1}, {"WIDTH": 24, "BEATS": 2}, {"WIDTH": 5, "BEATS": 49}],
     "qloom_add": [
         {},
@@ -111,6 +117,16 @@ CASES: dict[str, list[dict]] = {
         {"CH": 4, "PE": 4, "K2": 1},
         {"CH": 4, "PE": 1, "K2": 9, "BITS": 3, "SUM": 1, "OBITS": 7},
     ],
+    # submodule of qloom_mvau: one PE's dot product and adder tree
+    "qloom_dot": [
+        {},
+        {"SIMD": 1, "IBITS": 4, "ISIGNED": 0, "WBITS": 3},
+        {"SIMD": 5, "IBITS": 1, "IBIPOLAR": 1, "WBITS": 3},
+        {"SIMD": 7, "IBITS": 2, "ISIGNED": 0, "WBITS": 1, "WBIPOLAR": 1},
+        {"SIMD": 100, "IBITS": 2, "WBITS": 2},
+        {"SIMD": 8, "IBITS": 1, "WBITS": 1, "BINARY": 1},
+        {"SIMD": 70, "IBITS": 1, "WBITS": 1, "BINARY": 1},
+    ],
     # submodule of qloom_mvau and qloom_vvau: one product
     "qloom_mul": [
         {},
@@ -133,15 +149,51 @@ CASES: dict[str, list[dict]] = {
     ],
     "qloom_vvau": [
         {"WEIGHT_FILE": "w_9x4.hex"},
-        {"CH": 6, "PE": 3, "K2": 9, "IBITS": 2, "WBITS": 3, "ACC_BITS": 8,
-         "RAM_STYLE": "block", "WEIGHT_FILE": "w_18x9.hex"},  # fmt: skip
-        {"CH": 2, "PE": 2, "K2": 1, "IBITS": 1, "IBIPOLAR": 1, "WBITS": 1, "WSIGNED": 0,
-         "WBIPOLAR": 1, "ACC_BITS": 2, "WEIGHT_FILE": "w_1x2.hex"},  # fmt: skip
+        {
+            "CH": 6,
+            "PE": 3,
+            "K2": 9,
+            "IBITS": 2,
+            "WBITS": 3,
+            "ACC_BITS": 8,
+            "RAM_STYLE": "block",
+            "WEIGHT_FILE": "w_18x9.hex",
+        },  # fmt: skip
+        {
+            "CH": 2,
+            "PE": 2,
+            "K2": 1,
+            "IBITS": 1,
+            "IBIPOLAR": 1,
+            "WBITS": 1,
+            "WSIGNED": 0,
+            "WBIPOLAR": 1,
+            "ACC_BITS": 2,
+            "WEIGHT_FILE": "w_1x2.hex",
+        },  # fmt: skip
         # SIMD taps per beat: 3 x 2 channels per beat, and the whole kernel of 4 channels
-        {"CH": 4, "PE": 2, "K2": 9, "SIMD": 3, "IBITS": 4, "WBITS": 4, "ACC_BITS": 12,
-         "WEIGHT_FILE": "w_6x24.hex"},  # fmt: skip
-        {"CH": 4, "PE": 4, "K2": 9, "SIMD": 9, "IBITS": 2, "ISIGNED": 1, "WBITS": 3,
-         "ACC_BITS": 9, "RAM_STYLE": "distributed", "WEIGHT_FILE": "w_1x108.hex"},  # fmt: skip
+        {
+            "CH": 4,
+            "PE": 2,
+            "K2": 9,
+            "SIMD": 3,
+            "IBITS": 4,
+            "WBITS": 4,
+            "ACC_BITS": 12,
+            "WEIGHT_FILE": "w_6x24.hex",
+        },  # fmt: skip
+        {
+            "CH": 4,
+            "PE": 4,
+            "K2": 9,
+            "SIMD": 9,
+            "IBITS": 2,
+            "ISIGNED": 1,
+            "WBITS": 3,
+            "ACC_BITS": 9,
+            "RAM_STYLE": "distributed",
+            "WEIGHT_FILE": "w_1x108.hex",
+        },  # fmt: skip
     ],
     "qloom_labelselect": [
         {},
@@ -220,10 +272,28 @@ CASES: dict[str, list[dict]] = {
         },
         {"K_H": 1, "K_W": 1},
         # depthwise order (KSIMD positions per beat): part of a row, and whole rows
-        {"IFM_H": 5, "IFM_W": 5, "CH": 4, "SIMD": 2, "PAD_T": 1, "PAD_L": 1, "PAD_B": 1,
-         "PAD_R": 1, "BITS": 3, "KSIMD": 3},  # fmt: skip
-        {"IFM_H": 6, "IFM_W": 5, "K_H": 3, "K_W": 2, "CH": 2, "BITS": 2, "KSIMD": 6,
-         "RAM_STYLE": "block"},  # fmt: skip
+        {
+            "IFM_H": 5,
+            "IFM_W": 5,
+            "CH": 4,
+            "SIMD": 2,
+            "PAD_T": 1,
+            "PAD_L": 1,
+            "PAD_B": 1,
+            "PAD_R": 1,
+            "BITS": 3,
+            "KSIMD": 3,
+        },  # fmt: skip
+        {
+            "IFM_H": 6,
+            "IFM_W": 5,
+            "K_H": 3,
+            "K_W": 2,
+            "CH": 2,
+            "BITS": 2,
+            "KSIMD": 6,
+            "RAM_STYLE": "block",
+        },  # fmt: skip
         {
             "IFM_H": 7,
             "IFM_W": 7,

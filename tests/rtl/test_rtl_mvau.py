@@ -85,6 +85,50 @@ CASES = {
         TBITS=6,
         OBITS=2,
     ),
+    # fully parallel multi-bit with SIMD > 64 (TFC 2W2A's first layer, narrower): the dot
+    # product's loops stay loops in Verilator; signed 2-bit x signed 2-bit, 2 thresholds
+    "s2xs2-parallel": dict(
+        BINARY=0,
+        IBITS=2,
+        ISIGNED=1,
+        WBITS=2,
+        WSIGNED=1,
+        MW=100,
+        MH=4,
+        SIMD=100,
+        PE=4,
+        ACC_BITS=10,
+        NT=2,
+        TBITS=8,
+        OBITS=2,
+        OUT_BASE=-1,
+    ),
+    # bipolar inputs x unsigned 3-bit weights, two SIMD folds of 70, raw accumulators
+    "bipi-u3-wide": dict(
+        BINARY=0,
+        IBITS=1,
+        IBIPOLAR=1,
+        WBITS=3,
+        WSIGNED=0,
+        MW=140,
+        MH=6,
+        SIMD=70,
+        PE=3,
+        ACC_BITS=11,
+    ),
+    # bipolar weights x unsigned 2-bit activations, fully parallel, 66 lanes
+    "bipw-u2-parallel": dict(
+        BINARY=0,
+        IBITS=2,
+        ISIGNED=0,
+        WBITS=1,
+        WBIPOLAR=1,
+        MW=66,
+        MH=5,
+        SIMD=66,
+        PE=5,
+        ACC_BITS=9,
+    ),
 }
 
 

@@ -21,12 +21,17 @@ default 2; depth 0 connects producer and consumer directly). Their `count` outpu
 named `<fifo instance>_count`; `RtlFiles.fifos` lists the hierarchical names to monitor
 (``<top>.<fifo instance>.count``), including the design's own FIFO stages; `RtlFiles.wires`
 names every stream wire and the stream it carries, so tools need not parse the Verilog.
+
+Fault injection (simulation only, `fault_masks`): a `qloom_fault` stage on each named stream,
+between its producer (or the input port) and everything that reads it, XORs every beat with
+the next word of `mem/fault_<stream>.hex` (qloom.faults.stream_masks writes the words).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -184,6 +189,26 @@ _CONN = Template(
     .${port}_tvalid(${w}_tvalid),
     .${port}_tready(${w}_tready)"""
 )
+_FAULT = Template(
+    """\
+// fault injection on stream $stream (simulation only): beat i XOR mask word i
+qloom_fault #(
+    .WIDTH($width),
+    .DEPTH($depth),
+    .MASK_FILE($file)
+) $inst (
+    .ap_clk(ap_clk),
+    .ap_rst_n(ap_rst_n),
+    .s_axis_tdata(${a}_tdata),
+    .s_axis_tvalid(${a}_tvalid),
+    .s_axis_tready(${a}_tready),
+    .m_axis_tdata(${b}_tdata),
+    .m_axis_tvalid(${b}_tvalid),
+    .m_axis_tready(${b}_tready)
+);
+
+"""
+)
 _FOOTER = "endmodule\n\n`default_nettype wire\n"
 
 
@@ -237,11 +262,14 @@ def generate_top(
     copy_library: bool = True,
     absolute_paths: bool = False,
     memory_subdir: str = "mem",
+    fault_masks: dict[str, Sequence[int]] | None = None,
 ) -> RtlFiles:
     """Write the top level, its memory files (and library copies) into `out_dir`.
 
     fifo_depths: stream name -> glue FIFO depth (0: no FIFO, a direct connection); streams not
         named get `default_depth`. Names that are not glue-FIFO streams raise RtlError.
+    fault_masks: stream name -> XOR mask words, one per beat (simulation only; see the module
+        docstring): a `qloom_fault` stage on each of these streams.
     """
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +318,18 @@ def generate_top(
     used.update([in_port, *out_port_names, "ap_clk", "ap_rst_n"])
     wire = {s: unique(f"w_{vname(s)}") for s in producer}
     inst = {st.name: unique(f"u_{vname(st.name)}") for st in design.stages}
+    faults = dict(fault_masks or {})
+    unknown_f = sorted(set(faults) - set(producer))
+    if unknown_f:
+        raise RtlError(
+            f"fault_masks names unknown stream(s): {', '.join(unknown_f)}; streams: "
+            f"{', '.join(producer)}"
+        )
+    src_wire = dict(wire)  # stream -> wire its producer (or the input port) drives
+    fault_inst: dict[str, str] = {}
+    for s in faults:
+        src_wire[s] = unique(f"{wire[s]}_pre")
+        fault_inst[s] = unique(f"fault_{vname(s)}")
 
     glue = glue_streams(design)
     unknown = set(depths) - set(glue)
@@ -328,6 +368,13 @@ def generate_top(
     # memory files
     mem_dir = out / memory_subdir  # "" puts them beside the top (tools that stage flat)
     memories = {k: dict(v) for k, v in design.write_memories(mem_dir).items()}
+    fault_files: dict[str, tuple[Path, int]] = {}
+    for s, words in faults.items():
+        from qloom.dataflow.stage import write_hex
+
+        words = [int(w) for w in words] or [0]
+        f = write_hex(mem_dir / f"fault_{vname(s)}.hex", words, design.streams[s].width)
+        fault_files[s] = (f, len(words))
 
     def mem_path(p: Path) -> str:
         p = Path(p).resolve()
@@ -356,11 +403,27 @@ def generate_top(
             wires[q_wire[s]] = s
             text.append(_WIRES.substitute(stream=f"{s} (FIFO output)", spec=spec,
                                           msb=spec.width - 1, w=q_wire[s]))  # fmt: skip
+        if src_wire[s] != wire[s]:
+            wires[src_wire[s]] = s
+            text.append(_WIRES.substitute(stream=f"{s} (before fault injection)", spec=spec,
+                                          msb=spec.width - 1, w=src_wire[s]))  # fmt: skip
     text.append("\n")
-    text.append(_BIND_IN.substitute(w=wire[design.input_stream], p=in_port))
+    text.append(_BIND_IN.substitute(w=src_wire[design.input_stream], p=in_port))
     for p, s in zip(out_port_names, out_streams, strict=True):
         text.append(_BIND_OUT.substitute(w=q_wire[s], p=p))
     text.append("\n")
+    for s, (f, depth) in fault_files.items():
+        text.append(
+            _FAULT.substitute(
+                stream=s,
+                width=design.streams[s].width,
+                depth=depth,
+                file=_literal(mem_path(f)),
+                inst=fault_inst[s],
+                a=src_wire[s],
+                b=wire[s],
+            )  # fmt: skip
+        )
     for s in glue:
         if s not in fifo_inst:
             continue
@@ -379,6 +442,8 @@ def generate_top(
             )  # fmt: skip
         )
     modules: list[str] = ["qloom_fifo"] if fifo_inst else []
+    if fault_inst:
+        modules.append("qloom_fault")
     for st in design.stages:
         params = dict(st.rtl_params())
         for k, v in memories.get(st.name, {}).items():
@@ -389,7 +454,7 @@ def generate_top(
             for s, p in zip(st.inputs, in_ports(st), strict=True)
         ]
         conns += [
-            _CONN.substitute(port=p, w=wire[s])
+            _CONN.substitute(port=p, w=src_wire[s])
             for s, p in zip(st.outputs, out_ports(st), strict=True)
         ]
         if st.kind == "FIFO":
@@ -406,7 +471,7 @@ def generate_top(
                     spec.beats,
                     False,
                     f"{top}.{inst[st.name]}.count",
-                    wire[st.outputs[0]],
+                    src_wire[st.outputs[0]],
                 )  # fmt: skip
             )
         text.append(

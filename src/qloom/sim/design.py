@@ -151,6 +151,7 @@ def simulate(
     cache_dir: str | Path | None = None,
     quiet: bool | None = None,
     rtl: RtlFiles | None = None,
+    fault_masks: dict[str, list[int]] | None = None,
 ) -> DesignSimResult:
     """Simulate `images` (uint8 NCHW, as datasets give them) through the stitched design.
 
@@ -162,6 +163,9 @@ def simulate(
     rtl: the design's top as `generate_top` already wrote it (e.g. a build's rtl/): simulated
         as it is, from its directory, instead of generating one into `work_dir`; its FIFO
         depths are the generated ones (then give neither `fifo_depths` nor `work_dir`).
+    fault_masks: stream -> XOR mask words (one per beat, qloom.faults.stream_masks): a
+        `qloom_fault` stage on each of those streams (generate_top(fault_masks=...)), so the
+        outputs are those of `run_integer(..., faults=...)`, not the fault-free ones.
     diagnose: on a failed run (deadlock, missing beats), rebuild with every stream's
         tvalid/tready monitored, rerun with the same seed and name the stalled streams.
     """
@@ -171,6 +175,8 @@ def simulate(
         raise ValueError("simulate needs at least one image")
     if quiet is None:
         quiet = _quiet()
+    if rtl is not None and fault_masks:
+        raise ValueError("simulate(rtl=...) runs the given RTL as generated: no fault_masks")
     if rtl is not None and (fifo_depths is not None or work_dir is not None):
         raise ValueError(
             "simulate(rtl=...) runs the given RTL as generated: its FIFO depths and directory "
@@ -187,7 +193,7 @@ def simulate(
     try:
         t0 = time.monotonic()
         if rtl is None:
-            rtl = generate_top(design, run_dir, fifo_depths)
+            rtl = generate_top(design, run_dir, fifo_depths, fault_masks=fault_masks)
         words = input_words(design, images)
         n_out = [design.streams[s].beats * frames for s in rtl.out_streams]
         monitors = rtl.monitors if monitor_fifos else []

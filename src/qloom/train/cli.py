@@ -23,6 +23,8 @@ example: qloom train --model tfc-w1a1-i8 --epochs 10 --out build/zoo/tfc-w1a1-i8
 LogicNets (fixed fan-in, truth-table layers): jsc-s, jsc-m, jsc-l, nid-s, nid-m, nid-l on a
         tabular set: digits, breast-cancer, wine (bundled; default wine), jets or unsw-nb15
         (--data-dir FILE); e.g. qloom train --model jsc-s --dataset wine --epochs 30 --out j.onnx
+        img28-tt (784-256-100-10, 2-bit pixels, fan-in 6) on 28x28 images (default
+        fashion-mnist): qloom train --model img28-tt --epochs 10 --out tt.onnx
 
 pruning (quantization-aware, Hawks et al. 2021; weights of 2 or more bits):
   qloom train --model tfc-w2a2 --epochs 5 --sparsity 0.75 --out qap.onnx
@@ -30,6 +32,11 @@ pruning (quantization-aware, Hawks et al. 2021; weights of 2 or more bits):
   --prune-schedule iterative:3:2-4   3 steps in epochs 2-4, each removing the same fraction
   --prune-schedule after --finetune-epochs 2   prune the trained model once, fine-tune 2 epochs
   --prune-structure block --prune-block 8      whole 8-wide blocks of a row (an MVAU's SIMD)
+
+fault-aware training (Zahid et al. 2020; evaluate with qloom faults MODEL --rates ...):
+  qloom train --model cnv-small-pad-w2a2 --epochs 3 --fault-rate 0.01 --out fat.onnx
+      bit flips in the activation codes of every hidden QuantIdentity while training
+  --fault-kind stuck0|stuck1 --fault-layers conv_features.1   stuck weight bits instead
 """
 
 
@@ -109,6 +116,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="epochs after --epochs with the final masks, at a tenth of the learning rate "
         "(default: %(default)s)",
     )
+    f = p.add_argument_group("fault-aware training (qloom.train.faults; Zahid et al., FAT)")
+    f.add_argument(
+        "--fault-rate",
+        type=float,
+        default=None,
+        metavar="P",
+        help="inject faults while training: each bit flips (or is stuck) with probability P",
+    )
+    f.add_argument(
+        "--fault-kind",
+        default="flip",
+        help="flip (activation codes), stuck0 or stuck1 (weight bits) (default: %(default)s)",
+    )
+    f.add_argument(
+        "--fault-layers",
+        default=None,
+        metavar="A,B",
+        help="module names, e.g. conv_features.3 (default: every activation quantizer but "
+        "the input's / every weighted layer)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -124,12 +151,15 @@ def run(args: argparse.Namespace) -> int:
     from qloom.train import logicnets
 
     if logicnets.is_logicnets(args.model):
+        if getattr(args, "fault_rate", None) is not None:
+            raise QloomError(f"{args.model}: --fault-rate applies to the Brevitas zoo models")
         return run_logicnets(args)
     try:
         parse_model_name(args.model)
     except ValueError as e:  # an unknown model name is a user error, not a crash
         raise QloomError(str(e)) from e
     prune = prune_config(args)
+    faults = fault_config(args)
     train(
         args.model,
         args.dataset,
@@ -145,35 +175,62 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         threads=args.threads,
         prune=prune,
+        faults=faults,
     )
     return 0
 
 
 def run_logicnets(args: argparse.Namespace) -> int:
-    """`qloom train` for a LogicNets model: a tabular data set (qloom.train.logicnets);
-    --data-dir is the data file for jets / unsw-nb15. Pruning options do not apply (the
-    fan-in masks are the sparsity)."""
+    """`qloom train` for a LogicNets model (qloom.train.logicnets): a tabular data set for
+    jsc/nid (--data-dir is the data file for jets / unsw-nb15), an image set for img28-tt.
+    Pruning options do not apply (the fan-in masks are the sparsity)."""
     from qloom.errors import QloomError
-    from qloom.train.logicnets import train_logicnets
+    from qloom.train.logicnets import LOGICNETS, train_logicnets
 
     if args.sparsity is not None:
         raise QloomError(f"{args.model}: --sparsity does not apply (fixed fan-in masks)")
-    dataset = "wine" if args.dataset == "fashion-mnist" else args.dataset  # the image default
-    batch = 64 if args.batch_size == DEFAULT_BATCH_SIZE else args.batch_size
-    lr = 0.02 if args.lr == DEFAULT_LR else args.lr
-    train_logicnets(
-        args.model,
-        dataset,
-        epochs=args.epochs,
-        out=args.out,
-        seed=args.seed,
-        batch_size=batch,
-        lr=lr,
-        data_dir=args.data_dir,
-        quiet=args.quiet,
-        threads=args.threads,
-    )
+    spec = LOGICNETS[args.model.strip().lower()]
+    # the option defaults are the image zoo's: a tabular model takes its own (wine, 64, 0.02)
+    dataset = args.dataset
+    if spec.image is None and args.dataset == "fashion-mnist":
+        dataset = spec.default_dataset
+    batch = None if args.batch_size == DEFAULT_BATCH_SIZE else args.batch_size
+    lr = None if args.lr == DEFAULT_LR else args.lr
+    if args.limit is not None and spec.image is None:
+        raise QloomError(f"{args.model}: --limit applies to image models only")
+    try:
+        train_logicnets(
+            args.model,
+            dataset,
+            epochs=args.epochs,
+            out=args.out,
+            seed=args.seed,
+            batch_size=batch,
+            lr=lr,
+            data_dir=args.data_dir,
+            quiet=args.quiet,
+            threads=args.threads,
+            limit=args.limit,
+        )
+    except ValueError as e:
+        raise QloomError(str(e)) from e
     return 0
+
+
+def fault_config(args: argparse.Namespace):
+    """The FaultConfig of --fault-rate/--fault-kind/--fault-layers (None without a rate)."""
+    from qloom.errors import QloomError
+    from qloom.train.faults import FaultConfig, check_config
+
+    rate = getattr(args, "fault_rate", None)
+    if rate is None:
+        if args.fault_kind != "flip" or args.fault_layers:
+            raise QloomError("--fault-kind / --fault-layers without --fault-rate: give the rate")
+        return None
+    layers = tuple(x.strip() for x in (args.fault_layers or "").split(",") if x.strip())
+    cfg = FaultConfig(rate=rate, kind=args.fault_kind, layers=layers, seed=args.seed)
+    check_config(cfg)
+    return cfg
 
 
 def prune_config(args: argparse.Namespace) -> PruneConfig | None:
@@ -215,9 +272,8 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "export",
         help="write an untrained zoo model (batch-norm statistics from a random batch) as QONNX",
         epilog="models: as for `qloom train`, plus resnet8 and resnet8-small (32x32, residual "
-        "blocks with 1x1 stride-2 shortcuts), LogicNets jsc-s/m/l, nid-s/m/l (tabular); example: "
-        "qloom export --model resnet8-w2a2 "
-        "--out resnet8.onnx",
+        "blocks with 1x1 stride-2 shortcuts), LogicNets jsc-s/m/l, nid-s/m/l (tabular), "
+        "img28-tt (28x28 images); example: qloom export --model resnet8-w2a2 --out resnet8.onnx",
     )
     p.add_argument("--model", required=True, help="zoo model name, e.g. resnet8-w2a2")
     p.add_argument("--out", required=True, help="output QONNX file")

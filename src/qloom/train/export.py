@@ -148,7 +148,7 @@ def export_untrained(
     from qloom.train import logicnets
     from qloom.train.zoo import build_model
 
-    if logicnets.is_logicnets(name):  # a fixed tabular shape: the image arguments do not apply
+    if logicnets.is_logicnets(name):  # a fixed shape: the image arguments do not apply
         return logicnets.export_untrained(name, path, seed)
     torch.manual_seed(seed)
     model = build_model(name, in_channels, in_size, num_classes)

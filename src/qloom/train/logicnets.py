@@ -64,6 +64,13 @@ class LogicNetsSpec:
     hidden_fanin: int
     output_fanin: int
     description: str
+    #: (C, H, W) for an image model: it reads pixel / 255 in [0, 1] (as the other zoo models,
+    #: mapped to 2x - 1 before the input quantizer) from an image set; None: tabular features
+    image: tuple[int, int, int] | None = None
+
+    @property
+    def default_dataset(self) -> str:
+        return "fashion-mnist" if self.image is not None else "wine"
 
     def layer_fanins(self) -> list[int]:
         """Fan-in of each layer: the first reads the input, the last writes the output."""
@@ -129,6 +136,24 @@ LOGICNETS: dict[str, LogicNetsSpec] = {
         5,
         5,
         "LogicNets NID-L (1/3/3 bit, fan-in 7/5/5)",
+    ),
+    # Not a published LogicNets configuration: a LogicNets-style classifier of 28x28 images
+    # (Fashion-MNIST, MNIST) for qloom's truth-table flow. Pixels quantized to 2 bits on the
+    # host (signed, of 2x - 1), every neuron a 12-bit table (fan-in 6 x 2 bits), and an 8-bit
+    # output layer: 2-bit outputs tie on the argmax (jsc-s on digits), 8 bits leave ~1 % ties.
+    "img28-tt": LogicNetsSpec(
+        "img28-tt",
+        784,
+        (256, 100),
+        10,
+        2,
+        2,
+        8,
+        6,
+        6,
+        6,
+        "LogicNets-style 28x28 image MLP 784-256-100-10 (2/2/8 bit, fan-in 6)",
+        image=(1, 28, 28),
     ),
 }
 
@@ -208,7 +233,12 @@ class LogicNetsModel(nn.Module):
         self.spec = spec
         n_in = spec.in_features if in_features is None else in_features
         n_out = spec.out_features if out_features is None else out_features
-        self.in_shape = (n_in,)
+        if spec.image is not None and in_features is None:
+            self.in_shape: tuple[int, ...] = spec.image
+            n_in = math.prod(spec.image)
+        else:
+            self.in_shape = (n_in,)
+        self.image = spec.image is not None
         self.out_features = n_out
         gen = torch.Generator().manual_seed(seed)
         widths = [n_in, *spec.hidden, n_out]
@@ -244,7 +274,10 @@ class LogicNetsModel(nn.Module):
             m.apply_mask()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.reshape(x.shape[0], -1))
+        x = x.reshape(x.shape[0], -1)
+        if self.image:  # pixel / 255 in [0, 1] to [-1, 1], as the zoo's FINN-style models
+            x = 2.0 * x - torch.tensor([1.0], device=x.device)
+        return self.layers(x)
 
 
 def build_logicnets(
@@ -271,12 +304,14 @@ def _bn_from_batch(model: nn.Module, x: torch.Tensor) -> None:
 
 def export_untrained(name: str, path: str | Path, seed: int = 0) -> Path:
     """LogicNets model NAME, untrained (random masks and weights from SEED, batch-norm
-    statistics from 256 standard-normal inputs, i.e. standardized features), as QONNX."""
+    statistics from 256 standard-normal inputs, i.e. standardized features, or for an image
+    model 256 uniform images in [0, 1]), as QONNX."""
     from qloom.train.export import export_qonnx
 
     torch.manual_seed(seed)
     model = build_logicnets(name, seed=seed)
-    _bn_from_batch(model, torch.randn(256, *model.in_shape))
+    batch = torch.rand if model.image else torch.randn
+    _bn_from_batch(model, batch(256, *model.in_shape))
     return export_qonnx(model, path, (1, *model.in_shape), metadata={"qloom.model": name})
 
 
@@ -342,6 +377,34 @@ def load_tabular_split(
     return s(xtr), ytr, s(xte), yte, table.classes
 
 
+def load_image_split(
+    dataset: str, data_dir: str | Path | None = None, limit: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(x_train, y_train, x_test, y_test, classes) of an image set (qloom.data: fashion-mnist,
+    mnist, ...) as float pixel / 255 in [0, 1], shape (N, C, H, W): an image model's input.
+    LIMIT keeps a seeded random subset of that many training images."""
+    from qloom.data import dataset_info, load_dataset, parse_dataset_spec
+
+    key, _ = parse_dataset_spec(dataset)
+    xtr, ytr = load_dataset(key, "train", data_dir)
+    xte, yte = load_dataset(key, "test", data_dir)
+    if limit is not None and limit < len(xtr):
+        idx = np.sort(np.random.default_rng(seed).permutation(len(xtr))[:limit])
+        xtr, ytr = xtr[idx], ytr[idx]
+    classes = dataset_info(key).classes
+    return xtr.astype(np.float32) / 255.0, ytr, xte.astype(np.float32) / 255.0, yte, classes
+
+
+def is_image_dataset(dataset: str) -> bool:
+    """Whether DATASET is one of qloom.data's image sets (not a tabular one)."""
+    from qloom.data import DATASETS, parse_dataset_spec
+
+    try:
+        return parse_dataset_spec(dataset)[0] in DATASETS
+    except Exception:  # noqa: BLE001 - an unparsable name is not an image set
+        return False
+
+
 # -- training --------------------------------------------------------------------------------
 
 
@@ -352,42 +415,80 @@ def _predict(logits: torch.Tensor) -> torch.Tensor:
     return logits.argmax(1)
 
 
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy in % of MODEL (eval mode) on standardized features X."""
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 2000) -> float:
+    """Top-1 accuracy in % of MODEL (eval mode) on X (standardized features, or images)."""
     model.eval()
     with torch.no_grad():
-        pred = _predict(model(torch.from_numpy(x))).numpy()
+        pred = np.concatenate(
+            [_predict(model(torch.from_numpy(x[i : i + batch]))).numpy()
+             for i in range(0, len(x), batch)]
+        )  # fmt: skip
+    return float((pred == y).mean() * 100.0)
+
+
+def integer_accuracy(onnx: str | Path, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy in % of qloom's integer model of ONNX (its input domain from the
+    model: the input quantizer's integers) on X in the model's float domain."""
+    import qloom
+
+    pred = _predict(torch.from_numpy(np.asarray(qloom.load(onnx).predict(x)))).numpy()
     return float((pred == y).mean() * 100.0)
 
 
 def train_logicnets(
     name: str,
-    dataset: str = "wine",
+    dataset: str | None = None,
     epochs: int = 30,
     out: str | Path = "build/zoo/logicnets.onnx",
     seed: int = 0,
-    batch_size: int = 64,
-    lr: float = 0.02,
+    batch_size: int | None = None,
+    lr: float | None = None,
     weight_decay: float = 0.0,
     data_dir: str | Path | None = None,
     quiet: bool = False,
     threads: int | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Train LogicNets model NAME on a tabular DATASET, export QONNX to OUT, return the record.
+    """Train LogicNets model NAME on DATASET, export QONNX to OUT, return the record.
 
-    The model's input width is the data set's feature count and its output width the class
-    count (1 output for a 2-class set only with a nid model, as LogicNets' NID); the hidden
-    layers, bits and fan-ins are the published ones. Adam with a cosine learning rate; the
-    final model is the last epoch's. Writes OUT and OUT with suffix .json (the record, with
-    the standardizer's mean and std so the host can prepare inputs).
+    A tabular model (jsc, nid; default data set wine, batch 64, lr 0.02) reads a tabular set:
+    its input width is the set's feature count and its output width the class count (1 output
+    for a 2-class set only with a nid model, as LogicNets' NID). An image model (img28-tt;
+    default fashion-mnist, batch 256, lr 0.01) reads an image set of its size (pixel / 255);
+    LIMIT trains on a seeded subset of that many images. The hidden layers, bits and fan-ins
+    are the spec's. Adam with a cosine learning rate; the final model is the last epoch's.
+    Writes OUT and OUT with suffix .json (the record; for a tabular set with the
+    standardizer's mean and std so the host can prepare inputs).
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    xtr, ytr, xte, yte, classes = load_tabular_split(dataset, data_dir, seed)
+    from qloom.errors import DatasetError
+
+    key = name.strip().lower()
+    if key not in LOGICNETS:
+        raise ValueError(f"unknown LogicNets model {name!r}; use {', '.join(LOGICNETS)}")
+    spec = LOGICNETS[key]
+    image = spec.image is not None
+    dataset = spec.default_dataset if dataset is None else dataset
+    batch_size = (256 if image else 64) if batch_size is None else batch_size
+    lr = (0.01 if image else 0.02) if lr is None else lr
+    if image != is_image_dataset(dataset):
+        kind = "an image" if image else "a tabular"
+        raise DatasetError(
+            f"{name} is {kind} model; {dataset!r} is not {kind} data set (use e.g. "
+            f"{spec.default_dataset})"
+        )
+    if image:
+        xtr, ytr, xte, yte, classes = load_image_split(dataset, data_dir, limit, seed)
+        if xtr.shape[1:] != spec.image:
+            raise DatasetError(f"{name} reads {spec.image} images; {dataset} has {xtr.shape[1:]}")
+    else:
+        xtr, ytr, xte, yte, classes = load_tabular_split(dataset, data_dir, seed)
     n_classes = len(classes)
-    binary_out = n_classes == 2 and LOGICNETS[name.strip().lower()].out_features == 1
+    binary_out = n_classes == 2 and spec.out_features == 1
     torch.manual_seed(seed)
-    model = build_logicnets(name, xtr.shape[1], 1 if binary_out else n_classes, seed)
+    n_in = None if image else xtr.shape[1]
+    model = build_logicnets(name, n_in, 1 if binary_out else n_classes, seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn: nn.Module = nn.BCEWithLogitsLoss() if binary_out else nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
@@ -417,14 +518,18 @@ def train_logicnets(
         acc = accuracy(model, xte, yte)
         history.append({"epoch": epoch + 1, "loss": loss_sum / len(xt), "val_accuracy": acc})
         if not quiet:
-            print(f"epoch {epoch + 1:3d}/{epochs}  loss {loss_sum / len(xt):.4f}  test {acc:.2f}%")
+            print(
+                f"epoch {epoch + 1:3d}/{epochs}  loss {loss_sum / len(xt):.4f}  test {acc:.2f}%"
+                f"  ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     from qloom.train.export import export_qonnx
 
     out = Path(out)
     export_qonnx(
         model,
         out,
-        (1, xtr.shape[1]),
+        (1, *xtr.shape[1:]),
         metadata={"qloom.model": name, "qloom.dataset": dataset, "qloom.seed": str(seed)},
     )
     record: dict[str, Any] = {
@@ -443,12 +548,18 @@ def train_logicnets(
         "max_table_bits": model.spec.max_table_bits(),
         "fanins": model.spec.layer_fanins(),
         "onnx": str(out),
-        "input": "features standardized on the training split (x - mean) / std",
+        "input": "float pixel / 255 in [0, 1]"
+        if image
+        else "features standardized on the training split (x - mean) / std",
     }
+    if image:  # qloom's integer model (what the hardware computes) on the whole test split
+        record["integer_accuracy"] = integer_accuracy(out, xte, yte)
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     if not quiet:
         print(
             f"test accuracy {record['test_accuracy']:.2f}% (chance "
             f"{record['chance_accuracy']:.2f}%, {len(xte)} rows); wrote {out}"
         )
+        if "integer_accuracy" in record:
+            print(f"integer model accuracy {record['integer_accuracy']:.2f}%")
     return record

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from qloom.train.prune import (
     quantized_weights,
 )
 from qloom.train.zoo import build_model, parse_model_name
+
+if TYPE_CHECKING:
+    from qloom.train.faults import FaultConfig
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_LR = 0.02
@@ -125,6 +128,7 @@ def train(
     weight_decay: float = 0.0,
     integer_check: bool = True,
     prune: PruneConfig | None = None,
+    faults: FaultConfig | None = None,
 ) -> dict[str, Any]:
     """Train MODEL_NAME on DATASET for EPOCHS, export QONNX to OUT, return the run record.
 
@@ -142,6 +146,10 @@ def train(
     cosine schedule from FINETUNE_LR_FACTOR x LR. The record then holds the masks' and the
     exported Quant nodes' zeros per layer. BOPs (qloom.train.prune.layer_bops) are always
     recorded.
+
+    FAULTS (qloom.train.faults, fault-aware training after Zahid et al.) injects bit flips
+    into the quantized activations or stuck-at bits into the quantized weights while training
+    (not in validation or export); the record and checkpoint hold the configuration.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -149,6 +157,10 @@ def train(
     console = Console(quiet=quiet, highlight=False, soft_wrap=True)
     if prune is not None:
         check_config(prune)  # bad options fail before the dataset is read
+    if faults is not None:
+        from qloom.train.faults import check_config as check_faults
+
+        check_faults(faults)
     if threads is not None:
         torch.set_num_threads(threads)
     spec = parse_model_name(model_name)
@@ -178,6 +190,11 @@ def train(
         schedule = parse_schedule(prune.schedule, prune.sparsity, epochs, steps_per_epoch)
         pruner = Pruner(model, prune, schedule)
     finetune = prune.finetune_epochs if prune is not None else 0
+    injector = None
+    if faults is not None:
+        from qloom.train.faults import FaultInjector
+
+        injector = FaultInjector(model, faults)
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resume is not None:
@@ -216,6 +233,11 @@ def train(
         f"training {spec.name} on {ds_name}: {len(xt)} images, {epochs} epochs, "
         f"batch {batch_size}, lr {lr}, seed {seed}"
     )
+    if injector is not None:
+        console.print(
+            f"fault-aware training: {faults.kind} faults at rate {faults.rate:g} on "
+            f"{', '.join(injector.layers)}"
+        )
     if pruner is not None:
         console.print(
             f"pruning to sparsity {prune.sparsity:g} ({prune.scope}, "
@@ -295,6 +317,7 @@ def train(
                     "epochs": epochs,
                     "finetune_epochs": finetune,
                     "prune": pruner.state_dict() if pruner is not None else None,
+                    "faults": faults.record() if faults is not None else None,
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "history": history,
@@ -309,6 +332,8 @@ def train(
         # "after" without fine-tuning (or a window ending with the last epoch): the final
         # masks come now; the checkpoint keeps the last epoch's weights.
         console.print(f"pruned to sparsity {pruner.mask_sparsity():.3f} after the last epoch")
+    if injector is not None:
+        injector.remove()  # the exported model is the fault-free network
     test_acc, torch_pred = evaluate(model, x_test, y_test)
     export_qonnx(model, out, metadata={"qloom.dataset": ds_name, "qloom.seed": str(seed)})
     n_check = min(QONNX_CHECK_IMAGES, len(x_test))
@@ -345,6 +370,8 @@ def train(
             "layers": pruner.layer_report(),
             "qonnx_quant_zeros": _check_qonnx_zeros(pruner, out),
         }
+    if faults is not None:
+        record["faults"] = {**faults.record(), "layers": list(injector.layers)}
     record["bops"] = _bops(out)
     json_path.write_text(json.dumps(record, indent=2) + "\n")
     console.print(

@@ -232,7 +232,8 @@ def parse_model_name(name: str) -> ModelSpec:
 
 
 def logicnets_models() -> list[str]:
-    """The LogicNets zoo (qloom.train.logicnets): jsc-s/m/l and nid-s/m/l, published shapes."""
+    """The LogicNets zoo (qloom.train.logicnets): jsc-s/m/l and nid-s/m/l (published shapes)
+    and img28-tt (28x28 images)."""
     from qloom.train.logicnets import LOGICNETS
 
     return list(LOGICNETS)

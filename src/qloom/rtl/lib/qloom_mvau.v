@@ -35,8 +35,8 @@
 // memory output register, dot product to the tree's CUT level, rest of the tree, accumulate,
 // activation). All stages stall together when the output register is
 // full and not accepted (s_axis_tready = that enable && nf == 0); outputs are registered.
-// Submodule: qloom_threshold_lanes (NT > 0: the activation and the threshold memory, shared
-// with qloom_thresholding).
+// Submodules: qloom_dot (one per PE: the dot product and its adder tree), qloom_threshold_lanes
+// (NT > 0: the activation and the threshold memory, shared with qloom_thresholding).
 module qloom_mvau #(
     parameter integer MW = 4,
     parameter integer MH = 4,
@@ -182,17 +182,11 @@ module qloom_mvau #(
   end
 
   // ---------------------------------------------------------------- stage 2: dot products
-  // Per PE an adder tree over NL leaves (SIMD products, or the popcounts of 16-bit chunks in
-  // XNOR mode), padded to L2 = 2^LEVELS leaves and stored heap-ordered (node i has children 2i
-  // and 2i+1, leaves at L2..2*L2-1). The nodes of level CUT (the root is level 0) are
-  // registers: stage 2a ends there, stage 2b (the rest of the tree) ends in ps2.
-  localparam integer CB = 16;  // XNOR chunk width
-  localparam integer NL = (BINARY != 0) ? (SIMD + CB - 1) / CB : SIMD;
-  localparam integer L2 = (NL > 1) ? (1 << $clog2(NL)) : 1;
-  localparam integer LEVELS = $clog2(L2);
-  localparam integer CUT = (LEVELS + 1) / 2;
+  // One qloom_dot per PE: an adder tree over the SIMD products (or the popcounts of 16-bit
+  // chunks in XNOR mode) whose middle level (CUT) is registered: stage 2a ends there, stage 2b
+  // (the rest of the tree) ends in ps2.
   wire [PE*PSW-1:0] ps;
-  genvar p, s, i;
+  genvar p;
   generate
     if ((MW % SIMD != 0) || (MH % PE != 0) ||
         ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1))) ||
@@ -201,66 +195,23 @@ module qloom_mvau #(
       qloom_mvau_error_bad_parameters u_err ();
     end
     for (p = 0; p < PE; p = p + 1) begin : g_dot
-      wire [SIMD*WBITS-1:0] wl = wb[p*SIMD*WBITS+:SIMD*WBITS];
-      wire [L2*PSW-1:0] leaf;
-      if (BINARY != 0) begin : g_xnor
-        // popcounts of 16-bit chunks: one $countones over hundreds of bits exhausts Yosys'
-        // recursion (wasm stack), chunks keep Verilator fast
-        wire [SIMD-1:0] eq = ~(xb ^ wl);
-        for (s = 0; s < L2; s = s + 1) begin : g_chunk
-          if (s < NL) begin : g_pc
-            localparam integer LO = s * CB;
-            localparam integer CW2 = (SIMD - LO < CB) ? (SIMD - LO) : CB;
-            wire [CW2-1:0] bits = eq[LO+:CW2];
-            assign leaf[s*PSW+:PSW] = $countones(bits);
-          end else begin : g_pz
-            assign leaf[s*PSW+:PSW] = {PSW{1'b0}};
-          end
-        end
-      end else begin : g_mac
-        for (s = 0; s < L2; s = s + 1) begin : g_leaf
-          if (s < SIMD) begin : g_prod
-            wire signed [PW-1:0] prod;
-            qloom_mul #(
-                .IBITS(IBITS),
-                .ISIGNED(ISIGNED),
-                .IBIPOLAR(IBIPOLAR),
-                .WBITS(WBITS),
-                .WSIGNED(WSIGNED),
-                .WBIPOLAR(WBIPOLAR),
-                .PW(PW)
-            ) u_mul (
-                .x(xb[s*IBITS+:IBITS]),
-                .w(wl[s*WBITS+:WBITS]),
-                .p(prod)
-            );
-            assign leaf[s*PSW+:PSW] = {{(PSW - PW) {prod[PW-1]}}, prod};
-          end else begin : g_zero
-            assign leaf[s*PSW+:PSW] = {PSW{1'b0}};
-          end
-        end
-      end
-      /* verilator lint_off UNUSEDSIGNAL */
-      wire [2*L2*PSW-1:0] node;  // slot 0 unused
-      /* verilator lint_on UNUSEDSIGNAL */
-      assign node[0+:PSW] = {PSW{1'b0}};
-      for (i = 1; i < 2 * L2; i = i + 1) begin : g_node
-        localparam integer LV = $clog2(i + 1) - 1;  // floor(log2(i)): the node's level
-        wire [PSW-1:0] c;
-        if (i >= L2) begin : g_leafnode
-          assign c = leaf[(i-L2)*PSW+:PSW];
-        end else begin : g_sum
-          assign c = node[(2*i)*PSW+:PSW] + node[(2*i+1)*PSW+:PSW];
-        end
-        if (LV == CUT) begin : g_cut
-          reg [PSW-1:0] r;
-          always @(posedge ap_clk) if (en) r <= c;
-          assign node[i*PSW+:PSW] = r;
-        end else begin : g_comb
-          assign node[i*PSW+:PSW] = c;
-        end
-      end
-      assign ps[p*PSW+:PSW] = node[PSW+:PSW];  // the root
+      qloom_dot #(
+          .SIMD(SIMD),
+          .IBITS(IBITS),
+          .ISIGNED(ISIGNED),
+          .IBIPOLAR(IBIPOLAR),
+          .WBITS(WBITS),
+          .WSIGNED(WSIGNED),
+          .WBIPOLAR(WBIPOLAR),
+          .BINARY(BINARY),
+          .PSW(PSW)
+      ) u_dot (
+          .ap_clk(ap_clk),
+          .en(en),
+          .x(xb),
+          .w(wb[p*SIMD*WBITS+:SIMD*WBITS]),
+          .ps(ps[p*PSW+:PSW])
+      );
     end
   endgenerate
 
