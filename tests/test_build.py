@@ -165,3 +165,37 @@ def test_report_page_shortens_long_names_and_draws_the_target():
     assert short_name("fc1") == "<span class='nm' title='fc1'>fc1</span>"
     svg = bar_chart("balance", [("a", 10), (name, 30)], line=("target 20", 20))
     assert "<line" in svg and "target 20" in svg and f"<title>{name}</title>" in svg
+
+
+def test_pnr_seeds_stop_at_the_first_met_clock_and_keep_the_fastest(tmp_path, monkeypatch):
+    """--pnr-seeds N: nextpnr with seeds 1..N until the target is met (the fastest result is
+    recorded, each seed in its own folder). The place-and-route results here stand in for
+    nextpnr's: the selection is what is tested (real runs: test_build_synthesizes_and_places)."""
+    from types import SimpleNamespace
+
+    import qloom.synth as synth
+    from qloom import build as B
+    from qloom.errors import QloomError
+    from qloom.report.model import BuildReport, Resources, Totals
+
+    fmax = {1: 99.9, 2: 98.0, 3: 100.4, 4: 101.0}
+    calls = []
+
+    def fake_pnr(sources, top, params, dev, workdir, memory_files, freq_mhz, *, seed, quiet):
+        calls.append((seed, workdir.name))
+        return SimpleNamespace(fmax_mhz=fmax[seed], timing_met=fmax[seed] >= freq_mhz,
+                               utilization={}, bitstream=None)  # fmt: skip
+
+    monkeypatch.setattr(synth, "place_and_route", fake_pnr)
+    rtl = SimpleNamespace(sources=[], top="t", memories={}, run_dir=tmp_path)
+    report = BuildReport("m", "m.onnx", "xc7z020", 100.0, None)
+    report.totals = Totals(10, "s", 1e7, 10, Resources(0, 0, 0, 0))
+    for seeds, want_calls, want_fmax in ((4, 3, 100.4), (2, 2, 99.9), (1, 1, 99.9)):
+        calls.clear()
+        opts = B.BuildOptions(model=tmp_path / "m.onnx", pnr_part="LFE5U-85F", pnr_seeds=seeds)
+        B._place_and_route(rtl, opts, tmp_path, report, lambda msg: None)
+        assert [c[0] for c in calls] == list(range(1, want_calls + 1))
+        assert calls[0][1] == "pnr" and all(c[1] == f"pnr-seed{c[0]}" for c in calls[1:])
+        assert report.pnr.fmax_mhz == want_fmax and report.pnr.timing_met == (want_fmax >= 100)
+    with pytest.raises(QloomError, match=r"--pnr-seeds must be in 1\.\.32"):
+        B.check_options(B.BuildOptions(model=tmp_path / "m.onnx", pnr_seeds=0))

@@ -80,6 +80,8 @@ class BuildOptions:
     sim_frames: int = 100
     synth: bool = False
     pnr_part: str | None = None  # an ECP5/iCE40 part for place and route (default: none)
+    # nextpnr seeds to try (1..N) until the clock target is met; the fastest result is kept
+    pnr_seeds: int = 1
     quiet: bool = False
     # a board top (qloom.deploy.board) in board/: "ulx3s" / "orangecrab"; with pnr_part (""
     # = the board's own part) the board top is placed and routed instead of the I/O harness
@@ -143,6 +145,9 @@ def check_options(opts: BuildOptions) -> None:
         if value is not None:
             number(name, value)
     number("--sim-frames", opts.sim_frames, (int,))
+    number("--pnr-seeds", opts.pnr_seeds, (int,))
+    if not 1 <= opts.pnr_seeds <= 32:
+        raise QloomError(f"--pnr-seeds must be in 1..32 (nextpnr runs), got {opts.pnr_seeds}")
     for name, flag in (("--max-fps", opts.max_fps), ("--synth", opts.synth)):
         if not isinstance(flag, bool):
             raise QloomError(f"{name} must be True or False, got {flag!r}")
@@ -594,18 +599,26 @@ def _place_and_route(rtl, opts: BuildOptions, work: Path, report: BuildReport, s
     from qloom.synth import get_device, place_and_route
 
     dev = get_device(opts.pnr_part)
-    say(f"place and route on {dev.name} with nextpnr (target {opts.clock_mhz:g} MHz)")
-    res = place_and_route(
-        rtl.sources,
-        rtl.top,
-        {},
-        dev,
-        work / "synth" / "pnr",
-        _memory_files(rtl),
-        opts.clock_mhz,
-        quiet=opts.quiet,
-    )
-    _record_pnr(report, dev.name, res, work)
+    best = None
+    for seed in range(1, opts.pnr_seeds + 1):  # placement is seeded: a near miss may pass
+        say(f"place and route on {dev.name} with nextpnr (target {opts.clock_mhz:g} MHz, "
+            f"seed {seed} of {opts.pnr_seeds})")  # fmt: skip
+        res = place_and_route(
+            rtl.sources,
+            rtl.top,
+            {},
+            dev,
+            work / "synth" / ("pnr" if seed == 1 else f"pnr-seed{seed}"),
+            _memory_files(rtl),
+            opts.clock_mhz,
+            seed=seed,
+            quiet=opts.quiet,
+        )
+        if best is None or (res.fmax_mhz or 0) > (best.fmax_mhz or 0):
+            best = res
+        if res.timing_met:
+            break
+    _record_pnr(report, dev.name, best, work)
 
 
 def _record_pnr(report: BuildReport, part: str, res, work: Path) -> None:

@@ -207,6 +207,7 @@ def _build(args: argparse.Namespace) -> int:
         sim_frames=args.sim_frames,
         synth=args.synth,
         pnr_part=args.pnr,
+        pnr_seeds=args.pnr_seeds,
         quiet=args.quiet,
         board=args.board,
         baud=args.baud,
@@ -438,6 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PART",
         help="place and route on an ECP5/iCE40 part (e.g. LFE5U-85F): Fmax and bitstream; "
         "with --board, the board top on the board's part (PART may be left out)",
+    )
+    s.add_argument(
+        "--pnr-seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="place and route with nextpnr seeds 1..N until the clock target is met, keeping "
+        "the fastest (default: 1)",
     )
     s.add_argument(
         "--board",
