@@ -11,7 +11,6 @@ with 8 faulted streams).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -118,17 +117,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_mnist(tmp_path_factory.mktemp("data"), 256)
 
 
-def _train(data_dir: Path, out: Path, *extra: str) -> dict:
-    argv = ["--quiet", "train", "--model", "tfc-w2a2", "--dataset", "mnist", "--out", str(out)]
-    argv += ["--data-dir", str(data_dir), "--batch-size", "64", "--threads", "1", *extra]
-    assert main_cli.main(argv) == 0
-    return json.loads(out.with_suffix(".json").read_text())
-
-
 @pytest.fixture(scope="module")
 def fat_model(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fat") / "fat.onnx"
-    rec = _train(data_dir, out, "--epochs", "2", "--fault-rate", "0.02")
+    from train_data import train_cli
+
+    rec = train_cli(data_dir, out, "--epochs", "2", "--fault-rate", "0.02")
     assert rec["faults"]["rate"] == 0.02 and rec["faults"]["kind"] == "flip"
     assert rec["faults"]["layers"] == ["features.3", "features.6", "features.9"]
     assert rec["test_accuracy"] > 50  # the synthetic bands are easy even with faults
@@ -173,7 +167,9 @@ def test_training_hooks_flip_codes_exactly() -> None:
 
 
 def test_training_stuck_at_runs(data_dir: Path, tmp_path: Path) -> None:
-    rec = _train(data_dir, tmp_path / "s.onnx", "--epochs", "1", "--limit", "128",
+    from train_data import train_cli
+
+    rec = train_cli(data_dir, tmp_path / "s.onnx", "--epochs", "1", "--limit", "128",
                  "--fault-rate", "0.01", "--fault-kind", "stuck0")  # fmt: skip
     assert rec["faults"]["kind"] == "stuck0" and len(rec["faults"]["layers"]) == 4
 

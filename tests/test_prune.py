@@ -9,7 +9,6 @@ MNIST-format dataset in a temporary folder (a few seconds each).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("brevitas")
 
-from train_data import write_synthetic_mnist  # noqa: E402
+from train_data import train_cli, write_synthetic_mnist  # noqa: E402
 
 from qloom import cli as main_cli  # noqa: E402
 from qloom.errors import QloomError  # noqa: E402
@@ -157,17 +156,10 @@ def test_mask_errors() -> None:
 # -- training, export, compile ---------------------------------------------------------------
 
 
-def _train(data_dir: Path, out: Path, *extra: str) -> dict:
-    argv = ["--quiet", "train", "--model", "tfc-w2a2", "--dataset", "mnist", "--out", str(out)]
-    argv += ["--data-dir", str(data_dir), "--batch-size", "64", "--threads", "1", *extra]
-    assert main_cli.main(argv) == 0
-    return json.loads(out.with_suffix(".json").read_text())
-
-
 @pytest.fixture(scope="module")
 def qap_model(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("qap") / "qap.onnx"
-    rec = _train(data_dir, out, "--epochs", "3", "--sparsity", "0.75")
+    rec = train_cli(data_dir, out, "--epochs", "3", "--sparsity", "0.75")
     return out, rec
 
 
@@ -214,7 +206,7 @@ def test_pruned_model_compiles_and_equals_qonnx(qap_model: tuple[Path, dict]) ->
 
 
 def test_after_training_with_finetune_and_blocks(data_dir: Path, tmp_path: Path) -> None:
-    rec = _train(
+    rec = train_cli(
         data_dir,
         tmp_path / "after.onnx",
         *("--epochs", "1", "--sparsity", "0.5", "--prune-schedule", "after"),

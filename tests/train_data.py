@@ -3,6 +3,7 @@ dataset and take seconds."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,3 +30,14 @@ def write_synthetic_mnist(root: Path, n_train: int, n_test: int = 100) -> Path:
         write_idx(d / f"{prefix}-images-idx3-ubyte.gz", synthetic_images(rng, y))
         write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", y)
     return root
+
+
+def train_cli(data_dir: Path, out: Path, *extra: str) -> dict:
+    """`qloom train` of tfc-w2a2 on the synthetic set (batch 64, one thread) with `extra`
+    options; returns the training record (<out>.json)."""
+    from qloom import cli
+
+    argv = ["--quiet", "train", "--model", "tfc-w2a2", "--dataset", "mnist", "--out", str(out)]
+    argv += ["--data-dir", str(data_dir), "--batch-size", "64", "--threads", "1", *extra]
+    assert cli.main(argv) == 0
+    return json.loads(out.with_suffix(".json").read_text())

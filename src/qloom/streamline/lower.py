@@ -712,12 +712,10 @@ class _Lowering:
             return None
         c = v.channels
         xl, xh, yl, yh = p.x.lo, p.x.hi, p.y.lo[p.y_channel], p.y.hi[p.y_channel]
-        nx, ny = int((xh - xl).max()) + 1, int((yh - yl).max()) + 1
+        nx, ny = _pair_sizes(xl, xh, yl, yh)
         if c * nx * ny > MAX_PAIRS:
             return None
-        qx = np.minimum(xl[:, None] + np.arange(nx), xh[:, None])
-        qy = np.minimum(yl[:, None] + np.arange(ny), yh[:, None])
-        qx, qy = np.repeat(qx, ny, axis=1), np.tile(qy, (1, nx))
+        qx, qy = _pair_grid(xl, xh, yl, yh, nx, ny)
         chan = np.arange(c)[:, None]
         real = apply_steps(qx, p.x.steps, chan) * apply_steps(qy, p.y.steps, p.y_channel[chan])
         level = to_level(apply_steps(real.astype(np.float32), v.steps[p.at :], chan))
@@ -859,16 +857,13 @@ class _Lowering:
         if p is None:
             return None, ""
         c = v.channels
-        nx = int((p.x.hi - p.x.lo).max()) + 1
-        ny = int((p.y.hi - p.y.lo).max()) + 1
+        nx, ny = _pair_sizes(p.x.lo, p.x.hi, p.y.lo, p.y.hi)
         if c * nx * ny > MAX_PAIRS:
             return None, (
                 f"its {c} x {nx} x {ny} operand pairs are too many to look for smaller "
                 f"multipliers (at most {MAX_PAIRS})"
             )
-        qx = np.minimum(p.x.lo[:, None] + np.arange(nx), p.x.hi[:, None])
-        qy = np.minimum(p.y.lo[:, None] + np.arange(ny), p.y.hi[:, None])
-        qx, qy = np.repeat(qx, ny, axis=1), np.tile(qy, (1, nx))
+        qx, qy = _pair_grid(p.x.lo, p.x.hi, p.y.lo, p.y.hi, nx, ny)
         chan = np.arange(c)[:, None]
         total = apply_steps(qx, p.x.steps, chan) + apply_steps(qy, p.y.steps, chan)
         level = to_level(apply_steps(total.astype(np.float32), v.steps[p.at :], chan))
@@ -1189,6 +1184,20 @@ def _step_signs(steps, channels: int) -> np.ndarray:
         if kind in ("mul", "div", "sqrtdiv"):
             sign = sign * np.sign(np.asarray(p, np.float64))
     return sign
+
+
+def _pair_sizes(xl, xh, yl, yh) -> tuple[int, int]:
+    """How many values the widest channel of each operand takes (per-channel ranges)."""
+    return int((xh - xl).max()) + 1, int((yh - yl).max()) + 1
+
+
+def _pair_grid(xl, xh, yl, yh, nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every operand pair (qx, qy) two streams can carry, per channel: (C, nx*ny) arrays; a
+    channel whose range is narrower repeats its last value (the Add and the Mul search their
+    thresholds over these pairs)."""
+    qx = np.minimum(xl[:, None] + np.arange(nx), xh[:, None])
+    qy = np.minimum(yl[:, None] + np.arange(ny), yh[:, None])
+    return np.repeat(qx, ny, axis=1), np.tile(qy, (1, nx))
 
 
 def _search_thresholds(level, lo: np.ndarray, hi: np.ndarray, bipolar: bool):
