@@ -24,6 +24,7 @@ from qloom.dataflow import (
     to_dataflow,
     unpack_beats,
 )
+from qloom.dataflow.stage import unpack_words
 from qloom.datatype import BIPOLAR, DataType
 from qloom.errors import FoldingError, UnsupportedModelError
 from qloom.execute import execute
@@ -550,6 +551,15 @@ def test_bipolar_zero_padding_widens_to_int2(fold):
     assert swu.dtype == DataType("INT2") and swu.rtl_params()["PAD_VALUE"] == 0
     assert conv.in_dtype == DataType("INT2") and not conv.binary and conv.w_dtype == BIPOLAR
     assert conv.rtl_params()["WBIPOLAR"] == 1 and conv.rtl_params()["WSIGNED"] == 0
+    # ones' complement: the RTL adds ~x for a -1 weight, its thresholds are T - (# of -1s)
+    assert conv.rtl_params()["ONES_COMP"] == 1
+    shift = (conv.weights < 0).sum(1)
+    assert shift.any() and np.array_equal(conv.threshold_shift, shift)
+    rtl_t = conv.t_dtype.from_bits(
+        unpack_words(conv.threshold_words(), conv.pe * conv.nt, conv.t_dtype.bits)
+    ).reshape(conv.mh, conv.nt)
+    assert np.array_equal(rtl_t, conv.thresholds - shift[:, None])
+    assert np.array_equal(conv.thresholds_from_words(conv.threshold_words()), conv.thresholds)
     with pytest.raises(UnsupportedModelError, match="SWU 's': padding value 0 is not a BIPOLAR"):
         SWU("s", 4, 4, 2, 3, 3, BIPOLAR, pads=(1, 1, 1, 1))
 

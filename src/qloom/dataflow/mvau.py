@@ -111,6 +111,15 @@ class MVAU(Stage):
         # any partial sum lies in [lo, hi] too: every term's range contains 0
         acc_lo, acc_hi = int(lo.min()), int(hi.max())
         acc = DataType.for_range(0, self.mw) if self.binary else signed_type(acc_lo, acc_hi)
+        # Ones' complement (+-1 weights, multi-bit inputs, thresholds): the RTL adds ~x = -x-1
+        # for a -1 weight, so its accumulator is acc - shift[n] (shift = the neuron's -1
+        # weights) and its threshold memory holds T - shift; acc_dtype / t_dtype are the RTL's.
+        ones = not self.binary and self.thresholds is not None and bool(np.all(np.abs(w) == 1))
+        shift = (w < 0).sum(1) if ones else np.zeros(self.mh, np.int64)
+        if ones:
+            acc = signed_type(min(acc_lo, int((lo - shift).min())), int(hi.max()))
+        object.__setattr__(self, "ones_complement", ones)
+        object.__setattr__(self, "threshold_shift", shift)
         object.__setattr__(self, "acc_dtype", acc)
         if self.thresholds is not None:
             t = np.asarray(self.thresholds, dtype=np.int64)
@@ -124,7 +133,8 @@ class MVAU(Stage):
                 raise ValueError(f"MVAU '{self.name}': BIPOLAR output needs exactly 1 threshold")
             t = np.clip(t, acc_lo, acc_hi + 1)
             object.__setattr__(self, "thresholds", t)
-            object.__setattr__(self, "t_dtype", signed_type(t.min(), t.max()))
+            t_rtl = t - shift[:, None]
+            object.__setattr__(self, "t_dtype", signed_type(t_rtl.min(), t_rtl.max()))
         else:
             object.__setattr__(self, "out_dtype", self.acc_dtype)
             object.__setattr__(self, "t_dtype", None)
@@ -203,6 +213,7 @@ class MVAU(Stage):
             "BINARY": int(self.binary),
             "IBIPOLAR": int(self.in_dtype.is_bipolar and not self.binary),
             "WBIPOLAR": int(self.w_dtype.is_bipolar and not self.binary),
+            "ONES_COMP": int(self.ones_complement),
             "ACC_BITS": self.acc_dtype.bits,
             "NT": self.nt,
             "TBITS": self.t_dtype.bits if self.t_dtype else 1,
@@ -225,7 +236,8 @@ class MVAU(Stage):
     def threshold_words(self) -> list[int]:
         if self.thresholds is None:
             return []
-        fields = self.t_dtype.to_bits(self.thresholds.reshape(self.nf, self.pe * self.nt))
+        t = self.thresholds - self.threshold_shift[:, None]  # the RTL's (ones' complement)
+        fields = self.t_dtype.to_bits(t.reshape(self.nf, self.pe * self.nt))
         return pack_words(fields, self.t_dtype.bits)
 
     def weights_from_words(self, words: list[int]) -> np.ndarray:
@@ -236,7 +248,8 @@ class MVAU(Stage):
 
     def thresholds_from_words(self, words: list[int]) -> np.ndarray:
         fields = unpack_words(words, self.pe * self.nt, self.t_dtype.bits)
-        return self.t_dtype.from_bits(fields).reshape(self.mh, self.nt)
+        t = self.t_dtype.from_bits(fields).reshape(self.mh, self.nt)
+        return t + self.threshold_shift[:, None]
 
     def write_memories(self, directory: str | Path) -> dict[str, Path]:
         """Write $readmemh files; returns {"WEIGHT_FILE": path[, "THRESH_FILE": path]}."""

@@ -7,6 +7,9 @@
 //   SIMD          elements per dot product
 //   IBITS, ISIGNED, IBIPOLAR   input element format (qloom_mul)
 //   WBITS, WSIGNED, WBIPOLAR   weight element format (qloom_mul)
+//   ONES_COMP     1 (WBIPOLAR only): a -1 weight contributes ~x = -x - 1 (an inverter in the
+//                 adder's input LUT) instead of -x (a negation carry chain on the critical
+//                 path): ps is the exact sum minus the number of -1 weights
 //   BINARY        1: XNOR-popcount (IBITS = WBITS = 1): ps = #{i : x[i] == w[i]}
 //   PSW           output width: $clog2(SIMD + 1) when BINARY, else PW + $clog2(SIMD) + 1 with
 //                 PW the product width of qloom_mul (the exact sum always fits)
@@ -29,6 +32,7 @@ module qloom_dot #(
     parameter integer WSIGNED = 1,
     parameter integer WBIPOLAR = 0,
     parameter integer BINARY = 0,
+    parameter integer ONES_COMP = 0,
     parameter integer PSW = (BINARY != 0) ? $clog2(SIMD + 1) :
         ((IBIPOLAR != 0) ? 2 : IBITS + 1) + ((WBIPOLAR != 0) ? 2 : WBITS + 1) + $clog2(SIMD) + 1
 ) (
@@ -50,7 +54,8 @@ module qloom_dot #(
 
   generate
     if ((PSW != PSW_OK) || (SIMD < 1) ||
-        ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1)))) begin : g_bad
+        ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1))) ||
+        ((ONES_COMP != 0) && (WBIPOLAR == 0))) begin : g_bad
       qloom_dot_error_bad_parameters u_err ();
     end
   endgenerate
@@ -109,8 +114,10 @@ module qloom_dot #(
             wr = w[j*WBITS+:WBITS];
             xv = {(ISIGNED != 0) && xr[IBITS-1], xr};
             yv = {(WSIGNED != 0) && wr[WBITS-1], wr};
-            if (WBIPOLAR != 0) pr = wr[0] ? {{(PW - XW) {xv[XW-1]}}, xv} :
-                                              -{{(PW - XW) {xv[XW-1]}}, xv};
+            if (WBIPOLAR != 0 && ONES_COMP != 0) pr = {{(PW - XW) {xv[XW-1]}}, xv} ^
+                                                      {PW{~wr[0]}};
+            else if (WBIPOLAR != 0) pr = wr[0] ? {{(PW - XW) {xv[XW-1]}}, xv} :
+                                                   -{{(PW - XW) {xv[XW-1]}}, xv};
             else if (IBIPOLAR != 0) pr = xr[0] ? {{(PW - YW) {yv[YW-1]}}, yv} :
                                                    -{{(PW - YW) {yv[YW-1]}}, yv};
             else pr = xv * yv;

@@ -13,6 +13,10 @@
 //   IBIPOLAR, WBIPOLAR  (BINARY = 0 only; the element must be 1 bit) read a 1-bit input /
 //                 weight as bipolar (1 = +1, 0 = -1) in the multi-bit datapath, e.g. bipolar
 //                 weights with 2-bit activations. Default 0.
+//   ONES_COMP     1 (WBIPOLAR = 1, NT > 0 only): a -1 weight adds ~x = -x - 1 instead of -x
+//                 (qloom_dot: no negation carry chain before the tree); the accumulator then
+//                 holds acc - C[n], C[n] = the number of -1 weights of neuron n, so THRESH_FILE
+//                 must hold T[n][k] - C[n] and ACC_BITS / TBITS the shifted ranges. Default 0.
 //   ACC_BITS      accumulator width; the accumulator wraps modulo 2^ACC_BITS and is read as
 //                 signed (BINARY = 0) or unsigned (BINARY = 1)
 //   NT            thresholds per neuron; 0 = no activation, output the accumulator
@@ -49,6 +53,7 @@ module qloom_mvau #(
     parameter integer BINARY = 1,
     parameter integer IBIPOLAR = 0,
     parameter integer WBIPOLAR = 0,
+    parameter integer ONES_COMP = 0,
     parameter integer ACC_BITS = 16,
     parameter integer NT = 0,
     parameter integer TBITS = 16,
@@ -191,7 +196,8 @@ module qloom_mvau #(
     if ((MW % SIMD != 0) || (MH % PE != 0) ||
         ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1))) ||
         ((IBIPOLAR != 0) && (IBITS != 1)) || ((WBIPOLAR != 0) && (WBITS != 1)) ||
-        ((NT > 0) && (OBITS > 32))) begin : g_bad
+        ((NT > 0) && (OBITS > 32)) || ((ONES_COMP != 0) && ((WBIPOLAR == 0) || (NT == 0))))
+    begin : g_bad
       qloom_mvau_error_bad_parameters u_err ();
     end
     for (p = 0; p < PE; p = p + 1) begin : g_dot
@@ -204,6 +210,7 @@ module qloom_mvau #(
           .WSIGNED(WSIGNED),
           .WBIPOLAR(WBIPOLAR),
           .BINARY(BINARY),
+          .ONES_COMP(ONES_COMP),
           .PSW(PSW)
       ) u_dot (
           .ap_clk(ap_clk),
