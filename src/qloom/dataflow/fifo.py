@@ -57,7 +57,12 @@ class FIFO(Stage):
         return self.stream.beats
 
     def latency_cycles(self) -> int:
-        return 3
+        """First beat in to first beat out through an empty FIFO (qloom_fifo.v): a block
+        RAM FIFO 3 cycles, a one-register slice 1, LUTRAM / registers 0 (fall-through)."""
+        style = self.rtl_params()["RAM_STYLE"]
+        if style == "block" or (style == "auto" and self.depth > 64):
+            return 3
+        return 1 if self.depth == 1 else 0
 
     def memory_bits(self) -> int:
         return self.depth * self.stream.width

@@ -11,8 +11,11 @@
 //                     (the only variant whose ready depends combinationally on m_axis_tready).
 //   distributed/registers
 //                     circular buffer with asynchronous read (LUTRAM / flip-flops);
-//                     m_axis_tdata comes straight from the memory at the read pointer,
-//                     tvalid/tready are registered; latency 1 cycle.
+//                     m_axis_tdata comes straight from the memory at the read pointer;
+//                     when empty, the input beat falls through (m_axis_tvalid = s_axis_tvalid,
+//                     m_axis_tdata = s_axis_tdata): latency 0. s_axis_tready is registered
+//                     (count != DEPTH), so the FIFO still cuts the ready path between stages,
+//                     which is what a glue FIFO is for; the valid/data path gains one mux.
 //   block             synchronous-read RAM (BRAM) + 2-entry output buffer;
 //                     all outputs registered; latency 3 cycles.
 // All variants move one beat per cycle when both sides are ready.
@@ -62,17 +65,21 @@ module qloom_fifo #(
       reg [CW-1:0] cnt;
       wire push = s_axis_tvalid && s_axis_tready;
       wire pop  = m_axis_tvalid && m_axis_tready;
+      wire empty = (cnt == {CW{1'b0}});
+      wire [WIDTH-1:0] head;
       assign s_axis_tready = (cnt != FULL);
-      assign m_axis_tvalid = (cnt != {CW{1'b0}});
+      assign m_axis_tvalid = !empty || s_axis_tvalid;
+      assign m_axis_tdata  = empty ? s_axis_tdata : head;
       assign count         = cnt;
+      // a beat that falls through is still written and both pointers advance past it
       if (USE_REGS) begin : g_reg
         (* ram_style = "registers" *) reg [WIDTH-1:0] mem[0:DEPTH-1];
         always @(posedge ap_clk) if (push) mem[wp] <= s_axis_tdata;
-        assign m_axis_tdata = mem[rp];
+        assign head = mem[rp];
       end else begin : g_dist
         (* ram_style = "distributed" *) reg [WIDTH-1:0] mem[0:DEPTH-1];
         always @(posedge ap_clk) if (push) mem[wp] <= s_axis_tdata;
-        assign m_axis_tdata = mem[rp];
+        assign head = mem[rp];
       end
       always @(posedge ap_clk) begin
         if (!ap_rst_n) begin
