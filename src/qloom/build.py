@@ -496,6 +496,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                     problems=res.problems + res.diagnosis,
                     verdict="yes" if res.ok and mismatches == 0 else "NO",
                 )
+                sim_stage_latency(report, res)
                 (work / "sim").mkdir(exist_ok=True)
                 (work / "sim" / "result.json").write_text(
                     json.dumps(report.sim.to_json(), indent=2)
@@ -746,6 +747,21 @@ def _scale_out(part, work: Path, report: BuildReport, fifo_depths, images, sourc
 def _as_report(r) -> Resources:
     """A qloom.fold estimate (floats) as the report's integer counts."""
     return Resources.from_json({k.lower(): v for k, v in r.as_dict().items()})
+
+
+def sim_stage_latency(report: BuildReport, res) -> None:
+    """The first simulated frame through each stage and glue FIFO (a `DesignSimResult`'s
+    `stage_timing`) into the report: each stage row's `latency_simulated` (first input beat ..
+    last output beat, as its formula counts) and `first_beat_simulated`, and the sim section's
+    `latency_path` (glue FIFOs included) and `output_span`."""
+    rows = {r.name: r for r in report.stages}
+    for t in res.stage_timing:
+        if not t.glue and t.name in rows:
+            rows[t.name].latency_simulated = t.latency
+            rows[t.name].first_beat_simulated = t.first_beat
+    if report.sim is not None:
+        report.sim.latency_path = list(res.stage_timing)
+        report.sim.output_span = res.output_span
 
 
 def _simulate_chain(part, tops, work: Path, report: BuildReport, images, source, integer,

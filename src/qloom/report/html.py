@@ -185,6 +185,58 @@ def _partition_section(r: BuildReport) -> list[str]:
     ]
 
 
+LATENCY_HEAD = ["stage / glue FIFO", "kind", "first input beat", "first output beat",
+                "first beat", "last output beat", "latency sim", "latency"]  # fmt: skip
+
+
+def _latency_section(r: BuildReport) -> list[str]:
+    """The first simulated frame through every stage and glue FIFO, in pipeline order, and how
+    the elements' first-beat delays add up to the simulated latency."""
+    sim = r.sim
+    if sim is None or not sim.latency_path:
+        return []
+    rows = []
+    for s in sim.latency_path:
+        name = short_name(s.name)
+        if s.glue:
+            name = Raw(f"<span class='muted'>{name}</span>")
+        # a glue FIFO's first input .. last output beat is the stream's pace, not the FIFO's
+        rows.append([name, s.kind, s.first_in, s.first_out, s.first_beat, s.last_out,
+                     None if s.glue else s.latency, s.formula])  # fmt: skip
+    total = sum(s.first_beat for s in sim.latency_path if s.first_beat is not None)
+    note = (
+        "<p class='muted'>The first frame, cycles from reset release. <b>first beat</b>: first "
+        "output beat &minus; first input beat, what the element adds before the frame's first "
+        "beat moves on; <b>latency sim</b>: first input beat .. last output beat, inclusive, as "
+        "the <b>latency</b> formula counts (the formula assumes input beats one per cycle and "
+        "an output never held back: a stage fed slower by the one before it, or held by the "
+        "one after it, measures longer). Glue FIFOs are rows of their own (their first beat "
+        "is what they add; the stage rows exclude them).</p>"
+    )
+    if sim.is_chain and sim.output_span is not None and sim.latency_cycles is not None:
+        whole = total + sim.output_span
+        formula = r.totals.latency_estimate_cycles if r.totals else None
+        span = Raw("on the output port: last beat &minus; first + 1")
+        rows.append([Raw("<b>output frame</b>"), span, None, None, sim.output_span, None,
+                     None, None])  # fmt: skip
+        rows.append([Raw("<b>whole design</b>"), Raw("&Sigma; first beat + output frame"),
+                     None, None, whole, None, sim.latency_cycles, formula])  # fmt: skip
+        note += (
+            f"<p>Simulated latency = &Sigma; first beat over the stages and glue FIFOs "
+            f"({_fmt(total)}) + the first output frame's span on the output port "
+            f"({_fmt(sim.output_span)}) = {_fmt(whole)} cycles "
+            f"(whole design: {_fmt(sim.latency_cycles)}). The formula's total is the sum of "
+            "the stage formulas: it ignores that the stages overlap.</p>"
+        )
+    else:
+        note += (
+            "<p class='muted'>The pipeline branches: along each path from the input to the "
+            "output port the first beats add up to that path's first-beat delay.</p>"
+        )
+    return ["<h2>Latency of the first frame (RTL simulation)</h2>", note,
+            _table(rows, LATENCY_HEAD)]  # fmt: skip
+
+
 def render(report: BuildReport | dict) -> str:
     """The page for a build's report (a BuildReport, or report.json's content)."""
     r = report if isinstance(report, BuildReport) else BuildReport.from_json(report)
@@ -209,8 +261,9 @@ def render(report: BuildReport | dict) -> str:
         ["simulated frames", f"{sim.frames:,} ({sim.inputs})" if sim else None],
         ["RTL outputs equal to the integer model", sim.verdict if sim else None],
     ]
-    head = ["stage", "kind", "PE", "SIMD", "ram", "cycles/frame", "latency", "LUT est",
-            "LUT synth", "BRAM est", "BRAM synth", "FF est", "FF synth", "DSP"]  # fmt: skip
+    head = ["stage", "kind", "PE", "SIMD", "ram", "cycles/frame", "latency", "latency sim",
+            "LUT est", "LUT synth", "BRAM est", "BRAM synth", "FF est", "FF synth",
+            "DSP"]  # fmt: skip
     rows = []
     for s in stages:
         f, y = s.folding, s.synth
@@ -223,6 +276,7 @@ def render(report: BuildReport | dict) -> str:
                 f.get("ram_style"),
                 s.cycles,
                 s.latency,
+                s.latency_simulated,
                 s.est.lut,
                 y.lut if y else None,
                 s.est.bram,
@@ -240,8 +294,9 @@ def render(report: BuildReport | dict) -> str:
         "<h2>Resources</h2>",
         _utilization_table(r),
         "<h2>Stages</h2>",
-        "<p class='muted'>latency: the stage's formula in cycles; the simulated latency is of "
-        "the whole pipeline (summary)</p>",
+        "<p class='muted'>latency: the stage's formula in cycles, from a frame's first input "
+        "beat to its last output beat; latency sim: the same span measured on the first frame "
+        "in the RTL simulation (glue FIFOs excluded: see Latency below)</p>",
         _table(rows, head),
         bar_chart(
             "pipeline balance: cycles per frame per stage",
@@ -253,6 +308,7 @@ def render(report: BuildReport | dict) -> str:
             [(s.name, (s.synth or s.est).lut) for s in stages],
         ),
     ]
+    body += _latency_section(r)
     if fifo_rows:
         depths = [[short_name(k), v] for k, v in fifo_rows]
         body += ["<h2>Glue FIFO depths (sized by simulation)</h2>",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,11 @@ class StageRow:
     est: Resources
     synth: Resources | None = None
     latency: int | None = None  # the stage's latency formula (cycles), `Stage.latency_cycles`
+    # RTL simulation, first frame (`LatencyStep`): first input beat .. last
+    # output beat, inclusive (the formula's definition), and first input beat .. first output
+    # beat (what the stage adds to the pipeline's fill; summed in `SimSummary.latency_path`)
+    latency_simulated: int | None = None
+    first_beat_simulated: int | None = None
 
     def to_json(self) -> dict:
         d = {
@@ -119,6 +125,10 @@ class StageRow:
             d["synth"] = self.synth.to_json()
         if self.latency is not None:
             d["latency"] = self.latency
+        if self.latency_simulated is not None:
+            d["latency_simulated"] = self.latency_simulated
+        if self.first_beat_simulated is not None:
+            d["first_beat_simulated"] = self.first_beat_simulated
         return d
 
     @classmethod
@@ -131,6 +141,61 @@ class StageRow:
             est=Resources.from_json(d["est"]),
             synth=Resources.from_json(d["synth"]) if d.get("synth") is not None else None,
             latency=d.get("latency"),
+            latency_simulated=d.get("latency_simulated"),
+            first_beat_simulated=d.get("first_beat_simulated"),
+        )
+
+
+@dataclass
+class LatencyStep:
+    """The first simulated frame through one element of the top, in pipeline order: a stage,
+    or the glue FIFO between two stages (`glue`; named after the stream it buffers). Cycles
+    of its first input beat, first output beat and last output beat, counted from reset
+    release as the simulation counts them (None: that beat never came)."""
+
+    name: str
+    kind: str
+    glue: bool
+    first_in: int | None
+    first_out: int | None
+    last_out: int | None
+    formula: int | None = None  # Stage.latency_cycles (None for glue)
+
+    @property
+    def first_beat(self) -> int | None:
+        """First input beat .. first output beat (cycles)."""
+        if self.first_in is None or self.first_out is None:
+            return None
+        return self.first_out - self.first_in
+
+    @property
+    def latency(self) -> int | None:
+        """First input beat .. last output beat, inclusive: the formula's definition."""
+        if self.first_in is None or self.last_out is None:
+            return None
+        return self.last_out - self.first_in + 1
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "glue": self.glue,
+            "first_in": self.first_in,
+            "first_out": self.first_out,
+            "last_out": self.last_out,
+            "formula": self.formula,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> LatencyStep:
+        return cls(
+            name=d["name"],
+            kind=d["kind"],
+            glue=bool(d["glue"]),
+            first_in=d.get("first_in"),
+            first_out=d.get("first_out"),
+            last_out=d.get("last_out"),
+            formula=d.get("formula"),
         )
 
 
@@ -213,13 +278,27 @@ class SimSummary:
     fifo_depths: dict[str, int]  # stream -> depth of its FIFO in the built RTL
     problems: list[str]
     verdict: str  # "yes": every frame equal to the integer model, else "NO"
+    # the first frame through every stage and glue FIFO, in pipeline order; on a chain the
+    # `first_beat`s add up to the cycles from the first input beat to the first output beat,
+    # and `latency_cycles` = that sum + `output_span`
+    latency_path: list[LatencyStep] = field(default_factory=list)
+    output_span: int | None = None  # first frame on the output port: last beat - first + 1
 
     @property
     def passed(self) -> bool:
         return self.verdict == "yes"
 
+    @property
+    def is_chain(self) -> bool:
+        """Each element of `latency_path` starts when the one before it delivers its first beat
+        (one stream from stage to stage): the first-beat sum then spans the whole pipeline."""
+        p = self.latency_path
+        return bool(p) and all(
+            a.first_out is not None and a.first_out == b.first_in for a, b in pairwise(p)
+        )
+
     def to_json(self) -> dict:
-        return {
+        d = {
             "frames": self.frames,
             "inputs": self.inputs,
             "mismatches": self.mismatches,
@@ -230,6 +309,10 @@ class SimSummary:
             "problems": self.problems,
             "verdict": self.verdict,
         }
+        if self.latency_path:
+            d["latency_path"] = [s.to_json() for s in self.latency_path]
+            d["output_span"] = self.output_span
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> SimSummary:
@@ -243,6 +326,8 @@ class SimSummary:
             fifo_depths=dict(d["fifo_depths"]),
             problems=list(d["problems"]),
             verdict=d["verdict"],
+            latency_path=[LatencyStep.from_json(s) for s in d.get("latency_path", [])],
+            output_span=d.get("output_span"),
         )
 
 

@@ -166,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
                 str(f.beats_per_frame),
             )
         console.print(ft)
+    if res.ok and res.stage_timing:
+        console.print(latency_table(res))
     if not res.ok:
         console.print("[bold red]simulation failed:[/]")
         for line in res.problems + [f"stalled: {d}" for d in res.diagnosis]:
@@ -176,6 +178,43 @@ def run(args: argparse.Namespace) -> int:
         return 1
     console.print(f"[green]all {n} frames equal the integer model[/]")
     return 0
+
+
+def latency_table(res):
+    """The first frame through every stage and glue FIFO (`DesignSimResult.stage_timing`):
+    the latency formula, the simulated latency (first input beat .. last output beat) and the
+    first-beat delay, whose sum on a chain plus the output frame's span is the whole latency."""
+    from rich.table import Table
+
+    from qloom.sim.design import first_beat_sum
+
+    def cell(v) -> str:
+        return "-" if v is None else f"{v:,}"
+
+    total, span = first_beat_sum(res.stage_timing), res.output_span
+    caption = (
+        "simulated: first input beat .. last output beat, as the formula counts (which assumes "
+        "input at full rate and an output never held back); first beat: first output beat - "
+        "first input beat"
+    )
+    if total is not None and span is not None and total + span == res.latency:
+        caption += (
+            f"\nsum of first beats {total:,} + output frame {span:,} = {res.latency:,} cycles, "
+            "the whole design's latency"
+        )
+    elif total is not None:
+        caption += "\nthe pipeline branches: the first beats add up along each path"
+    lt = Table(title="Latency, first frame (cycles)", caption=caption)
+    lt.add_column("stage / glue FIFO")
+    lt.add_column("kind")
+    lt.add_column("formula", justify="right")
+    lt.add_column("simulated", justify="right")
+    lt.add_column("first beat", justify="right")
+    for t in res.stage_timing:
+        # a glue FIFO's first input .. last output beat is the stream's pace, not the FIFO's
+        lt.add_row(t.name, t.kind, cell(t.formula), cell(None if t.glue else t.latency),
+                   cell(t.first_beat), style="dim" if t.glue else None)  # fmt: skip
+    return lt
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,10 @@ files into a run directory (or takes a top already generated: `rtl=`), builds it
 stream harness (cached by content: designs that differ only in weights share the build),
 streams every image through it in one simulation and returns the outputs in the form
 `DataflowDesign.execute` gives them (so they compare directly with the folded model and with
-`qloom.flow.run_integer`), the measured cycles, each FIFO's peak occupancy, and, if the run
-fails, a diagnosis of which streams were stalled.
+`qloom.flow.run_integer`), the measured cycles, each FIFO's peak occupancy, the first frame's
+timing through every stage and glue FIFO (`stage_timing`, `LatencyStep`s: the harness probes
+the handshakes on the top's stream wires), and, if the run fails, a diagnosis of which
+streams were stalled.
 
 `size_fifos(design, images)` simulates once with generous glue FIFOs at full rate and returns
 depths = peak occupancy + margin, which keep the throughput of the generous run.
@@ -36,6 +38,7 @@ import numpy as np
 from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import from_beats, pack_beats, to_beats, unpack_beats
 from qloom.errors import QloomError
+from qloom.report.model import LatencyStep
 from qloom.rtl.top import RtlFiles, generate_top, glue_streams
 from qloom.sim.verilator import Port, SimError, SimResult, build
 
@@ -65,6 +68,15 @@ class DesignSimResult:
     build_s: float = 0.0  # generate + build (0-ish when cached)
     rtl: RtlFiles | None = None
     raw: SimResult | None = None
+    # the first frame through every stage and glue FIFO, in pipeline order (time_stages=True)
+    stage_timing: list[LatencyStep] = field(default_factory=list)
+
+    @property
+    def output_span(self) -> int | None:
+        """The first frame on the (first) output port: its last beat - its first beat + 1."""
+        if not self.frame_end_cycles or self.raw is None or not self.raw.out_cycles[0]:
+            return None
+        return self.frame_end_cycles[0] - self.raw.out_cycles[0][0] + 1
 
     @property
     def cycles_per_second(self) -> float:
@@ -131,6 +143,93 @@ def outputs_from_words(
     return out, beats
 
 
+@dataclass(frozen=True)
+class _Timed:
+    """A stage or glue element of the top and the wires its frames enter and leave by."""
+
+    name: str
+    kind: str
+    glue: bool
+    ins: tuple[str, ...]
+    outs: tuple[str, ...]
+    formula: int | None
+
+
+def timed_elements(design: DataflowDesign, rtl: RtlFiles) -> list[_Timed]:
+    """Every stage of the top and every glue element between two of them (a glue FIFO, and a
+    fault injector where `fault_masks` put one), in pipeline order (each glue element after the
+    stage that feeds it), with the top-level wires it reads and drives.
+
+    Per stream, `rtl.wires` lists in declaration order its own wire, then the glue FIFO's
+    output (`FifoInfo.out_wire`) where it has a glue FIFO, then, where a fault injector sits
+    on it, the wire its producer drives into the injector. The consumer reads the FIFO's
+    output (else the stream's own wire); the producer drives the injector's input (else the
+    stream's own wire). An `RtlFiles` without `wires` gives no elements (nothing is timed)."""
+    per_stream: dict[str, list[str]] = {}
+    for w, s in rtl.wires.items():
+        per_stream.setdefault(s, []).append(w)
+    if any(s not in per_stream for s in design.streams):
+        return []
+    fifo_out = {f.stream: f.out_wire for f in rtl.fifos if f.glue}
+    reads, drives = {}, {}
+    for s, ws in per_stream.items():
+        reads[s] = fifo_out.get(s, ws[0])
+        drives[s] = next((w for w in ws[1:] if w != reads[s]), ws[0])
+
+    def glue(s: str) -> _Timed | None:
+        if drives[s] == reads[s]:
+            return None
+        kinds = (["glue FIFO"] if s in fifo_out else []) + (
+            ["fault injection"] if len(per_stream[s]) > (2 if s in fifo_out else 1) else []
+        )
+        return _Timed(s, " + ".join(kinds), True, (drives[s],), (reads[s],), None)
+
+    out = []
+    if (g := glue(design.input_stream)) is not None:
+        out.append(g)
+    for st in design.stages:
+        ins = tuple(reads[s] for s in st.inputs)
+        outs = tuple(drives[s] for s in st.outputs)
+        out.append(_Timed(st.name, st.kind, False, ins, outs, st.latency_cycles()))
+        out += [g for s in st.outputs if (g := glue(s)) is not None]
+    return out
+
+
+def _stage_timing(
+    elements: list[_Timed], first: dict[str, int | None], last: dict[str, int | None]
+) -> list[LatencyStep]:
+    def earliest(ws, of):
+        vals = [of[w] for w in ws]
+        return None if not vals or any(v is None for v in vals) else min(vals)
+
+    def latest(ws, of):
+        vals = [of[w] for w in ws]
+        return None if not vals or any(v is None for v in vals) else max(vals)
+
+    return [
+        LatencyStep(
+            e.name,
+            e.kind,
+            e.glue,
+            earliest(e.ins, first),
+            earliest(e.outs, first),
+            latest(e.outs, last),
+            e.formula,
+        )
+        for e in elements
+    ]
+
+
+def first_beat_sum(timing: list[LatencyStep]) -> int | None:
+    """Sum of the `first_beat` of every stage and glue element: on a chain (one stream from
+    stage to stage, as in TFC) the cycles from the first input beat to the first output beat at
+    the ports, so that the whole design's `latency` (first input beat .. last output beat,
+    inclusive) is this plus the first output frame's span on the output port (its last beat -
+    its first + 1, `DesignSimResult.output_span`)."""
+    lat = [t.first_beat for t in timing]
+    return None if any(v is None for v in lat) else sum(lat)
+
+
 def _idle_bound(design: DataflowDesign, p_in: float, p_out: float) -> int:
     slow = max((s.cycles_per_frame() for s in design.stages), default=0)
     return int(DEFAULT_IDLE + 4 * (slow + design.latency_estimate()) / min(p_in, p_out))
@@ -152,6 +251,7 @@ def simulate(
     quiet: bool | None = None,
     rtl: RtlFiles | None = None,
     fault_masks: dict[str, list[int]] | None = None,
+    time_stages: bool = True,
 ) -> DesignSimResult:
     """Simulate `images` (uint8 NCHW, as datasets give them) through the stitched design.
 
@@ -168,6 +268,9 @@ def simulate(
         outputs are those of `run_integer(..., faults=...)`, not the fault-free ones.
     diagnose: on a failed run (deadlock, missing beats), rebuild with every stream's
         tvalid/tready monitored, rerun with the same seed and name the stalled streams.
+    time_stages: time the first frame through every stage and glue FIFO (`stage_timing`):
+        the harness watches the handshakes on the top's stream wires until each has carried
+        one frame.
     """
     images = np.asarray(images)
     frames = len(images)
@@ -199,11 +302,14 @@ def simulate(
         monitors = rtl.monitors if monitor_fifos else []
         ports_in = [Port(rtl.in_port, rtl.in_width)]
         ports_out = [Port(p, w) for p, w in zip(rtl.out_ports, rtl.out_widths, strict=True)]
+        elements = timed_elements(design, rtl) if time_stages else []
+        probe_wires = list(dict.fromkeys(w for e in elements for w in (*e.ins, *e.outs)))
+        probes = [f"{rtl.top}.{w}" for w in probe_wires]
         msg = f"building {rtl.top} ({len(design.stages)} stages) with Verilator..."
         status = _status(msg) if not quiet else _null()
         with status:
             model = build(rtl.top, rtl.sources, inputs=ports_in, outputs=ports_out,
-                          monitor=monitors, cache_dir=cache_dir)  # fmt: skip
+                          monitor=monitors, probe=probes, cache_dir=cache_dir)  # fmt: skip
         build_s = time.monotonic() - t0
         idle = max_idle_cycles or _idle_bound(design, in_valid_prob, out_ready_prob)
         run_kw = dict(
@@ -218,7 +324,8 @@ def simulate(
         msg = f"simulating {frames} frames of {design.name} (~{est:,.0f} cycles)..."
         status = _status(msg) if not quiet else _null()
         with status:
-            res = model.run([words], **run_kw)
+            beats = [design.streams[rtl.wires[w]].beats for w in probe_wires]
+            res = model.run([words], **run_kw, probe_beats=beats)
         problems = res.problems() if not res.ok else []
         diagnosis: list[str] = []
         if not res.ok and diagnose:
@@ -266,6 +373,11 @@ def simulate(
             build_s=build_s,
             rtl=rtl,
             raw=res,
+            stage_timing=_stage_timing(
+                elements,
+                {w: res.probe_first.get(p) for w, p in zip(probe_wires, probes, strict=True)},
+                {w: res.probe_last.get(p) for w, p in zip(probe_wires, probes, strict=True)},
+            ),
         )
     finally:
         if tmp is not None:

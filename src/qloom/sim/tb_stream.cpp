@@ -5,6 +5,8 @@
 //   QLOOM_IN_STREAMS(X)       X(prefix, width) for each input stream  (prefix_tdata/tvalid/tready)
 //   QLOOM_OUT_STREAMS(X)      X(prefix, width) for each output stream
 //   QLOOM_MONITORS(X)         X("name", expression) for each monitored internal signal
+//   QLOOM_PROBES(X)           X("name", valid, ready) for each internal stream whose first frame
+//                             is timed: the cycles of its first and its N-th handshake
 //   QLOOM_CLK, QLOOM_RST_N    clock and active-low reset port names
 //   QLOOM_TRACE               1 when built with --trace (VCD)
 //
@@ -13,6 +15,9 @@
 //   seed N | max_cycles N | max_idle N | drain N | reset_cycles N | trace PATH | summary PATH
 //   in  IDX PROB DATA_PATH CYCLES_PATH      (DATA_PATH: one hex word per line)
 //   out IDX PROB EXPECTED DATA_PATH         (written: "cycle hex" per received beat)
+//   probe IDX N                             (N beats per frame on probe IDX; default 1)
+// Probes are sampled where the handshakes of the ports are (the same cycle numbering) and stop
+// once every probe saw N beats; they do not count as activity for the deadlock bound.
 // Input valid: a pending beat is offered with probability PROB per cycle and then held until it
 // transfers (AXI rule). Output ready: asserted with probability PROB per cycle until EXPECTED beats
 // arrived, then held high for `drain` more cycles to catch surplus beats.
@@ -136,6 +141,15 @@ struct OutStream {
     std::vector<Word> cur;
 };
 
+struct Probe {
+    const char* name;
+    std::function<bool()> fire;  // valid && ready this cycle
+    uint64_t n = 1;              // beats of the first frame
+    uint64_t count = 0;
+    int64_t first = -1;  // cycle of the first handshake
+    int64_t last = -1;   // cycle of the n-th handshake
+};
+
 struct Monitor {
     const char* name;
     std::function<uint64_t()> read;
@@ -159,6 +173,7 @@ int main(int argc, char** argv) {
     std::vector<InStream> ins;
     std::vector<OutStream> outs;
     std::vector<Monitor> mons;
+    std::vector<Probe> probes;
 #define QLOOM_X_IN(prefix, w)                                                                   \
     ins.push_back(InStream{#prefix, w, words_for(w),                                            \
                            [&](const Word* d) { put_port(top->prefix##_tdata, d); },            \
@@ -168,9 +183,14 @@ int main(int argc, char** argv) {
                              [&](Word* d) { get_port(top->prefix##_tdata, d); },                \
                              &top->prefix##_tvalid, &top->prefix##_tready});
 #define QLOOM_X_MON(name, expr) mons.push_back(Monitor{name, [&]() { return as_u64(expr); }});
+#define QLOOM_X_PROBE(name, v, r) \
+    probes.push_back(Probe{name, [&]() { return as_u64(v) != 0 && as_u64(r) != 0; }});
     QLOOM_IN_STREAMS(QLOOM_X_IN)
     QLOOM_OUT_STREAMS(QLOOM_X_OUT)
     QLOOM_MONITORS(QLOOM_X_MON)
+#ifdef QLOOM_PROBES
+    QLOOM_PROBES(QLOOM_X_PROBE)
+#endif
 
     // ---- run configuration ---------------------------------------------------------------------
     uint64_t seed = 0, max_cycles = 100000000ULL, max_idle = 100000, drain = 16, reset_cycles = 4;
@@ -218,6 +238,12 @@ int main(int argc, char** argv) {
                 outs[idx].prob = prob;
                 outs[idx].expected = expected;
                 outs[idx].path = path;
+            } else if (key == "probe") {
+                size_t idx;
+                uint64_t n;
+                ls >> idx >> n;
+                if (idx >= probes.size()) die("probe index out of range");
+                probes[idx].n = n < 1 ? 1 : n;
             } else die("unknown run config key " + key);
         }
     }
@@ -262,6 +288,7 @@ int main(int argc, char** argv) {
     top->QLOOM_RST_N = 1;
 
     // ---- main loop -----------------------------------------------------------------------------
+    size_t probes_open = probes.size();  // probes still waiting for their n-th beat
     uint64_t cycle = 0, idle = 0, out_done_cycle = 0, drained = 0;
     bool out_done = false, done = false, deadlock = false, timeout = false;
     std::vector<std::string> violations;
@@ -324,6 +351,16 @@ int main(int argc, char** argv) {
             o.stalled = v && !o.rdy;
             if (o.stalled) o.prev = o.cur;
         }
+        if (probes_open) {
+            for (auto& p : probes) {
+                if (p.count >= p.n || !p.fire()) continue;
+                if (p.count == 0) p.first = static_cast<int64_t>(cycle);
+                if (++p.count == p.n) {
+                    p.last = static_cast<int64_t>(cycle);
+                    probes_open--;
+                }
+            }
+        }
         for (auto& m : mons) {
             const uint64_t v = m.read();
             if (v != m.last) moved = true;  // internal progress counts as activity
@@ -383,6 +420,9 @@ int main(int argc, char** argv) {
     for (auto& m : mons)
         std::fprintf(sf, "monitor %s %llu %llu\n", m.name, static_cast<unsigned long long>(m.max),
                      static_cast<unsigned long long>(m.last));
+    for (auto& p : probes)
+        std::fprintf(sf, "probe %s %lld %lld\n", p.name, static_cast<long long>(p.first),
+                     static_cast<long long>(p.last));
     if (sf != stdout) std::fclose(sf);
     return 0;
 }

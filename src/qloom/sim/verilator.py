@@ -214,6 +214,7 @@ _CONFIG_TEMPLATE = """\
 #define QLOOM_IN_STREAMS(X) {in_streams}
 #define QLOOM_OUT_STREAMS(X) {out_streams}
 #define QLOOM_MONITORS(X) {monitors}
+#define QLOOM_PROBES(X) {probes}
 """
 
 
@@ -226,6 +227,7 @@ def build(
     outputs: Sequence[Port | tuple[str, int]] = (),
     *,
     monitor: Sequence[str] = (),
+    probe: Sequence[str] = (),
     trace: bool = False,
     cache_dir: Path | str | None = None,
     jobs: int = 2,
@@ -241,6 +243,11 @@ def build(
         final value each run reports, e.g. FIFO ``count`` outputs for FIFO sizing. The leaf
         signal names are made public (``public_flat_rd``) in every module, which slows
         simulation a little.
+    probe: hierarchical stream prefixes ``<top>.<wire>`` (of ``<wire>_tvalid``/``_tready``)
+        whose first frame each run times: the cycle of the first handshake and of the N-th
+        (`SimModel.run(probe_beats=...)`, `SimResult.probe_first` / `probe_last`). Their
+        tvalid/tready are made public like the monitors; the harness stops looking at them once
+        every probe has seen its frame.
     trace: build with VCD support (`SimModel.run(trace=path)` then dumps a waveform).
     opt: C++ optimization level of the generated model (-O1 compiles quickly and runs well);
         the code that runs only once at start (Verilator's "slow" files) is compiled -O0.
@@ -264,6 +271,7 @@ def build(
 
     feed(HARNESS_VERSION, tool.origin, top, sorted(params.items(), key=lambda kv: kv[0]))
     feed([(s.name, s.width) for s in ins], [(s.name, s.width) for s in outs], list(monitor))
+    feed(list(probe))
     feed(
         trace, list(extra_args), clock, reset_n, opt, [str(Path(d).resolve()) for d in include_dirs]
     )
@@ -288,6 +296,7 @@ def build(
                     ins,
                     outs,
                     list(monitor),
+                    list(probe),
                     trace,
                     final,
                     jobs,
@@ -303,6 +312,7 @@ def build(
         inputs=ins,
         outputs=outs,
         monitors=tuple(monitor),
+        probes=tuple(probe),
         workdir=Path(workdir) if workdir else None,
         traceable=trace,
         build_dir=final,
@@ -317,6 +327,7 @@ def _do_build(
     ins,
     outs,
     monitors,
+    probes,
     trace,
     final,
     jobs,
@@ -334,15 +345,22 @@ def _do_build(
             if "." not in m:
                 raise ValueError(f"monitor {m!r}: give a hierarchical name <top>.<...>.<signal>")
             mon_x.append(f'X("{m}", top->rootp->{_mangle(m)})')
+        probe_x = []
+        for pr in probes:
+            if "." not in pr:
+                raise ValueError(f"probe {pr!r}: give a hierarchical name <top>.<...>.<wire>")
+            v, r = _mangle(f"{pr}_tvalid"), _mangle(f"{pr}_tready")
+            probe_x.append(f'X("{pr}", top->rootp->{v}, top->rootp->{r})')
         cfg = _CONFIG_TEMPLATE.format(
             top=top,
-            root_include=f'#include "V{top}___024root.h"' if monitors else "",
+            root_include=f'#include "V{top}___024root.h"' if monitors or probes else "",
             clock=clock,
             reset_n=reset_n,
             trace=int(trace),
             in_streams=" ".join(f"X({s.name}, {s.width})" for s in ins),
             out_streams=" ".join(f"X({s.name}, {s.width})" for s in outs),
             monitors=" ".join(mon_x),
+            probes=" ".join(probe_x),
         )
         (tmp / "qloom_tb_config.h").write_text(cfg)
         args = [
@@ -360,8 +378,12 @@ def _do_build(
         ]
         if trace:
             args.append("--trace")
-        if monitors:
-            leafs = sorted({m.rsplit(".", 1)[1] for m in monitors})
+        if monitors or probes:
+            leafs = {m.rsplit(".", 1)[1] for m in monitors}
+            leafs |= {
+                f"{pr.rsplit('.', 1)[1]}_{sig}" for pr in probes for sig in ("tvalid", "tready")
+            }
+            leafs = sorted(leafs)
             vlt = "`verilator_config\n" + "".join(
                 f'public_flat_rd -module "*" -var "{leaf}"\n' for leaf in leafs
             )
@@ -491,6 +513,9 @@ class SimResult:
     violations: list[str] = field(default_factory=list)
     monitor_max: dict[str, int] = field(default_factory=dict)
     monitor_last: dict[str, int] = field(default_factory=dict)
+    # probe -> cycle of its first handshake / of the N-th (N = probe_beats), None if it never came
+    probe_first: dict[str, int | None] = field(default_factory=dict)
+    probe_last: dict[str, int | None] = field(default_factory=dict)
     wall_s: float = 0.0
 
     @property
@@ -534,6 +559,7 @@ class SimModel:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     monitors: tuple[str, ...] = ()
+    probes: tuple[str, ...] = ()
     workdir: Path | None = None
     traceable: bool = False
     build_dir: Path | None = None
@@ -553,6 +579,7 @@ class SimModel:
         trace: Path | str | None = None,
         cwd: Path | str | None = None,
         timeout_s: float | None = None,
+        probe_beats: Sequence[int] | None = None,
     ) -> SimResult:
         """Simulate once.
 
@@ -569,6 +596,8 @@ class SimModel:
         cwd: working directory of the simulator, where relative $readmemh paths resolve
             (default: the model's workdir, else a temporary directory).
         trace: VCD file to write (the model must be built with trace=True).
+        probe_beats: per probe (build(probe=...)), the beats of the first frame on it: its
+            `probe_last` is the cycle of that beat (default 1: first and last are the same).
         """
         if len(input_beats) != len(self.inputs):
             raise ValueError(
@@ -610,6 +639,12 @@ class SimModel:
                 lines.append(f"in {i} {pin[i]!r} {p} {d / f'in{i}.cyc'}")
             for i, n in enumerate(n_out):
                 lines.append(f"out {i} {pout[i]!r} {int(n)} {d / f'out{i}.txt'}")
+            if probe_beats is not None:
+                if len(probe_beats) != len(self.probes):
+                    raise ValueError(
+                        f"{self.top}: {len(self.probes)} probes, got {len(probe_beats)} beat counts"
+                    )
+                lines += [f"probe {i} {max(1, int(n))}" for i, n in enumerate(probe_beats)]
             (d / "run.cfg").write_text("\n".join(lines) + "\n")
             cmd = [str(self.exe), str(d / "run.cfg")]
             if rand_reset:
@@ -646,6 +681,8 @@ class SimModel:
         kv: dict[str, str] = {}
         waiting, violations = [], []
         mon_max, mon_last = {}, {}
+        p_first: dict[str, int | None] = {}
+        p_last: dict[str, int | None] = {}
         for line in summ:
             k, _, rest = line.partition(" ")
             if k == "waiting":
@@ -655,6 +692,10 @@ class SimModel:
             elif k == "monitor":
                 name, mx, last = rest.rsplit(" ", 2)
                 mon_max[name], mon_last[name] = int(mx), int(last)
+            elif k == "probe":
+                name, first, last = rest.rsplit(" ", 2)
+                p_first[name] = int(first) if int(first) >= 0 else None
+                p_last[name] = int(last) if int(last) >= 0 else None
             else:
                 kv.setdefault(k, rest)
         return SimResult(
@@ -672,6 +713,8 @@ class SimModel:
             violations=violations,
             monitor_max=mon_max,
             monitor_last=mon_last,
+            probe_first=p_first,
+            probe_last=p_last,
             wall_s=wall,
         )
 
