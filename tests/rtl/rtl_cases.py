@@ -215,6 +215,15 @@ CASES: dict[str, list[dict]] = {
             "WEIGHT_FILE": "w_4x8.hex",
             "THRESH_FILE": "thr_2x10.hex",
         },
+        {  # no memory output register, no register in the dot's tree
+            "MW": 8,
+            "MH": 4,
+            "PE": 2,
+            "SIMD": 4,
+            "MEM_REG": 0,
+            "DOT_CUT": 0,
+            "WEIGHT_FILE": "w_4x8.hex",
+        },
         {
             "BINARY": 0,
             "IBITS": 4,

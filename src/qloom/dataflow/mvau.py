@@ -166,7 +166,34 @@ class MVAU(Stage):
         return self.nf * self.sf * self.pixels
 
     def latency_cycles(self) -> int:
-        return self.cycles_per_frame() + 6
+        p = self.rtl_params()
+        return self.cycles_per_frame() + 4 + p["MEM_REG"] + p["DOT_CUT"]
+
+    def first_out_cycles(self, spacing: float = 1.0) -> int:
+        """The first output beat follows the first fold's SF input beats and the pipeline."""
+        return self.latency_cycles() - self.cycles_per_frame() + round((self.sf - 1) * spacing)
+
+    def tail_cycles(self) -> int:
+        """After a pixel's last input beat: its other NF - 1 folds and the pipeline."""
+        return self.latency_cycles() - self.cycles_per_frame() + (self.nf - 1) * self.sf
+
+    @property
+    def mem_reg(self) -> bool:
+        """Register the weight read twice (qloom_mvau MEM_REG) where the weights may sit in
+        block RAM, whose clock-to-out would start the dot product's path: style block, or
+        auto beyond 64 words (shallower ROMs go to LUTs); not for constant weights."""
+        depth = self.nf * self.sf
+        return depth > 1 and (self.ram_style in ("block", "ultra") or
+                              (self.ram_style == "auto" and depth > 64))  # fmt: skip
+
+    @property
+    def dot_cut(self) -> bool:
+        """Register the middle of the adder tree (qloom_dot CUT_REG) unless the tree is at most
+        two adder levels over cheap products (XNOR popcounts, or a +-1 / 1-bit operand): there
+        the register adds a cycle of latency and serves no clock."""
+        p = self.rtl_params(cuts=False)
+        cheap = p["BINARY"] or p["WBIPOLAR"] or p["IBIPOLAR"] or min(p["IBITS"], p["WBITS"]) == 1
+        return not (cheap and clog2(tree_leaves(self)) <= 2)
 
     def memory_bits(self) -> int:
         t = self.mh * self.nt * self.t_dtype.bits if self.t_dtype else 0
@@ -197,11 +224,13 @@ class MVAU(Stage):
         except FoldingError:  # a neuron reads more than the default max_bits
             return []
 
-    def rtl_params(self) -> dict:
-        """Parameters of qloom_mvau (memory file names are added by the RTL generator)."""
+    def rtl_params(self, cuts: bool = True) -> dict:
+        """Parameters of qloom_mvau (memory file names are added by the RTL generator);
+        cuts=False leaves out the pipeline registers chosen from them (MEM_REG, DOT_CUT)."""
         bipolar_out = self.out_dtype.is_bipolar
         style = "block" if self.ram_style == "ultra" else self.ram_style
-        return {
+        regs = {"MEM_REG": int(self.mem_reg), "DOT_CUT": int(self.dot_cut)} if cuts else {}
+        return regs | {
             "MW": self.mw,
             "MH": self.mh,
             "PE": self.pe,
@@ -344,7 +373,7 @@ DSP_MIN_PRODUCT_BITS = 9
 def tree_leaves(s: MVAU) -> int:
     """Leaves of the RTL's per-PE adder tree (NL): the SIMD products, or in XNOR mode the
     popcounts of 16-bit chunks; every node of the tree is PSW bits wide."""
-    return -(-s.simd // 16) if s.rtl_params()["BINARY"] else s.simd
+    return -(-s.simd // 16) if s.binary else s.simd
 
 
 def mvau_features(s: MVAU) -> dict[str, float]:
@@ -401,16 +430,18 @@ def mvau_ffs(s: MVAU) -> float:
     nfw, sfw, waw = counter_bits(s.nf), counter_bits(s.sf), counter_bits(s.nf * s.sf)
     ow = p["OBITS"] if s.nt else p["ACC_BITS"]
     ff = sfw + nfw + waw + 1  # counters, output valid
-    ff += 4 * (3 + nfw) + 1  # v/f/l/n of stages 1, 1b, 2a (the tree cut) and 2, v3
+    stages = 2 + p["MEM_REG"] + p["DOT_CUT"]  # 1, [1b], [2a: the tree cut], 2
+    ff += stages * (3 + nfw) + 1  # their v/f/l/n, v3
     if not _dsp_lanes(s):
-        ff += 2 * simd * p["IBITS"]  # x1, xb (in the DSP48s' input registers when used)
-    if s.nf * s.sf > 1:
+        ff += (1 + p["MEM_REG"]) * simd * p["IBITS"]  # x1[, xb] (DSP48 input registers if used)
+    if s.nf * s.sf > 1 and p["MEM_REG"]:
         ff += pe * simd * p["WBITS"]  # wb: the weight memory's output register
     # the adder tree's cut registers: level CUT of a tree over NL leaves padded to 2^LEVELS
-    leaves = tree_leaves(s)
-    levels = clog2(leaves)
-    cut = (levels + 1) // 2
-    ff += pe * -(-leaves // 2 ** (levels - cut)) * psw
+    if p["DOT_CUT"]:
+        leaves = tree_leaves(s)
+        levels = clog2(leaves)
+        cut = (levels + 1) // 2
+        ff += pe * -(-leaves // 2 ** (levels - cut)) * psw
     ff += pe * psw + pe * p["ACC_BITS"] + pe * ow  # ps2, acc, od
     return ff
 

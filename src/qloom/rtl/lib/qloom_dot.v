@@ -10,6 +10,8 @@
 //   ONES_COMP     1 (WBIPOLAR only): a -1 weight contributes ~x = -x - 1 (an inverter in the
 //                 adder's input LUT) instead of -x (a negation carry chain on the critical
 //                 path): ps is the exact sum minus the number of -1 weights
+//   CUT_REG       1: level CUT of the tree is registered (one cycle of latency); 0: the whole
+//                 tree is combinational (small trees, where the register does not serve Fmax)
 //   BINARY        1: XNOR-popcount (IBITS = WBITS = 1): ps = #{i : x[i] == w[i]}
 //   PSW           output width: $clog2(SIMD + 1) when BINARY, else PW + $clog2(SIMD) + 1 with
 //                 PW the product width of qloom_mul (the exact sum always fits)
@@ -33,6 +35,7 @@ module qloom_dot #(
     parameter integer WBIPOLAR = 0,
     parameter integer BINARY = 0,
     parameter integer ONES_COMP = 0,
+    parameter integer CUT_REG = 1,
     parameter integer PSW = (BINARY != 0) ? $clog2(SIMD + 1) :
         ((IBIPOLAR != 0) ? 2 : IBITS + 1) + ((WBIPOLAR != 0) ? 2 : WBITS + 1) + $clog2(SIMD) + 1
 ) (
@@ -132,11 +135,23 @@ module qloom_dot #(
     end
   endgenerate
 
-  always @(posedge ap_clk)
-    if (en) begin
-      /* verilator unroll_disable */
-      for (jr = C2; jr < 2 * C2; jr = jr + 1) cut[jr] <= lo[jr];
+  generate
+    if (CUT_REG != 0) begin : g_cut
+      always @(posedge ap_clk)
+        if (en) begin
+          /* verilator unroll_disable */
+          for (jr = C2; jr < 2 * C2; jr = jr + 1) cut[jr] <= lo[jr];
+        end
+    end else begin : g_nocut
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire unused_clk_en = &{1'b0, ap_clk, en};
+      /* verilator lint_on UNUSEDSIGNAL */
+      always @* begin
+        /* verilator unroll_disable */
+        for (jr = C2; jr < 2 * C2; jr = jr + 1) cut[jr] = lo[jr];
+      end
     end
+  endgenerate
   always @* begin
     /* verilator unroll_disable */
     for (jh = C2; jh < 2 * C2; jh = jh + 1) hi[jh] = cut[jh];

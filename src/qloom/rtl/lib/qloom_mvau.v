@@ -23,6 +23,10 @@
 //   TBITS         threshold width (two's complement)
 //   OBITS         output element width when NT > 0 (<= 32); with NT = 0 outputs are ACC_BITS
 //   OUT_BASE      out = OUT_BASE + #{k : acc >= T[n][k]}  (mod 2^OBITS)
+//   MEM_REG       1: a second register after the weight read (block RAM's slow clock-to-out);
+//                 0 for weights in LUTs or constant: one cycle less latency. Default 1.
+//   DOT_CUT       1: the dot product's adder tree has a register level (qloom_dot CUT_REG);
+//                 0 for small trees: one cycle less latency. Default 1.
 //   WEIGHT_FILE   $readmemh file, NF*SF words (NF = MH/PE, SF = MW/SIMD) of PE*SIMD*WBITS bits;
 //                 word nf*SF+sf, lane (p, s) at [(p*SIMD+s)*WBITS +: WBITS] = W[nf*PE+p][sf*SIMD+s]
 //   THRESH_FILE   $readmemh file, NF words of PE*NT*TBITS bits; (p, k) at [(p*NT+k)*TBITS +:
@@ -35,9 +39,9 @@
 //
 // Schedule (FINN's): during neuron fold nf = 0 the input beats are used directly and stored in
 // an SF-deep input buffer; folds nf = 1..NF-1 replay the buffer. One (nf, sf) step per cycle:
-// NF*SF cycles per vector back to back, plus a 6-cycle pipeline latency (issue / weight read,
-// memory output register, dot product to the tree's CUT level, rest of the tree, accumulate,
-// activation). All stages stall together when the output register is
+// NF*SF cycles per vector back to back, plus a 4 + MEM_REG + DOT_CUT cycle pipeline latency
+// (issue / weight read, [memory output register], dot product [to the tree's CUT level, rest of
+// the tree], accumulate, activation). All stages stall together when the output register is
 // full and not accepted (s_axis_tready = that enable && nf == 0); outputs are registered.
 // Submodules: qloom_dot (one per PE: the dot product and its adder tree), qloom_threshold_lanes
 // (NT > 0: the activation and the threshold memory, shared with qloom_thresholding).
@@ -54,6 +58,8 @@ module qloom_mvau #(
     parameter integer IBIPOLAR = 0,
     parameter integer WBIPOLAR = 0,
     parameter integer ONES_COMP = 0,
+    parameter integer MEM_REG = 1,
+    parameter integer DOT_CUT = 1,
     parameter integer ACC_BITS = 16,
     parameter integer NT = 0,
     parameter integer TBITS = 16,
@@ -170,21 +176,33 @@ module qloom_mvau #(
   // A second register after the weight read: a block RAM's clock-to-output is slow (5.6 ns on
   // ECP5 without its output register) and used to start the critical path into the dot
   // product. Constant weights (NF*SF = 1) make it constant, which synthesis removes.
-  reg vb, fb, lb;
-  reg [NFW-1:0] nb;
-  reg [SIMD*IBITS-1:0] xb;
-  reg [WWORD-1:0] wb;
-  always @(posedge ap_clk) begin
-    if (en) begin
-      xb <= x1;
-      wb <= w1;
-      fb <= f1;
-      lb <= l1;
-      nb <= n1;
+  // MEM_REG = 0 (weights in LUTs or constant): no such register, stage 1 feeds stage 2.
+  wire vb, fb, lb;
+  wire [NFW-1:0] nb;
+  wire [SIMD*IBITS-1:0] xb;
+  wire [WWORD-1:0] wb;
+  generate
+    if (MEM_REG != 0) begin : g_memreg
+      reg vr, fr, lr;
+      reg [NFW-1:0] nr;
+      reg [SIMD*IBITS-1:0] xr;
+      reg [WWORD-1:0] wr;
+      always @(posedge ap_clk) begin
+        if (en) begin
+          xr <= x1;
+          wr <= w1;
+          fr <= f1;
+          lr <= l1;
+          nr <= n1;
+        end
+        if (!ap_rst_n) vr <= 1'b0;
+        else if (en) vr <= v1;
+      end
+      assign {vb, fb, lb, nb, xb, wb} = {vr, fr, lr, nr, xr, wr};
+    end else begin : g_nomemreg
+      assign {vb, fb, lb, nb, xb, wb} = {v1, f1, l1, n1, x1, w1};
     end
-    if (!ap_rst_n) vb <= 1'b0;
-    else if (en) vb <= v1;
-  end
+  endgenerate
 
   // ---------------------------------------------------------------- stage 2: dot products
   // One qloom_dot per PE: an adder tree over the SIMD products (or the popcounts of 16-bit
@@ -211,6 +229,7 @@ module qloom_mvau #(
           .WBIPOLAR(WBIPOLAR),
           .BINARY(BINARY),
           .ONES_COMP(ONES_COMP),
+          .CUT_REG(DOT_CUT),
           .PSW(PSW)
       ) u_dot (
           .ap_clk(ap_clk),
@@ -222,17 +241,27 @@ module qloom_mvau #(
     end
   endgenerate
 
-  reg vc, fc, lc;  // the flags beside the CUT registers
-  reg [NFW-1:0] nc;
-  always @(posedge ap_clk) begin
-    if (en) begin
-      fc <= fb;
-      lc <= lb;
-      nc <= nb;
+  // the flags beside the CUT registers (none when DOT_CUT = 0)
+  wire vc, fc, lc;
+  wire [NFW-1:0] nc;
+  generate
+    if (DOT_CUT != 0) begin : g_cutflags
+      reg vr, fr, lr;
+      reg [NFW-1:0] nr;
+      always @(posedge ap_clk) begin
+        if (en) begin
+          fr <= fb;
+          lr <= lb;
+          nr <= nb;
+        end
+        if (!ap_rst_n) vr <= 1'b0;
+        else if (en) vr <= vb;
+      end
+      assign {vc, fc, lc, nc} = {vr, fr, lr, nr};
+    end else begin : g_nocutflags
+      assign {vc, fc, lc, nc} = {vb, fb, lb, nb};
     end
-    if (!ap_rst_n) vc <= 1'b0;
-    else if (en) vc <= vb;
-  end
+  endgenerate
 
   reg v2, f2, l2;
   reg [NFW-1:0] n2;
