@@ -57,6 +57,9 @@ class FIFO(Stage):
         return self.stream.beats
 
     def latency_cycles(self) -> int:
+        return self.stream.beats + self.first_out_cycles()
+
+    def first_out_cycles(self, spacing: float = 1.0) -> int:
         """First beat in to first beat out through an empty FIFO (qloom_fifo.v): a block
         RAM FIFO 3 cycles, a one-register slice 1, LUTRAM / registers 0 (fall-through)."""
         style = self.rtl_params()["RAM_STYLE"]

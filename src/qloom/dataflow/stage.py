@@ -244,6 +244,18 @@ class Stage:
         """Rough cycles from a frame's first input beat to its last output beat."""
         return self.cycles_per_frame() + 2
 
+    def first_out_cycles(self, spacing: float = 1.0) -> int:
+        """Cycles from a frame's first input beat to its first output beat when the input
+        beats come `spacing` cycles apart (default: the pipeline depth, latency less cycles
+        per frame; `DataflowDesign.latency_estimate` chains these)."""
+        return max(0, self.latency_cycles() - self.cycles_per_frame())
+
+    def tail_cycles(self) -> int:
+        """Cycles from a frame's last input beat to its last output beat: the pipeline depth
+        plus the cycles one input beat's work takes (cycles per frame / input beats)."""
+        beats = max((s.beats for s in self.in_streams()), default=1)
+        return self.first_out_cycles() + max(0, -(-self.cycles_per_frame() // beats) - 1)
+
     def memory_bits(self) -> int:
         """On-chip storage the stage needs (weights, thresholds, line/FIFO buffers), in bits."""
         return 0

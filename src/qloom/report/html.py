@@ -253,7 +253,7 @@ def render(report: BuildReport | dict) -> str:
         ["cycles / frame (RTL simulation)", sim.cycles_per_frame if sim else None],
         ["bottleneck stage", short_name(t.bottleneck) if t else None],
         ["FPS at clock", t.fps_at_clock if t else None],
-        ["latency (cycles, formula: sum of stages)", t.latency_estimate_cycles if t else None],
+        ["latency (cycles, formula: stages overlapping)", t.latency_estimate_cycles if t else None],
         ["latency (cycles, simulated)", sim.latency_cycles if sim else None],
         ["Fmax (MHz, nextpnr)", t.fmax_mhz if t else None],
         ["timing", _timing(r) or "not placed and routed (--pnr PART)"],
