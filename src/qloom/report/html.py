@@ -225,8 +225,9 @@ def _latency_section(r: BuildReport) -> list[str]:
             f"<p>Simulated latency = &Sigma; first beat over the stages and glue FIFOs "
             f"({_fmt(total)}) + the first output frame's span on the output port "
             f"({_fmt(sim.output_span)}) = {_fmt(whole)} cycles "
-            f"(whole design: {_fmt(sim.latency_cycles)}). The formula's total is the sum of "
-            "the stage formulas: it ignores that the stages overlap.</p>"
+            f"(whole design: {_fmt(sim.latency_cycles)}). The formula's total chains the "
+            "stage formulas with the stages overlapping (a stage starts on its input's first "
+            "beat and ends after its last one).</p>"
         )
     else:
         note += (
