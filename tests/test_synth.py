@@ -400,3 +400,29 @@ def test_cli(tmp_path, stage, capsys):
     assert "set part xc7z045ffg900-2" in tcl and "-generic W=12" in tcl
     assert main(["synth", str(src), "-t", "qt_stage", "-d", "no-such-board"]) == 2
     assert "unknown FPGA part" in capsys.readouterr().err
+
+
+@needs_yosys
+def test_stages_synthesize_in_parallel_on_threads_and_ray(monkeypatch, tmp_path):
+    """synth_stages: the same cells as one synth_stage after another, in job order, on
+    threads and as Ray tasks of an embedded instance (as on a cluster: `--ray-address`)."""
+    pytest.importorskip("ray")
+    from qloom.dataflow import MVAU, Thresholding
+    from qloom.fold.synth import synth_stage, synth_stages
+
+    monkeypatch.setenv("QLOOM_CACHE", str(tmp_path))  # Ray workers inherit it: a cold cache
+    jobs = [(MVAU.example(), "xc7z020"), (Thresholding.example(), "xc7z020"),
+            (MVAU.example(), "LFE5U-85F")]  # fmt: skip
+    one_by_one = [synth_stage(s, d) for s, d in jobs]
+    cells = [(r.luts, r.ffs, r.bram, r.dsp) for r in one_by_one]
+    assert cells[0] != cells[1] and all(r.luts > 0 for r in one_by_one)
+    for where in (None, "local"):
+        got = synth_stages(jobs, ray_address=where)
+        assert [(r.luts, r.ffs, r.bram, r.dsp) for r in got] == cells, where
+
+
+def test_ray_address_option_is_checked():
+    from qloom.build import BuildOptions, check_options
+
+    with pytest.raises(QloomError, match="--ray-address must be 'local' or a Ray address"):
+        check_options(BuildOptions(model=Path("m.onnx"), ray_address=""))

@@ -82,6 +82,9 @@ class BuildOptions:
     pnr_part: str | None = None  # an ECP5/iCE40 part for place and route (default: none)
     # nextpnr seeds to try (1..N) until the clock target is met; the fastest result is kept
     pnr_seeds: int = 1
+    # per-stage synthesis in parallel: None = threads on this machine, "local" = an embedded
+    # Ray instance, an address = Ray tasks on that cluster (qloom.fold.synth.synth_stages)
+    ray_address: str | None = None
     quiet: bool = False
     # a board top (qloom.deploy.board) in board/: "ulx3s" / "orangecrab"; with pnr_part (""
     # = the board's own part) the board top is placed and routed instead of the I/O harness
@@ -148,6 +151,10 @@ def check_options(opts: BuildOptions) -> None:
     number("--pnr-seeds", opts.pnr_seeds, (int,))
     if not 1 <= opts.pnr_seeds <= 32:
         raise QloomError(f"--pnr-seeds must be in 1..32 (nextpnr runs), got {opts.pnr_seeds}")
+    if opts.ray_address is not None and (not isinstance(opts.ray_address, str) or
+                                         not opts.ray_address.strip()):  # fmt: skip
+        raise QloomError(f"--ray-address must be 'local' or a Ray address (host:port), got "
+                         f"{opts.ray_address!r}")  # fmt: skip
     for name, flag in (("--max-fps", opts.max_fps), ("--synth", opts.synth)):
         if not isinstance(flag, bool):
             raise QloomError(f"{name} must be True or False, got {flag!r}")
@@ -507,7 +514,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                         f"from the integer model; {'; '.join(res.problems[:3])}"
                     )
             if opts.synth:
-                _synthesize(design, device, rtl, work, report, say)
+                _synthesize(design, device, rtl, work, report, say, opts.ray_address)
             if opts.pnr_part and not opts.board:
                 _place_and_route(rtl, opts, work, report, say)
             if opts.board:
@@ -569,15 +576,17 @@ def _memory_files(rtl) -> dict[str, Path]:
     return dict(sorted((p.relative_to(rtl.run_dir).as_posix(), p) for p in files))
 
 
-def _synthesize(design, device, rtl, work: Path, report: BuildReport, say) -> None:
-    """Per-stage out-of-context Yosys synthesis (cached by content) and a Vivado script for
-    the generated top in rtl/."""
-    from qloom.fold.synth import synth_stage
+def _synthesize(design, device, rtl, work: Path, report: BuildReport, say,
+                ray_address: str | None = None) -> None:  # fmt: skip
+    """Per-stage out-of-context Yosys synthesis (cached by content; in parallel, on Ray
+    with `ray_address`) and a Vivado script for the generated top in rtl/."""
+    from qloom.fold.synth import synth_stages
     from qloom.synth import write_vivado_project
 
-    say(f"synthesizing {len(design.stages)} stages for {device.name} with Yosys")
-    for st, s in zip(report.stages, design.stages, strict=True):
-        r = synth_stage(s, device)
+    where = f" on Ray ({ray_address})" if ray_address else ""
+    say(f"synthesizing {len(design.stages)} stages for {device.name} with Yosys{where}")
+    results = synth_stages([(s, device) for s in design.stages], ray_address=ray_address)
+    for st, r in zip(report.stages, results, strict=True):
         st.synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp)
     report.totals.synth = _sum(st.synth for st in report.stages)
     (work / "synth").mkdir(exist_ok=True)
@@ -733,7 +742,7 @@ def _scale_out(part, work: Path, report: BuildReport, fifo_depths, images, sourc
     if images is not None:
         _simulate_chain(part, tops, work, report, images, source, integer, opts, say)
     if opts.synth:
-        _synthesize_segments(part, tops, work, report, say)
+        _synthesize_segments(part, tops, work, report, say, opts.ray_address)
     for row, seg in zip(rows, part.segments, strict=True):
         used = (row.synth or row.est) + row.fifos
         cap = seg.device.capacity()
@@ -814,19 +823,21 @@ def _simulate_chain(part, tops, work: Path, report: BuildReport, images, source,
         )
 
 
-def _synthesize_segments(part, tops, work: Path, report: BuildReport, say) -> None:
-    """Per-stage out-of-context Yosys for each stage's own part (cached by content), the
-    totals per segment, and a Vivado script per segment top."""
-    from qloom.fold.synth import synth_stage
+def _synthesize_segments(part, tops, work: Path, report: BuildReport, say,
+                         ray_address: str | None = None) -> None:  # fmt: skip
+    """Per-stage out-of-context Yosys for each stage's own part (cached by content; every
+    segment's stages in parallel, on Ray with `ray_address`), the totals per segment, and a
+    Vivado script per segment top."""
+    from qloom.fold.synth import synth_stages
     from qloom.synth import write_vivado_project
 
     rows = {r.name: r for r in report.stages}
+    jobs = [(s, seg.device) for seg in part.segments for s in seg.design.stages]
+    where = f" on Ray ({ray_address})" if ray_address else ""
+    say(f"synthesizing {len(jobs)} stages of {len(part.segments)} segments with Yosys{where}")
+    for (s, _), r in zip(jobs, synth_stages(jobs, ray_address=ray_address), strict=True):
+        rows[s.name].synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp)
     for seg, rtl, srow in zip(part.segments, tops, report.partition.devices, strict=True):
-        say(f"synthesizing segment {seg.index}: {len(seg.stages)} stages for "
-            f"{seg.device.name} with Yosys")  # fmt: skip
-        for s in seg.design.stages:
-            r = synth_stage(s, seg.device)
-            rows[s.name].synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp)
         srow.synth = _sum(rows[n].synth for n in seg.stages)
         d = work / srow.dir / "synth"
         d.mkdir(parents=True, exist_ok=True)

@@ -208,6 +208,7 @@ def _build(args: argparse.Namespace) -> int:
         synth=args.synth,
         pnr_part=args.pnr,
         pnr_seeds=args.pnr_seeds,
+        ray_address=args.ray_address,
         quiet=args.quiet,
         board=args.board,
         baud=args.baud,
@@ -447,6 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="place and route with nextpnr seeds 1..N until the clock target is met, keeping "
         "the fastest (default: 1)",
+    )
+    s.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --synth: synthesize the stages as Ray tasks, 'local' (an embedded instance) "
+        "or a cluster's host:port (default: threads on this machine)",
     )
     s.add_argument(
         "--board",

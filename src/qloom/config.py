@@ -45,6 +45,7 @@ QLOOM_KEYS: dict[str, type | tuple[type, ...]] = {
     "synth": bool,
     "pnr_part": str,
     "pnr_seeds": int,
+    "ray_address": str,
     "input_type": str,
     "input_scale": (str, int, float),
     "devices": str,  # scale-out: --devices (e.g. "4xxczu7ev")
@@ -163,7 +164,7 @@ def config_json(opts: BuildOptions) -> dict:
         cfg["folding_config_file"] = str(opts.folding)
     defaults = BuildOptions(model=opts.model)
     for key in ("max_fps", "max_utilization", "data", "sim_frames", "synth", "pnr_part",
-                "pnr_seeds", "devices", "links", "baud"):  # fmt: skip
+                "pnr_seeds", "ray_address", "devices", "links", "baud"):  # fmt: skip
         if getattr(opts, key) != getattr(defaults, key):
             cfg[key] = getattr(opts, key)
     if opts.board is not None:

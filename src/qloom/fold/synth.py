@@ -6,7 +6,10 @@ Results are cached by content by `qloom.synth.synthesize`, so a repeated call co
 
 from __future__ import annotations
 
+import os
 import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from qloom.dataflow.stage import Stage
@@ -42,3 +45,32 @@ def synth_stage(
         params = stage_params(stage, Path(tmp))
         srcs = library_files(stage.rtl_module)  # the module and its submodules
         return synthesize(srcs, stage.rtl_module, params, device, workdir, timeout=timeout)
+
+
+def synth_stages(
+    jobs: Sequence[tuple[Stage, str]],
+    *,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    timeout: float = 1800.0,
+    quiet: bool = True,
+) -> list[SynthResult]:
+    """`synth_stage` for each (stage, device) of `jobs`, in parallel, results in job order.
+
+    ray_address None: threads on this machine (`workers`, default the core count; yowasp's
+    Yosys runs outside the GIL). "local": an embedded Ray instance; an address: Ray tasks on
+    that cluster, so that a large design's stages spread over every core of every node (each
+    node caches what it synthesized; the results come back here)."""
+    if not jobs:
+        return []
+    if ray_address is None:
+        n = max(1, min(len(jobs), workers or os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            futures = [pool.submit(synth_stage, s, d, timeout=timeout) for s, d in jobs]
+            return [f.result() for f in futures]
+    from qloom.raytasks import ray_session
+
+    with ray_session(None if ray_address == "local" else ray_address, quiet) as ray:
+        task = ray.remote(num_cpus=1, max_retries=2)(synth_stage)
+        refs = [task.remote(s, d, timeout=timeout) for s, d in jobs]
+        return ray.get(refs)

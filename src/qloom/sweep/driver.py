@@ -25,12 +25,12 @@ import json
 import os
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qloom.errors import QloomError
+from qloom.raytasks import ray_session
 from qloom.sweep.point import CRASH_ENV, run_point
 from qloom.sweep.spec import Point, SweepSpec, load_spec
 
@@ -72,45 +72,6 @@ def stored_point(points_dir: Path, spec: SweepSpec, p: Point) -> dict[str, Any] 
     if rec.get("config_hash") != spec.point_hash(p) or rec.get("status") != "ok":
         return None
     return rec
-
-
-@contextmanager
-def ray_session(address: str | None, quiet: bool):
-    """Ray connected for the block: joined at ADDRESS, embedded, or as already initialized."""
-    import logging
-
-    try:
-        import ray
-    except ImportError as e:
-        raise QloomError("qloom sweep needs Ray: pip install ray==2.60.0") from e
-
-    if ray.is_initialized():
-        yield ray
-        return
-    level = logging.ERROR if quiet else logging.WARNING
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=False, logging_level=level)
-        else:
-            ray.init(
-                address="local",
-                num_cpus=os.cpu_count() or 1,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=level,
-            )
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        hint = (
-            " (is it running? a cluster with token authentication also needs RAY_AUTH_MODE=token)"
-            if address
-            else ""
-        )
-        raise QloomError(f"cannot start or join {where}: {e}{hint}") from e
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 def run_sweep(
