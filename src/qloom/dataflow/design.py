@@ -209,7 +209,7 @@ class DataflowDesign:
         lines = [
             f"Dataflow design {self.name}: input {self.input_stream} {self.input_spec}, "
             f"{len(self.stages)} stages, {self.cycles_per_frame()} cycles/frame "
-            f"(bottleneck {self.bottleneck().name if self.stages else '-'}), latency <= "
+            f"(bottleneck {self.bottleneck().name if self.stages else '-'}), latency ~ "
             f"{self.latency_estimate()} cycles"
         ]
         lines += ["  " + s.describe() for s in self.stages]

@@ -221,7 +221,7 @@ class TruthTable(Stage):
         return 1
 
     def latency_cycles(self) -> int:
-        return 1  # the output register
+        return 2  # first input beat .. last output beat, both counted: one beat, one register
 
     def memory_bits(self) -> int:
         return 0  # the tables become logic (counted in LUTs), not memory
