@@ -109,7 +109,9 @@ def test_a_signal_marks_the_build_failed(tmp_path, sig, code):
     model = finn_onnx(tmp_path / "m.onnx")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "qloom.cli", "--quiet", "build", str(model), "--out", str(out)]
-    cmd += ["--sim-frames", "50", "--synth"]
+    # many frames: with every tool result cached the build must still be running when the
+    # signal comes 0.5 s after it started (50 frames finished first once under heavy load)
+    cmd += ["--sim-frames", "200000", "--synth"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     partial = out / "m.partial"
     deadline = time.monotonic() + 120
