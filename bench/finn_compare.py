@@ -427,8 +427,8 @@ def critical_path(report: str | Path | None) -> dict | None:
     return {
         "from": steps[0]["from"]["cell"],
         "to": steps[-1]["to"]["cell"],
-        "delay_ns": sum(st["delay"] for st in steps),
-        **{f"{k}_ns": v for k, v in delay.items()},
+        "delay_ns": round(sum(st["delay"] for st in steps), 3),
+        **{f"{k}_ns": round(v, 3) for k, v in delay.items()},
     }
 
 

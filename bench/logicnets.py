@@ -282,6 +282,8 @@ def run_net(name: str, args: argparse.Namespace, t_start: float) -> dict:
 
 def pnr_net(name, design, row, args, work, t_start) -> dict:
     """nextpnr-ecp5 of the design with its glue FIFOs on args.pnr_part (time-boxed)."""
+    from finn_compare import critical_path  # bench/ is on the path of a bench script
+
     from qloom.errors import QloomError
     from qloom.rtl.top import generate_top
     from qloom.synth import place_and_route
@@ -328,23 +330,6 @@ def pnr_net(name, design, row, args, work, t_start) -> dict:
         "harness": res.harness,
         "critical_path": critical_path(res.report),
         "seconds": round(time.monotonic() - t, 1),
-    }
-
-
-def critical_path(report) -> dict | None:
-    """First and last cell of nextpnr's slowest path and its logic / routing split."""
-    if not report or not Path(report).exists():
-        return None
-    paths = json.loads(Path(report).read_text()).get("critical_paths") or []
-    if not paths:
-        return None
-    steps = max(paths, key=lambda cp: sum(st["delay"] for st in cp["path"]))["path"]
-    delay = {k: sum(st["delay"] for st in steps if st["type"] == k) for k in ("logic", "routing")}
-    return {
-        "from": steps[0]["from"]["cell"],
-        "to": steps[-1]["to"]["cell"],
-        "delay_ns": round(sum(st["delay"] for st in steps), 3),
-        **{f"{k}_ns": round(v, 3) for k, v in delay.items()},
     }
 
 
