@@ -7,7 +7,8 @@ random batch, exported by Brevitas) on random 32x32x3 images.
 
 Prints a table and writes bench/results/executor_speed.json. qonnx runs node by node, one image
 per call (the models have a fixed batch of 1); qloom runs the whole test set in batches, its
-binary layers on bit-packed words with one worker thread per core (QLOOM_THREADS=1 for one).
+binary layers on bit-packed words (compiled xor-popcount loops; QLOOM_NATIVE=0 for numpy's) with
+one worker thread per core (QLOOM_THREADS=1 for one).
 The machine may be shared: the load average before and after is printed and kept.
 """
 
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qloom.data import load_dataset
+from qloom.execute import native
 from qloom.execute.kernels import threads
 from qloom.flow import compile_model, predictions, run_integer
 from qloom.frontend.domain import RAW_PIXELS
@@ -95,7 +97,8 @@ def main() -> None:
     machine = platform.processor() or platform.machine()
     before, after = (", ".join(f"{v:.2f}" for v in load[k]) for k in ("before", "after"))
     table = Table(
-        title=f"integer executor vs qonnx execute_onnx ({machine}, {threads()} threads)",
+        title=f"integer executor vs qonnx execute_onnx ({machine}, {threads()} threads, "
+        f"XNOR kernels: {'compiled' if native.lib() else 'numpy'})",
         caption=f"load average (1, 5, 15 min): {before} before, {after} after",
     )
     for col in (
@@ -122,6 +125,7 @@ def main() -> None:
         "machine": platform.platform(),
         "cpus": os.cpu_count(),
         "threads": threads(),
+        "xnor_kernels": "compiled" if native.lib() else "numpy",
         "load_average": load,
     }
     (out / "executor_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

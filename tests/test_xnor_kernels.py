@@ -1,7 +1,8 @@
 """The bit-packed XNOR-popcount kernels (and the integer kernels reworked with them) give exactly
 what straightforward int64 numpy gives: popcount(xnor(x, w)) = (x @ w + K) / 2 for +-1 x, w, on
 reduction lengths around word boundaries, batch 1 and larger, convs with stride, one thread or
-several, and the integer graph's ops whether they take the packed or the float path."""
+several, and the integer graph's ops whether they take the packed or the float path; each test
+runs on the compiled kernels (qloom.execute.native) and on the numpy ones."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qloom.datatype import DataType
-from qloom.execute import kernels
+from qloom.execute import kernels, native
 from qloom.execute.integer import INTEGER_OPS, multithreshold
 from qloom.ir import Node
 
@@ -38,6 +39,16 @@ def ref_conv(x: np.ndarray, w: np.ndarray, stride, pads=(0, 0, 0, 0), pad_value=
 
 def ref_xnor_conv(x: np.ndarray, w: np.ndarray, stride) -> np.ndarray:
     return (ref_conv(x, w, stride) + w.shape[0] * w.shape[1] * w.shape[2]) // 2
+
+
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def kernel_path(request, monkeypatch):
+    """Every test on both implementations of the packed kernels."""
+    if request.param == "numpy":
+        monkeypatch.setattr(kernels, "_native", lambda k: False)
+    else:
+        assert native.lib() is not None, "the compiled kernels did not build"
+    return request.param
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
@@ -91,11 +102,11 @@ def test_xnor_conv_in_chunks_on_threads(cin, small_steps):
     assert np.array_equal(kernels.xnor_conv2d_nhwc(x, w, (1, 1)), ref_xnor_conv(x, w, (1, 1)))
 
 
-def test_xnor_conv_reads_a_channel_major_input():
-    """A packed kernel's output is a transposed view; the next layer reads it as it is."""
+def test_xnor_conv_reads_a_channel_major_input(kernel_path):
+    """numpy's packed kernel returns a transposed view; the next layer reads it as it is."""
     x, w = bipolar((3, 10, 10, 64)), bipolar((3, 3, 64, 70), np.int64)
     h = kernels.xnor_conv2d_nhwc(x, w, (1, 1))
-    assert not h.flags.c_contiguous
+    assert h.flags.c_contiguous == (kernel_path == "native")
     y = np.where(h > 300, 1, -1).astype(np.int8)
     y = np.ascontiguousarray(y.reshape(-1, 70).T).T.reshape(y.shape)  # channel-major again
     w2 = bipolar((3, 3, 70, 8), np.int64)
@@ -229,3 +240,23 @@ def test_multithreshold_any_layout_and_threshold_range(bipolar_out):
     channel_major = np.ascontiguousarray(np.moveaxis(x, 3, 0)).transpose(1, 2, 3, 0)
     for v in (x, channel_major):
         assert np.array_equal(multithreshold(v, attrs), want)
+
+
+# -- building the compiled kernels -----------------------------------------------------------
+def test_without_a_working_compiler_the_numpy_kernels_serve(monkeypatch, tmp_path, capsys):
+    """A compiler that fails is reported once on stderr, and the executor stays exact."""
+    monkeypatch.setenv("QLOOM_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "false")
+    native.lib.cache_clear()
+    try:
+        assert native.lib() is None
+        assert "compiled XNOR kernels unavailable" in capsys.readouterr().err
+        x, w = bipolar((300, 100)), bipolar((100, 5), np.int64)
+        assert np.array_equal(kernels.xnor_matmul(x, w), ref_xnor_matmul(x, w))
+        monkeypatch.setenv("CC", "")
+        monkeypatch.setenv("QLOOM_NATIVE", "0")
+        native.lib.cache_clear()
+        assert native.lib() is None and capsys.readouterr().err == ""
+    finally:
+        native.lib.cache_clear()
+    assert not list(tmp_path.rglob("*.so"))  # nothing half-built left in the cache

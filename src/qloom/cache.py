@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+
+
+def default_cache_dir(kind: str) -> Path:
+    """``$QLOOM_CACHE/<kind>`` or ``~/.cache/qloom/<kind>``."""
+    env = os.environ.get("QLOOM_CACHE")
+    base = Path(env) if env else Path.home() / ".cache" / "qloom"
+    return base / kind
+
+
 _warned: set[str] = set()
 
 

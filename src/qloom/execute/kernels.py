@@ -19,6 +19,8 @@ from functools import cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from qloom.execute import native
+
 
 def exact_float(bound: int) -> type:
     """The float type whose BLAS products and sums are exact for integers up to `bound`."""
@@ -273,9 +275,23 @@ def is_bipolar(x: np.ndarray) -> bool:
     return np.count_nonzero(x) == x.size and (x.size == 0 or (x.min() >= -1 and x.max() <= 1))
 
 
+def _native(k: int) -> bool:
+    """The compiled kernels serve this reduction length (int16 results) on this machine."""
+    return k < 1 << 15 and native.lib() is not None
+
+
 def xnor_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """popcount(xnor(x, w)) = (x @ w + K) / 2 for +-1 x (M, K) and w (K, N), exact."""
     k, n = w.shape
+    if _native(k):
+        wt = np.ascontiguousarray(pack_bits(w.T > 0).T)
+        res = np.empty((len(x), n), np.int16)
+
+        def run_native(lo: int, hi: int) -> None:
+            native.xnor_gemm(pack_bits(x[lo:hi] > 0), wt, k, res[lo:hi])
+
+        in_chunks(run_native, len(x), step_rows(len(x), n))
+        return res
     wt = np.ascontiguousarray(pack_bits(w.T > 0).T)
     out = np.empty((n, len(x)), signed_type(k))
 
@@ -301,9 +317,24 @@ def xnor_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: tuple[int, int]) -> n
         wt = pack_bits(np.moveaxis(w, 3, 0) > 0).reshape(cout, -1).T
     else:
         wt = pack_bits(w.reshape(k, cout).T > 0).T
-    wt = np.ascontiguousarray(wt)
     n = len(x)
     oh, ow = (x.shape[1] - kh) // stride[0] + 1, (x.shape[2] - kw) // stride[1] + 1
+    if _native(k):
+        wt = np.ascontiguousarray(wt)
+        res = np.empty((n, oh, ow, cout), np.int16)
+
+        def run_native(lo: int, hi: int) -> None:
+            if per_pixel:  # the C loop reads each window from the packed pixels
+                native.xnor_conv(
+                    pack_bits(x[lo:hi] > 0), 0, hi - lo, wt, (kh, kw), stride, k, res[lo:hi]
+                )
+            else:
+                bits = windows_nhwc(x[lo:hi] > 0, (kh, kw), stride).reshape(-1, k)
+                native.xnor_gemm(pack_bits(bits), wt, k, res[lo:hi].reshape(-1, cout))
+
+        in_chunks(run_native, n, max(1, step_rows(n * oh * ow, cout) // (oh * ow)))
+        return res
+    wt = np.ascontiguousarray(wt)
     out = np.empty((cout, n * oh * ow), signed_type(k))
 
     def run(lo: int, hi: int) -> None:

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qloom import cache
 from qloom.cache import evict, verify, write_manifest
 from qloom.errors import QloomError
 
@@ -197,9 +198,7 @@ def _mangle(path: str) -> str:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("QLOOM_CACHE")
-    base = Path(env) if env else Path.home() / ".cache" / "qloom"
-    return base / "verilator"
+    return cache.default_cache_dir("verilator")
 
 
 _CONFIG_TEMPLATE = """\

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qloom.cache import default_cache_dir as default_cache_dir  # re-exported
 from qloom.cache import evict, verify, write_manifest
 from qloom.errors import QloomError
 
@@ -159,13 +160,6 @@ def _native_version(cmd: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------------------------------------
 # cache
 # ---------------------------------------------------------------------------------------------
-
-
-def default_cache_dir(kind: str) -> Path:
-    """``$QLOOM_CACHE/<kind>`` or ``~/.cache/qloom/<kind>``."""
-    env = os.environ.get("QLOOM_CACHE")
-    base = Path(env) if env else Path.home() / ".cache" / "qloom"
-    return base / kind
 
 
 class Hasher:
