@@ -45,7 +45,7 @@ def ref_xnor_conv(x: np.ndarray, w: np.ndarray, stride) -> np.ndarray:
 def kernel_path(request, monkeypatch):
     """Every test on both implementations of the packed kernels."""
     if request.param == "numpy":
-        monkeypatch.setattr(kernels, "_native", lambda k: False)
+        monkeypatch.setattr(kernels, "_native", lambda k=0: False)
     else:
         assert native.lib() is not None, "the compiled kernels did not build"
     return request.param
@@ -240,6 +240,23 @@ def test_multithreshold_any_layout_and_threshold_range(bipolar_out):
     channel_major = np.ascontiguousarray(np.moveaxis(x, 3, 0)).transpose(1, 2, 3, 0)
     for v in (x, channel_major):
         assert np.array_equal(multithreshold(v, attrs), want)
+
+
+@pytest.mark.parametrize("levels", [1, 3, 15, 63])
+@pytest.mark.parametrize("bipolar_out", [True, False])
+def test_multithreshold_on_row_major_int16(levels, bipolar_out, small_steps):
+    """The layout the compiled threshold kernel takes: values on, below and above each
+    threshold, thresholds at the ends of the int16 range."""
+    thresholds = np.sort(RNG.integers(-300, 300, (5, levels)), axis=1)
+    thresholds[0, 0], thresholds[1, -1] = -(1 << 15), (1 << 15) - 1
+    x = RNG.integers(-400, 400, (4, 3, 7, 5)).astype(np.int16)
+    x[0, 0, :, :] = thresholds[:, 0] + np.arange(-3, 4)[:, None]  # around the first level
+    x[1, 0, 0] = (1 << 15) - 1
+    out_dtype = DataType("BIPOLAR") if bipolar_out else DataType("INT8")
+    attrs = {"thresholds": thresholds, "out_dtype": out_dtype, "out_base": -5}
+    count = (x[..., None].astype(np.int64) >= thresholds).sum(-1)
+    want = 2 * count - 1 if bipolar_out else count - 5
+    assert np.array_equal(multithreshold(x, attrs), want)
 
 
 # -- building the compiled kernels -----------------------------------------------------------

@@ -25,6 +25,7 @@ from qloom.execute.kernels import (
     conv2d_nhwc,
     exact_matmul,
     is_bipolar,
+    native_threshold,
     pool2d_nhwc,
     xnor_conv2d_nhwc,
     xnor_matmul,
@@ -77,8 +78,12 @@ def multithreshold(x: np.ndarray, attrs) -> np.ndarray:
     negate = attrs.get("negate")
     if negate is not None and negate.any():
         x = np.where(negate, -x.astype(np.int64), x)
+    bipolar = attrs["out_dtype"].is_bipolar
+    fused = native_threshold(x, attrs["thresholds"], bipolar)
+    if fused is not None:
+        return fused if bipolar else attrs["out_base"] + fused.astype(np.int16)
     count = count_at_least(x, attrs["thresholds"])  # a new array: updated in place below
-    if attrs["out_dtype"].is_bipolar:
+    if bipolar:
         y = count.astype(np.int8 if attrs["thresholds"].shape[1] < 64 else np.int64, copy=False)
         np.multiply(y, 2, out=y)
         return np.subtract(y, 1, out=y)

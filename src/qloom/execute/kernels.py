@@ -275,7 +275,7 @@ def is_bipolar(x: np.ndarray) -> bool:
     return np.count_nonzero(x) == x.size and (x.size == 0 or (x.min() >= -1 and x.max() <= 1))
 
 
-def _native(k: int) -> bool:
+def _native(k: int = 0) -> bool:
     """The compiled kernels serve this reduction length (int16 results) on this machine."""
     return k < 1 << 15 and native.lib() is not None
 
@@ -348,6 +348,33 @@ def xnor_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: tuple[int, int]) -> n
 
     in_chunks(run, n, max(1, step_rows(n * oh * ow, cout) // (oh * ow)))
     return out.T.reshape(n, oh, ow, cout)
+
+
+def native_threshold(x: np.ndarray, thresholds: np.ndarray, bipolar: bool) -> np.ndarray | None:
+    """count(T[c, j] <= x) per channel as int8 (2 * count - 1 where bipolar) by the compiled
+    kernel, for row-major int16 x (the packed kernels' and convs' outputs) and integer
+    thresholds (C, K) in int16 range, K < 64; None where it does not apply."""
+    c, k = thresholds.shape
+    if not (
+        x.dtype == np.int16
+        and x.flags.c_contiguous
+        and x.shape[-1] == c
+        and 0 < k < 64
+        and np.issubdtype(thresholds.dtype, np.integer)
+        and -(1 << 15) <= thresholds.min()
+        and thresholds.max() < 1 << 15
+        and _native()
+    ):
+        return None
+    t = np.ascontiguousarray(thresholds.T, np.int16)
+    flat = x.reshape(-1, c)
+    out = np.empty(flat.shape, np.int8)
+
+    def run(lo: int, hi: int) -> None:
+        native.threshold_i16(flat[lo:hi], t, bipolar, out[lo:hi])
+
+    in_chunks(run, len(flat), step_rows(len(flat), c))
+    return out.reshape(x.shape)
 
 
 def onnx_pads(attrs, kernel: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -81,7 +81,8 @@ def lib() -> ctypes.CDLL | None:
     so.xnor_gemm.argtypes = [_PTR, _PTR, _I64, _I64, _I64, _I64, _PTR]
     so.xnor_conv.argtypes = [_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _I64, _I64, _I64]
     so.xnor_conv.argtypes += [_I64, _I64, _I64, _PTR]
-    so.xnor_gemm.restype = so.xnor_conv.restype = None
+    so.threshold_i16.argtypes = [_PTR, _I64, _I64, _PTR, _I64, _I64, _PTR]
+    so.xnor_gemm.restype = so.xnor_conv.restype = so.threshold_i16.restype = None
     return so
 
 
@@ -104,3 +105,10 @@ def xnor_conv(
     (kh, kw), (sh, sw) = kernel, stride
     args = (_ptr(x), lo, hi, h, w, wpp, _ptr(wt), wt.shape[1], kh, kw, sh, sw, k, _ptr(out))
     lib().xnor_conv(*args)
+
+
+def threshold_i16(x: np.ndarray, t: np.ndarray, bipolar: bool, out: np.ndarray) -> None:
+    """out (rows, c) int8 = count of t[j, c] <= x (2 * count - 1 where bipolar): x (rows, c)
+    int16, t (k, c) int16 level-major."""
+    rows, c = x.shape
+    lib().threshold_i16(_ptr(x), rows, c, _ptr(t), len(t), int(bipolar), _ptr(out))

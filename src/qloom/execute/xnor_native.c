@@ -53,3 +53,25 @@ void xnor_conv(const uint64_t *x, int64_t n0, int64_t n1, int64_t h, int64_t wd,
         }
     }
 }
+
+/* out (rows, c) = number of thresholds t[j][c] <= x for j < k, or 2 * that - 1 (bipolar):
+ * a MultiThreshold on the int16 popcounts and accumulators in one pass (numpy makes one pass
+ * per level and two more for the bipolar map). t is level-major (k, c), sorted per channel. */
+void threshold_i16(const int16_t *x, int64_t rows, int64_t c, const int16_t *t, int64_t k,
+                   int64_t bipolar, int8_t *out)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const int16_t *xr = x + r * c;
+        int8_t *o = out + r * c;
+        for (int64_t ch = 0; ch < c; ch++)
+            o[ch] = 0;
+        for (int64_t j = 0; j < k; j++) {
+            const int16_t *tj = t + j * c;
+            for (int64_t ch = 0; ch < c; ch++)
+                o[ch] += (int8_t)(xr[ch] >= tj[ch]);
+        }
+        if (bipolar)
+            for (int64_t ch = 0; ch < c; ch++)
+                o[ch] = (int8_t)(2 * o[ch] - 1);
+    }
+}
