@@ -1,15 +1,18 @@
 """Quantization-aware pruning vs pruning after training: accuracy, BOPs and Yosys LUTs.
 
-    .venv/bin/python bench/qap.py [--epochs 5] [--limit 20000] [--sparsities 0.5,0.75,0.9]
-        [--finetune 1] [--scope layer] [--synth 4,2:10] [--synth-methods all]
+    .venv/bin/python bench/qap.py [--model tfc-w2a2] [--dataset fashion-mnist] [--epochs 5]
+        [--limit 20000] [--sparsities 0.5,0.75,0.9] [--finetune 1] [--scope layer]
+        [--synth 4,2:10] [--synth-methods all]
         [--synth-timeout 3600] [--slice-fallback 8] [--retrain] [--threads 1] [--quiet]
 
-Trains tfc-w2a2 on Fashion-MNIST (`qloom train`'s trainer, `--limit` seeded training images,
+Trains tfc-w2a2 on Fashion-MNIST, or `--model` on `--dataset` (e.g. jet-mlp-w2a2, the hls4ml
+jet-tagging MLP of Hawks et al.'s study, on the digits bundled with scikit-learn: every layer
+small enough for Yosys whole) (`qloom train`'s trainer, `--limit` seeded training images,
 `--epochs` epochs) dense and, per sparsity, (a) with quantization-aware pruning (QAP, the
 default gradual schedule: dense first epoch, cubic ramp, last epoch with the final masks) and
 (b) pruned after training: the dense model's weights pruned once by magnitude, evaluated as is
 and after `--finetune` more epochs (at a tenth of the learning rate) from the dense checkpoint.
-Per model: top-1 accuracy of qloom's integer model on all 10,000 test images, the fraction of
+Per model: top-1 accuracy of qloom's integer model on all test images, the fraction of
 exactly zero weights in the exported Quant nodes, BOPs (MACs x weight bits x input bits x
 density, summed over the layers), and Yosys `synth_xilinx` LUTs (xc7z020, out of context,
 cached by content) of fully parallel MVAUs (PE = MH, SIMD = MW: the weights are constants in
@@ -34,7 +37,8 @@ design: the sum of the four fully parallel MVAUs, whose Thresholding is fused in
 stages, and what runs on the host (the input quantization of the pixels, the float scale of
 the 10 outputs).
 
-Prints a table, writes bench/results/qap.json (models and checkpoints under build/bench-qap/).
+Prints a table, writes bench/results/qap[-MODEL-DATASET].json (models and checkpoints under
+build/bench-qap[-MODEL-DATASET]/).
 Not a test: no thresholds.
 """
 
@@ -208,6 +212,8 @@ def _fmt_lut(e: dict | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=MODEL, help="zoo FC model (e.g. jet-mlp-w2a2)")
+    ap.add_argument("--dataset", default=DATASET, help="image data set (e.g. digits, bundled)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--limit", type=int, default=20_000, help="training images (seeded subset)")
     ap.add_argument("--sparsities", default="0.5,0.75,0.9")
@@ -227,16 +233,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--retrain", action="store_true", help="train even where a model is stored")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out-dir", default=str(ROOT / "build" / "bench-qap"))
+    ap.add_argument("--out-dir", default=None, help="default build/bench-qap[-MODEL-DATASET]")
     ap.add_argument("--quiet", action="store_true", help="only the table")
     args = ap.parse_args(argv)
 
+    from qloom.data import load_dataset
     from qloom.train.prune import PruneConfig, parse_schedule
     from qloom.train.trainer import DEFAULT_BATCH_SIZE, DEFAULT_LR, train
 
     t0 = time.monotonic()
     load0 = os.getloadavg()
-    out_dir = Path(args.out_dir)
+    default = (args.model, args.dataset) == (MODEL, DATASET)
+    args.tag = "" if default else f"-{args.model}-{args.dataset}"
+    out_dir = Path(args.out_dir or ROOT / "build" / f"bench-qap{args.tag}")
+    n_train = args.n_train = min(args.limit, len(load_dataset(args.dataset, "train")[1]))
+    args.test_images = len(load_dataset(args.dataset, "test")[1])
     out_dir.mkdir(parents=True, exist_ok=True)
     sparsities = [float(s) for s in args.sparsities.split(",") if s.strip()]
     targets = _synth_targets(args.synth)
@@ -251,10 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(epochs=args.epochs, seed=args.seed, quiet=True, limit=args.limit,
                   threads=args.threads)  # fmt: skip
     # what a stored record must hold to be re-used (train()'s defaults for the rest)
-    expect = {"model": MODEL, "dataset": DATASET, "epochs": args.epochs, "seed": args.seed,
-              "train_images": args.limit, "batch_size": DEFAULT_BATCH_SIZE, "lr": DEFAULT_LR,
-              "weight_decay": 0.0, "dropout": None, "threads": args.threads}  # fmt: skip
-    steps_per_epoch = math.ceil(args.limit / DEFAULT_BATCH_SIZE)
+    expect = {"model": args.model, "dataset": args.dataset, "epochs": args.epochs,
+              "seed": args.seed, "train_images": n_train, "batch_size": DEFAULT_BATCH_SIZE,
+              "lr": DEFAULT_LR, "weight_decay": 0.0, "dropout": None,
+              "threads": args.threads}  # fmt: skip
+    steps_per_epoch = math.ceil(n_train / DEFAULT_BATCH_SIZE)
 
     def prune_record(cfg: PruneConfig) -> dict:
         sched = parse_schedule(cfg.schedule, cfg.sparsity, args.epochs, steps_per_epoch)
@@ -292,7 +304,14 @@ def main(argv: list[str] | None = None) -> int:
         reused = rec is not None
         if rec is None:
             _say(args.quiet, t0, f"{i}/{len(runs)} training {name}...")
-            rec = train(MODEL, DATASET, out=onnx, checkpoint=out_dir / f"{name}.pt", **common, **kw)
+            rec = train(
+                args.model,
+                args.dataset,
+                out=onnx,
+                checkpoint=out_dir / f"{name}.pt",
+                **common,
+                **kw,
+            )
             retrained = retrained or name == "dense"
         train_s = time.monotonic() - t_run
         zeros = None
@@ -381,18 +400,18 @@ def _report(args, rows: list[dict], targets: list[Target], t0: float, load0) -> 
     total = time.monotonic() - t0
     load1 = os.getloadavg()
     print(
-        f"\n{MODEL} on {DATASET}: {args.limit} training images, {args.epochs} epochs, "
+        f"\n{args.model} on {args.dataset}: {args.n_train} training images, {args.epochs} epochs, "
         f"scope {args.scope}, QAP schedule {args.schedule}; accuracy of qloom's integer model "
-        f"on the 10,000 test images; LUTs: Yosys synth_xilinx {PART}, fully parallel MVAUs "
-        f"(thresholds fused; N slices: the sum of N disjoint neuron slices synthesized one by "
-        f"one, an upper bound of the whole layer); {total / 60:.1f} min; load average "
-        f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end"
+        f"on the {args.test_images:,} test images; LUTs: Yosys synth_xilinx {PART}, fully "
+        f"parallel MVAUs (thresholds fused; N slices: the sum of N disjoint neuron slices "
+        f"synthesized one by one, an upper bound of the whole layer); {total / 60:.1f} min; "
+        f"load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "qap.json"
+    path = RESULTS / f"qap{args.tag}.json"
     result = {
-        "model": MODEL,
-        "dataset": DATASET,
+        "model": args.model,
+        "dataset": args.dataset,
         "options": vars(args),
         "rows": rows,
         "seconds": round(total, 1),

@@ -192,3 +192,15 @@ def test_shared_mnist_test_set() -> None:
     assert y.shape == (10000,) and y.dtype == np.int64
     assert y[:8].tolist() == [7, 2, 1, 0, 4, 1, 4, 9]
     assert np.bincount(y).tolist()[:2] == [980, 1135]
+
+
+def test_digits_from_the_scikit_learn_wheel() -> None:
+    """The bundled 8x8 digits as images: 0..16 scaled to 0..255, a fixed disjoint split."""
+    x_tr, y_tr = load_dataset("digits", "train")
+    x_te, y_te = load_dataset("digits-test")
+    assert x_tr.shape == (1347, 1, 8, 8) and x_te.shape == (450, 1, 8, 8)
+    assert x_tr.dtype == np.uint8 and x_tr.max() == 255 and x_tr.min() == 0
+    assert set(np.unique(y_te)) == set(range(10)) and loaders_mod.dataset_info("digits").size == 8
+    train_rows = {r.tobytes() for r in x_tr.reshape(len(x_tr), -1)}
+    assert sum(r.tobytes() in train_rows for r in x_te.reshape(len(x_te), -1)) < 10  # duplicates
+    assert np.array_equal(load_dataset("digits-test")[0], x_te)  # the same split every time

@@ -89,7 +89,19 @@ DATASETS: dict[str, DatasetInfo] = {
         "extract cifar-10-python.tar.gz so that $QLOOM_DATA/cifar10/cifar-10-batches-py "
         "(data_batch_1..5, test_batch) exists, or pass --data-dir",
     ),
+    "digits": DatasetInfo(
+        "digits",
+        1,
+        8,
+        10,
+        tuple(str(i) for i in range(10)),
+        "bundled in the scikit-learn wheel (pip install scikit-learn)",
+    ),
 }
+
+# digits: scikit-learn's 1,797 8x8 images of 0..16 as uint8 pixels (v * 255 / 16, rounded),
+# split once by a seeded permutation into 1,347 training and 450 test images (25 %).
+DIGITS_TEST = 450
 
 _ALIASES = {
     "fashion_mnist": "fashion-mnist",
@@ -260,6 +272,19 @@ def _load_cifar(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
+def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as images: a small real image set that needs no file."""
+    try:
+        import sklearn.datasets
+    except ImportError as e:
+        raise DatasetNotFoundError(f"dataset 'digits': {DATASETS['digits'].how_to_get}") from e
+    d = sklearn.datasets.load_digits()
+    images = np.rint(d.images * (255 / 16)).astype(np.uint8)[:, None]
+    order = np.random.default_rng(0).permutation(len(images))
+    idx = np.sort(order[DIGITS_TEST:] if split == "train" else order[:DIGITS_TEST])
+    return images[idx], d.target[idx].astype(np.int64)
+
+
 def load_dataset(
     name: str, split: str = "test", data_dir: str | Path | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +296,8 @@ def load_dataset(
     split = name_split
     if split not in SPLITS:
         raise DatasetNotFoundError(f"unknown split {split!r} for {key}; use one of {SPLITS}")
+    if key == "digits":
+        return _load_digits(split)
     tried: list[str] = []
     dirs = candidate_dirs(key, data_dir)
     if data_dir is not None:  # the user named the place: look nowhere else
