@@ -3,7 +3,7 @@ on ZC706 and FINN's BNN-PYNQ overlays on PYNQ-Z1/Z2.
 
     .venv/bin/python bench/finn_compare.py [--nets sfc,lfc,cnv] [--frames 4]
         [--synth-limit 900] [--stage-timeout 600] [--no-synth] [--ecp5]
-        [--points max,pynq,ecp5]
+        [--points max,pynq,ecp5] [--latency-slack 0.1]
 
 For every FINN design point with a published FPS (FINN_POINTS below, each number with its
 source; a point carries its part and clock), the zoo network (random weights, BN statistics
@@ -12,7 +12,10 @@ to QONNX, compiled, folded with `fold_design` to the same FPS at the point's clo
 part (xc7z045 at 200 MHz for FPGA 2017, xc7z020 at 100 MHz for BNN-PYNQ), simulated in
 Verilator on a few random frames (measured cycles/frame vs the formula, outputs bit-exact vs
 the integer model) and synthesized per stage with Yosys for that part (`synth_stage`, cached
-by content). A BNN-PYNQ point also gets a "-finnfold" row: FINN's own PE/SIMD per layer.
+by content). A BNN-PYNQ point also gets a "-finnfold" row: FINN's own PE/SIMD per layer;
+--latency-slack adds a "-lat" row per point: the solver's shortest-latency folding within
+that fraction more estimated cost (the cheapest folding makes each layer wait for its whole
+input; see `qloom build --latency-slack`).
 Points run cheapest first (by estimated LUTs); a design whose synthesis exceeds --synth-limit
 seconds gets its remaining stages skipped (reported as partial). --ecp5 adds nextpnr
 place and route on LFE5U-85F (Fmax) for designs estimated under --ecp5-max-lut LUTs.
@@ -189,9 +192,11 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def prepare(pt: dict) -> list[dict]:
+def prepare(pt: dict, latency_slack: float = 0.0) -> list[dict]:
     """Compile and fold one point (cheap): the row of the solver's cheapest folding at FINN's
-    FPS and, where FINN's own PE/SIMD are known, a row with those ("<point>-finnfold")."""
+    FPS and, where FINN's own PE/SIMD are known, a row with those ("<point>-finnfold"); with
+    `latency_slack`, a row folded for the shortest latency within that fraction more cost
+    ("<point>-lat")."""
     from qloom.errors import FoldingError
     from qloom.flow import compile_model
     from qloom.fold import fold_design, fold_max_fps_design
@@ -217,6 +222,13 @@ def prepare(pt: dict) -> list[dict]:
         row["fold"] = "fold_max_fps (target unreachable)"
     row["fold_s"] = time.monotonic() - t0
     rows = [attach(row, fr, compiled)]
+    if latency_slack and row["fold"] == "fold_for_target":
+        fast = fold_design(compiled.integer, pt["fps"], clock, part, max_utilization=1.0,
+                           latency_slack=latency_slack)  # fmt: skip
+        new = {k: v for k, v in row.items() if not k.startswith("_")}
+        new["point"] = f"{row['point']}-lat"
+        new["fold"] = f"fold_for_target, latency within {latency_slack:.0%} more cost"
+        rows.append(attach(new, fast, compiled))
     if pt.get("finn_folding"):
         rows.append(finn_folded(row, fr, compiled, pt["finn_folding"]))
     return rows
@@ -523,6 +535,12 @@ def main() -> None:
     ap.add_argument("--synth-limit", type=float, default=900.0, help="seconds per design")
     ap.add_argument("--stage-timeout", type=float, default=600.0, help="Yosys seconds per stage")
     ap.add_argument("--ecp5", action="store_true", help="nextpnr on LFE5U-85F (small designs)")
+    ap.add_argument(
+        "--latency-slack",
+        type=float,
+        default=0.0,
+        help="add a row per point folded for latency within this fraction more cost",
+    )
     ap.add_argument("--ecp5-max-lut", type=float, default=20000)
     ap.add_argument(
         "--points",
@@ -546,7 +564,7 @@ def main() -> None:
                          "finn_source": pt["source"]})  # fmt: skip
             continue
         log(f"{pt['net']}-{pt['point']}: compile + fold for {pt['fps']:,.0f} FPS")
-        for row in prepare(pt):
+        for row in prepare(pt, args.latency_slack):
             log(f"  {row['point']}: {row['cycles_per_frame_formula']} cycles/frame, estimate "
                 f"{row['estimate']['total']}, fold {row['fold_s']:.1f} s")  # fmt: skip
             rows.append(row)

@@ -68,6 +68,8 @@ def test_name_is_one_plain_component(model, tmp_path, capsys, name):
         ("--max-utilization", "5", "(0, 1]"),
         ("--max-utilization", "nan", "(0, 1]"),
         ("--sim-frames", "-1", "--sim-frames"),
+        ("--latency-slack", "-0.1", "--latency-slack must be a fraction >= 0"),
+        ("--latency-slack", "nan", "--latency-slack must be a fraction >= 0"),
     ],
 )
 def test_bad_options_are_refused(model, tmp_path, capsys, option, value, needle):

@@ -53,7 +53,7 @@ def test_config_round_trips():
     opts = BuildOptions(
         model=Path("m.onnx"), out_dir=Path("builds"), name="net", part="xczu7ev",
         clock_mhz=250.0, target_fps=1e6, max_utilization=0.5, sim_frames=7, synth=True,
-        folding=Path("f.json"), input_spec=RAW_PIXELS,
+        folding=Path("f.json"), input_spec=RAW_PIXELS, latency_slack=0.1,
     )  # fmt: skip
     cfg = config_json(opts)
     assert cfg["output_dir"] == "builds/net" and cfg["synth_clk_period_ns"] == 4.0

@@ -255,3 +255,30 @@ def test_cnn_folding_every_stage_kind(builder):
     with pytest.raises(FoldingError, match="not reachable") as e:
         fold_design(graph, CLOCK * 1e6 / fastest * 2, CLOCK, max_utilization=1.0)
     assert "best achievable" in str(e.value)
+
+
+def test_latency_slack_shortens_latency_within_its_cost(tfc):
+    """The latency search keeps the budget and spends at most the slack: TFC_2W2A at 1 M FPS
+    on 100 MHz (100 cycles/frame)."""
+    from qloom.fold.solver import _Problem
+
+    prob = _Problem(tfc, "xc7z020")
+    budget, slack = 100, 0.25
+    cheapest = prob.solve(budget, 1.0)
+    fast = prob.shorten_latency(cheapest, budget, slack, 1.0)
+
+    def cost(chosen):
+        return sum(c.resources.cost(prob.device, 1.0) for c in chosen.values())
+
+    def latency(chosen):
+        return prob.build(chosen, budget, CLOCK).design.latency_estimate()
+
+    assert cost(fast) <= (1 + slack) * cost(cheapest)
+    assert all(c.cycles <= budget for c in fast.values())
+    assert latency(fast) < 0.8 * latency(cheapest)
+    fast_fold = fold_design(tfc, 1e6, CLOCK, "xc7z020", latency_slack=slack)
+    cheap_fold = fold_design(tfc, 1e6, CLOCK, "xc7z020")
+    assert fast_fold.design.latency_estimate() < cheap_fold.design.latency_estimate()
+    assert fast_fold.design.cycles_per_frame() <= budget
+    with pytest.raises(FoldingError, match="latency slack must be a fraction >= 0"):
+        fold_design(tfc, 1e6, CLOCK, "xc7z020", latency_slack=-1)

@@ -74,6 +74,7 @@ class BuildOptions:
     target_fps: float | None = None
     max_fps: bool = False
     max_utilization: float = 0.8
+    latency_slack: float = 0.0  # fraction of extra estimated cost accepted for less latency
     folding: Path | str | None = None
     data: str = "random"  # FILE.npy / FILE.npz, a dataset name, or "random"
     input_spec: InputSpec | None = None  # the input domain, when the model does not give it
@@ -144,7 +145,8 @@ def check_options(opts: BuildOptions) -> None:
             raise QloomError(f"{name} must be {want}, got {value!r} ({type(value).__name__})")
 
     for name, value in (("--clock-mhz", opts.clock_mhz), ("--target-fps", opts.target_fps),
-                        ("--max-utilization", opts.max_utilization)):  # fmt: skip
+                        ("--max-utilization", opts.max_utilization),
+                        ("--latency-slack", opts.latency_slack)):  # fmt: skip
         if value is not None:
             number(name, value)
     number("--sim-frames", opts.sim_frames, (int,))
@@ -169,6 +171,11 @@ def check_options(opts: BuildOptions) -> None:
         raise QloomError(
             f"--max-utilization must be in (0, 1] (a fraction of the part), got "
             f"{opts.max_utilization}"
+        )
+    if not (math.isfinite(opts.latency_slack) and opts.latency_slack >= 0):
+        raise QloomError(
+            f"--latency-slack must be a fraction >= 0 (0.1: up to 10 % more estimated cost for "
+            f"a shorter latency), got {opts.latency_slack}"
         )
     if opts.folding and (opts.target_fps or opts.max_fps):
         what = "--target-fps" if opts.target_fps else "--max-fps"
@@ -301,9 +308,10 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
             f"(<= {opts.max_utilization:.0%} utilization)"
         )
         return fold_max_fps(integer, opts.clock_mhz, device, opts.max_utilization), "max FPS"
-    say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz on {device.name}")
+    slack = f", latency within {opts.latency_slack:.0%} more cost" if opts.latency_slack else ""
+    say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz on {device.name}{slack}")
     folding = fold_for_target(
-        integer, opts.target_fps, opts.clock_mhz, device, opts.max_utilization
+        integer, opts.target_fps, opts.clock_mhz, device, opts.max_utilization, opts.latency_slack
     )
     return folding, f"target {opts.target_fps:g} FPS"
 
@@ -317,7 +325,8 @@ def _folding_across(opts: BuildOptions, integer, devices, say) -> tuple[dict, st
 
     if opts.target_fps:
         say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz (across devices)")
-        res = fold_design(integer, opts.target_fps, opts.clock_mhz, devices[0], math.inf, (1.0,))
+        res = fold_design(integer, opts.target_fps, opts.clock_mhz, devices[0], math.inf, (1.0,),
+                          opts.latency_slack)  # fmt: skip
         return res.folding, f"target {opts.target_fps:g} FPS", res.budget_cycles
     if opts.folding:
         tr = load_folding(opts.folding, integer)

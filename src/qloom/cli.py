@@ -201,6 +201,7 @@ def _build(args: argparse.Namespace) -> int:
         target_fps=args.target_fps,
         max_fps=args.max_fps,
         max_utilization=args.max_utilization,
+        latency_slack=args.latency_slack,
         folding=Path(args.folding) if args.folding else None,
         data=args.data,
         input_spec=input_spec(args),
@@ -423,6 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target-fps", type=float, default=None)
     s.add_argument("--max-fps", action="store_true", help="fastest design that fits the part")
     s.add_argument("--max-utilization", type=float, default=0.8)
+    s.add_argument(
+        "--latency-slack",
+        type=float,
+        default=0.0,
+        help="with --target-fps: fold for the shortest latency within this fraction more "
+        "estimated cost (0.1 = 10 %%; default 0: the cheapest folding)",
+    )
     s.add_argument(
         "--folding",
         default=None,

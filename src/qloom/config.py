@@ -40,6 +40,7 @@ QLOOM_KEYS: dict[str, type | tuple[type, ...]] = {
     "clock_mhz": (int, float),
     "max_fps": bool,
     "max_utilization": (int, float),
+    "latency_slack": (int, float),
     "data": str,
     "sim_frames": int,
     "synth": bool,
@@ -163,8 +164,8 @@ def config_json(opts: BuildOptions) -> dict:
     if opts.folding is not None:
         cfg["folding_config_file"] = str(opts.folding)
     defaults = BuildOptions(model=opts.model)
-    for key in ("max_fps", "max_utilization", "data", "sim_frames", "synth", "pnr_part",
-                "pnr_seeds", "ray_address", "devices", "links", "baud"):  # fmt: skip
+    for key in ("max_fps", "max_utilization", "latency_slack", "data", "sim_frames", "synth",
+                "pnr_part", "pnr_seeds", "ray_address", "devices", "links", "baud"):  # fmt: skip
         if getattr(opts, key) != getattr(defaults, key):
             cfg[key] = getattr(opts, key)
     if opts.board is not None:

@@ -224,17 +224,71 @@ class _Problem:
             chosen[s.name] = c
         return chosen
 
+    def shorten_latency(
+        self, chosen: dict[str, Candidate], budget: int, slack: float, bram_price: float
+    ) -> dict[str, Candidate]:
+        """Local search on the design's latency estimate (then cost), the summed cost within
+        (1 + slack) of the cheapest folding's: moves change one stage's folding, or the shapes
+        (minimal PE x SIMD within the budget) of two neighbours at once, since a layer that
+        streams its outputs over many folds makes the next one wait for its whole input and
+        only a pair of changes turns that into an overlap; repeated until no move helps."""
+
+        def cost(c: Candidate) -> float:
+            return c.resources.cost(self.device, bram_price)
+
+        def latency(ch: dict[str, Candidate]) -> int:
+            return self.base.refold({n: dict(c.folding) for n, c in ch.items()}).latency_estimate()
+
+        def shapes(s: Stage) -> list[Candidate]:
+            by_par = {c.parallelism: c for c in self.cands[s.name]}
+            ok = [c for c in self.cands[s.name] if c.cycles <= budget]
+            ok = [c for c in ok if _minimal(c, s, by_par, budget)]
+            cheapest: dict[tuple, Candidate] = {}
+            for c in sorted(ok, key=cost):
+                cheapest.setdefault(c.parallelism, c)
+            return list(cheapest.values())
+
+        limit = (1 + slack) * sum(cost(c) for c in chosen.values())
+        moves = [[(s, c)] for s in self.stages for c in self.cands[s.name] if c.cycles <= budget]
+        for a, b in zip(self.stages, self.stages[1:], strict=False):
+            moves += [[(a, ca), (b, cb)] for ca in shapes(a) for cb in shapes(b)]
+        best = (latency(chosen), sum(cost(c) for c in chosen.values()))
+        while True:  # steepest descent: the move that shortens the latency most, then cheapest
+            step = None
+            for move in moves:
+                trial = {**chosen, **{s.name: c for s, c in move}}
+                total = sum(cost(c) for c in trial.values())
+                if trial == chosen or total > limit:
+                    continue
+                if (key := (latency(trial), total)) < best:
+                    best, step = key, trial
+            if step is None:
+                return chosen
+            chosen = step
+
     def fold(
-        self, budget: int, clock_mhz: float, cap: Utilization, prices=BRAM_PRICES
+        self,
+        budget: int,
+        clock_mhz: float,
+        cap: Utilization,
+        prices=BRAM_PRICES,
+        latency_slack: float = 0.0,
     ) -> FoldResult | None:
         """The design for `budget` at the lowest BRAM price whose estimate fits `cap` (else the
         one at the last price, which the caller reports as too large); None: a stage cannot
-        meet the budget at all."""
+        meet the budget at all. With `latency_slack`, the latency is shortened at up to that
+        fraction more cost (`shorten_latency`) where the result still fits."""
         result = None
         for price in prices:
             chosen = self.solve(budget, price)
             if chosen is None:
                 return None
+            if latency_slack > 0:
+                fast = self.build(
+                    self.shorten_latency(chosen, budget, latency_slack, price), budget, clock_mhz
+                )
+                if self.fits(fast.estimate["total"], cap):
+                    return fast
             result = self.build(chosen, budget, clock_mhz)
             if self.fits(result.estimate["total"], cap):
                 break
@@ -309,15 +363,23 @@ def fold_design(
     device: Device | str = "xc7z020",
     max_utilization: Utilization = 0.8,
     bram_prices: tuple[float, ...] = BRAM_PRICES,
+    latency_slack: float = 0.0,
 ) -> FoldResult:
     """fold_for_target, returning the folded design and its estimates as well. bram_prices:
     the block-RAM prices to try (see BRAM_PRICES); (1.0,) prices BRAM by its share of the
-    part, as a design split over several parts needs."""
+    part, as a design split over several parts needs. latency_slack: the fraction of extra
+    estimated cost accepted for a shorter latency (0: the cheapest folding)."""
     if not target_fps > 0:
         raise FoldingError(f"target FPS must be positive, got {target_fps!r}")
     prob = _Problem(graph_or_design, device)
     budget = _budget(target_fps, clock_mhz)
-    result = prob.fold(budget, clock_mhz, max_utilization, bram_prices) if budget >= 1 else None
+    if not latency_slack >= 0:
+        raise FoldingError(f"latency slack must be a fraction >= 0, got {latency_slack!r}")
+    result = (
+        prob.fold(budget, clock_mhz, max_utilization, bram_prices, latency_slack)
+        if budget >= 1
+        else None
+    )
     if result is None:
         mins = prob.min_cycles()
         name = max(mins, key=mins.get) if mins else "-"
@@ -348,11 +410,15 @@ def fold_for_target(
     clock_mhz: float = 100.0,
     device: Device | str = "xc7z020",
     max_utilization: Utilization = 0.8,
+    latency_slack: float = 0.0,
 ) -> dict:
     """Folding (FINN folding.json form) meeting `target_fps` at `clock_mhz` with the fewest
-    estimated resources; raises FoldingError when the target is unreachable or the design
-    does not fit `device` within `max_utilization`."""
-    return fold_design(graph_or_design, target_fps, clock_mhz, device, max_utilization).folding
+    estimated resources (or, with `latency_slack`, the shortest latency within that fraction
+    more); raises FoldingError when the target is unreachable or the design does not fit
+    `device` within `max_utilization`."""
+    return fold_design(
+        graph_or_design, target_fps, clock_mhz, device, max_utilization, latency_slack=latency_slack
+    ).folding
 
 
 def fold_max_fps_design(
