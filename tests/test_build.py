@@ -130,10 +130,14 @@ def test_folding_file_is_used_as_given(tmp_path):
         str(path),
         "--sim-frames",
         "20",
+        "--sim-shards",
+        "3",
     ]
     assert main(argv) == 0
     built = json.loads((tmp_path / "f" / "folding.json").read_text())
     assert built["MatMul_16"]["PE"] == 4 and built["MatMul_16"]["SIMD"] == 16
+    sim = json.loads((tmp_path / "f" / "sim" / "result.json").read_text())  # 3 shards, merged
+    assert sim["frames"] == 20 and sim["mismatches"] == 0 and sim["verdict"] == "yes"
 
 
 def test_report_counts_glue_fifos_and_part_share(ecp5_build):

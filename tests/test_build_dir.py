@@ -70,6 +70,7 @@ def test_name_is_one_plain_component(model, tmp_path, capsys, name):
         ("--sim-frames", "-1", "--sim-frames"),
         ("--latency-slack", "-0.1", "--latency-slack must be a fraction >= 0"),
         ("--latency-slack", "nan", "--latency-slack must be a fraction >= 0"),
+        ("--sim-shards", "0", "--sim-shards must be in 1..4096"),
     ],
 )
 def test_bad_options_are_refused(model, tmp_path, capsys, option, value, needle):

@@ -79,6 +79,7 @@ class BuildOptions:
     data: str = "random"  # FILE.npy / FILE.npz, a dataset name, or "random"
     input_spec: InputSpec | None = None  # the input domain, when the model does not give it
     sim_frames: int = 100
+    sim_shards: int = 1  # frame shards simulated in parallel (threads, or Ray tasks)
     synth: bool = False
     pnr_part: str | None = None  # an ECP5/iCE40 part for place and route (default: none)
     # nextpnr seeds to try (1..N) until the clock target is met; the fastest result is kept
@@ -150,6 +151,10 @@ def check_options(opts: BuildOptions) -> None:
         if value is not None:
             number(name, value)
     number("--sim-frames", opts.sim_frames, (int,))
+    number("--sim-shards", opts.sim_shards, (int,))
+    if not 1 <= opts.sim_shards <= 4096:
+        raise QloomError(f"--sim-shards must be in 1..4096 (parallel simulations), got "
+                         f"{opts.sim_shards}")  # fmt: skip
     number("--pnr-seeds", opts.pnr_seeds, (int,))
     if not 1 <= opts.pnr_seeds <= 32:
         raise QloomError(f"--pnr-seeds must be in 1..32 (nextpnr runs), got {opts.pnr_seeds}")
@@ -493,10 +498,16 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                                                        *deploy.glob("bd_*.tcl")]
                 )  # fmt: skip
             if images is not None:
-                from qloom.sim.design import simulate
+                from qloom.sim.shard import simulate_sharded
 
-                say(f"simulating {source} in Verilator")
-                res = simulate(design, images, rtl=rtl, quiet=opts.quiet)
+                shards = opts.sim_shards
+                where = "" if shards == 1 else f" ({shards} frame shards"
+                where += "" if shards == 1 else " as Ray tasks)" if opts.ray_address else ")"
+                say(f"simulating {source} in Verilator{where}")
+                ray = opts.ray_address if shards > 1 else None
+                res = simulate_sharded(
+                    design, images, shards, rtl=rtl, quiet=opts.quiet, ray_address=ray
+                )
                 reference = run_integer(compiled.integer, images)
                 mismatches = (
                     _compare(res.outputs, reference, len(images)) if res.ok else len(images)

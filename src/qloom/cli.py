@@ -206,6 +206,7 @@ def _build(args: argparse.Namespace) -> int:
         data=args.data,
         input_spec=input_spec(args),
         sim_frames=args.sim_frames,
+        sim_shards=args.sim_shards,
         synth=args.synth,
         pnr_part=args.pnr,
         pnr_seeds=args.pnr_seeds,
@@ -438,6 +439,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--data", default="random", help=DATA_HELP)
     s.add_argument("--sim-frames", type=int, default=100, help="0 skips RTL simulation")
+    s.add_argument(
+        "--sim-shards",
+        type=int,
+        default=1,
+        help="split the simulated frames into N shards run in parallel (threads, or Ray tasks "
+        "with --ray-address)",
+    )
     add_domain_options(s)
     s.add_argument("--synth", action="store_true", help="Yosys synthesis per stage for --part")
     s.add_argument(
@@ -461,8 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-address",
         default=None,
         metavar="ADDR",
-        help="with --synth: synthesize the stages as Ray tasks, 'local' (an embedded instance) "
-        "or a cluster's host:port (default: threads on this machine)",
+        help="with --synth or --sim-shards: synthesize the stages / simulate the frame shards "
+        "as Ray tasks, 'local' (an embedded instance) or a cluster's host:port (default: "
+        "threads on this machine)",
     )
     s.add_argument(
         "--board",
