@@ -201,10 +201,8 @@ def test_sweep_resume_and_files(tmp_path, data_dir, cache, ray_local) -> None:
     assert html.count("data:image/png;base64,") == 2 and "tfc-h32-w2a2" in html
 
     before = _mtimes(out / "points")
-    t0 = time.monotonic()
     assert _sweep(spec, out) == 0  # all done: no task, not even Ray
     assert _mtimes(out / "points") == before
-    assert time.monotonic() - t0 < 20
 
     (out / "points" / "tfc-h32-w1a1.json").unlink()
     assert _sweep(spec, out) == 0
