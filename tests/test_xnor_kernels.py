@@ -277,3 +277,22 @@ def test_without_a_working_compiler_the_numpy_kernels_serve(monkeypatch, tmp_pat
     finally:
         native.lib.cache_clear()
     assert not list(tmp_path.rglob("*.so"))  # nothing half-built left in the cache
+
+
+@pytest.mark.parametrize("stride,pads", [((1, 1), (0, 0, 0, 0)), ((2, 1), (1, 0, 2, 1))])
+def test_integer_conv_at_the_int16_limit(stride, pads, small_steps):
+    """Sums up to the 16-bit limit stay exact (the compiled conv adds in int16 lanes); one step
+    over it takes the float path and an int32 result."""
+    cin = 14  # 3 x 3 x 14 x 255 x 1 = 32,130 < 2**15
+    x = np.full((3, 6, 5, cin), 255, np.int16)
+    x[1] = -255
+    x[2] = RNG.integers(-255, 256, x[2].shape)
+    w = RNG.choice(np.int64([-1, 1]), (3, 3, cin, 33))
+    w[..., 0] = 1
+    got = kernels.conv2d_nhwc(x, w, stride, pads, 1, 0)
+    assert got.dtype == np.int16 and np.array_equal(got, ref_conv(x, w, stride, pads))
+    assert got[0].max() == 32130 or any(pads)
+    over = np.concatenate([x, x[..., :1]], axis=-1)  # cin 15: 34,425
+    w2 = RNG.choice(np.int64([-1, 1]), (3, 3, cin + 1, 5))
+    got = kernels.conv2d_nhwc(over, w2, stride, pads, 1, 0)
+    assert got.dtype == np.int32 and np.array_equal(got, ref_conv(over, w2, stride, pads))

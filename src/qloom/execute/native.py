@@ -1,4 +1,5 @@
-"""The compiled XNOR-popcount kernels (xnor_native.c), built on first use and cached.
+"""The compiled kernels (xnor_native.c: XNOR-popcount, thresholds, 16-bit integer conv), built
+on first use and cached.
 
 numpy needs three passes over memory per packed word (xor, popcount, add); one C loop does
 all three in registers and reads each conv window straight from the packed activations (no
@@ -82,7 +83,9 @@ def lib() -> ctypes.CDLL | None:
     so.xnor_conv.argtypes = [_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, _I64, _I64, _I64]
     so.xnor_conv.argtypes += [_I64, _I64, _I64, _PTR]
     so.threshold_i16.argtypes = [_PTR, _I64, _I64, _PTR, _I64, _I64, _PTR]
-    so.xnor_gemm.restype = so.xnor_conv.restype = so.threshold_i16.restype = None
+    so.conv_i16.argtypes = [_PTR, _I64, _I64, _I64, _I64, _I64, _PTR, *[_I64] * 5, _PTR]
+    for f in (so.xnor_gemm, so.xnor_conv, so.threshold_i16, so.conv_i16):
+        f.restype = None
     return so
 
 
@@ -112,3 +115,13 @@ def threshold_i16(x: np.ndarray, t: np.ndarray, bipolar: bool, out: np.ndarray) 
     int16, t (k, c) int16 level-major."""
     rows, c = x.shape
     lib().threshold_i16(_ptr(x), rows, c, _ptr(t), len(t), int(bipolar), _ptr(out))
+
+
+def conv_i16(x: np.ndarray, lo: int, hi: int, w: np.ndarray, stride, out: np.ndarray) -> None:
+    """Images [lo, hi) of padded int16 x (N, H, W, cin) conv w (KH, KW, cin, cout) int16 into
+    out (N, OH, OW, cout) int16; every partial sum must fit int16 (the caller checks)."""
+    n, h, wd, cin = x.shape
+    kh, kw, _, cout = w.shape
+    (sh, sw) = stride
+    args = (_ptr(x), lo, hi, h, wd, cin, _ptr(w), cout, kh, kw, sh, sw, _ptr(out))
+    lib().conv_i16(*args)
