@@ -863,3 +863,30 @@ def test_stage_models_match_rtl_library():
     for r in results:
         assert r.ok, f"{r.kind} '{r.stage}': {r.detail}"
         assert abs(r.measured_cycles - r.estimated_cycles) <= 0.05 * r.estimated_cycles, r
+
+
+@pytest.mark.parametrize("ones", [False, True])
+def test_mvau_refold_keeps_the_weight_analysis(ones):
+    """MVAU.refold copies what __post_init__ derived from the weights instead of redoing it:
+    the copy must be the stage a fresh construction gives, and bad folding still refused."""
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    w = rng.choice([-1, 1], (8, 12)) if ones else rng.integers(-2, 2, (8, 12))
+    t = np.sort(rng.integers(-9, 9, (8, 3)), axis=1)
+    m = MVAU("m", 12, 8, w, DataType("INT3"), pe=2, simd=3, thresholds=t,
+             out_dtype=DataType("UINT2"))  # fmt: skip
+    got = m.refold({"PE": 4, "SIMD": 6}, "block")
+    want = dataclasses.replace(m, pe=4, simd=6, ram_style="block")
+    assert got.ones_complement == want.ones_complement == ones
+    assert got.rtl_params() == want.rtl_params() and got.memory_words() == want.memory_words()
+    for attr in ("acc_dtype", "t_dtype", "w_dtype", "out_dtype"):
+        assert getattr(got, attr) == getattr(want, attr), attr
+    assert (m.pe, m.simd, m.ram_style) == (2, 3, "auto")  # the original is unchanged
+    x = rng.integers(-4, 4, (5, 12))
+    beats = x.reshape(5, 2, 6)  # SIMD 6: two beats per vector
+    assert np.array_equal(got.execute(beats)[0], want.execute(beats)[0])
+    with pytest.raises(FoldingError, match="PE=3 does not divide MH=8; legal PE: 1, 2, 4, 8"):
+        m.refold({"PE": 3})
+    with pytest.raises((FoldingError, ValueError), match="ram_style"):
+        m.refold({"PE": 2}, "distributed-ish")
