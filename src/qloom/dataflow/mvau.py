@@ -352,18 +352,23 @@ class MVAU(Stage):
 
 
 # -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
-#: MVAU LUTs = sum(coef * feature) + memories (see `_mvau_features`)
+#: MVAU LUTs = sum(coef * feature) + memories (see `_mvau_features`). Refitted 2026-12-06
+#: (`fit("MVAU")` on the 19 multi-bit calibration configurations, with the loop-based dot
+#: product, ones' complement and pipeline cuts of the current RTL): within 12 % of Yosys on
+#: every configuration (the earlier fit: -27 % on wide SIMD, +64 % with DSPs, and no "sign"
+#: feature: +-1 weights on 8-bit pixels were priced as multipliers, +76 % on CNV's first conv).
 MVAU_LUT = {
     "const": 0.0,  # control (issue logic, valid pipeline): absorbed by the other terms
-    "ctrl_bits": 0.0,  # per counter bit (sf, nf, weight address): likewise
-    "mul": 0.7723,  # per multiplier operand bit pair (XW * YW) per LUT lane
-    "tree": 0.3458,  # per adder-tree bit (PE * (SIMD-1) adders of PSW bits)
-    "xnor": 1.6433,  # per XNOR-popcount input (PE * SIMD)
-    "acc": 2.7526,  # per accumulator bit (PE * ACC_BITS)
-    "cmp": 0.9651,  # per threshold comparator bit (PE * NT * CW)
+    "ctrl_bits": 1.2432,  # per counter bit (sf, nf, weight address)
+    "mul": 1.2241,  # per multiplier operand bit pair (XW * YW) per LUT lane
+    "sign": 1.5271,  # per input bit of a +-1-weight lane on multi-bit inputs (x or ~x)
+    "tree": 0.2769,  # per adder-tree bit (PE * (SIMD-1) adders of PSW bits)
+    "xnor": 0.0,  # per XNOR-popcount input (PE * SIMD): binary MVAUs use MVAU_XNOR_LUT
+    "acc": 0.0,  # per accumulator bit (PE * ACC_BITS): absorbed by the tree and comparators
+    "cmp": 0.6978,  # per threshold comparator bit (PE * NT * CW)
     "outadd": 0.0,  # per output bit (PE * OBITS): count of passed thresholds + OUT_BASE
-    "rom_cols": 0.3834,  # per (distinct) output bit of a ROM built from logic
-    "rom_bits": 4.5022,  # per 64 ROM bits built from logic (in context: ~5x a bare ROM)
+    "rom_cols": 0.0,  # per (distinct) output bit of a ROM built from logic
+    "rom_bits": 4.1627,  # per 64 ROM bits built from logic (in context: ~5x a bare ROM)
 }
 
 #: XNOR-popcount MVAU LUTs (BINARY = 1): fitted on the binary configurations alone (a PE x
@@ -377,6 +382,7 @@ MVAU_XNOR_LUT = {
     "const": 0.0,
     "ctrl_bits": 1.5031,
     "mul": 0.0,
+    "sign": 0.0,
     "tree": 1.5001,
     "xnor": 1.9102,
     "acc": 1.3286,
@@ -409,10 +415,13 @@ def mvau_features(s: MVAU) -> dict[str, float]:
     lanes = pe * simd
     dsp_lanes = _dsp_lanes(s)
     l2 = 1 << clog2(tree_leaves(s))  # the tree is padded to a power of two of leaves
+    # +-1 weights on multi-bit inputs: no product, x or ~x (ones' complement) into the tree
+    sign = not binary and bool(p["WBIPOLAR"]) and not p["IBIPOLAR"]
     return {
         "const": 1.0,
         "ctrl_bits": counter_bits(s.sf) + counter_bits(s.nf) + counter_bits(s.nf * s.sf),
-        "mul": 0.0 if binary else (lanes - dsp_lanes) * xw * yw,
+        "mul": 0.0 if binary or sign else (lanes - dsp_lanes) * xw * yw,
+        "sign": float(lanes * xw) if sign else 0.0,
         "tree": pe * (l2 - 1) * psw if binary else pe * (simd - 1) * psw,
         "xnor": float(lanes) if binary else 0.0,
         "acc": pe * acc,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qloom.dataflow.mvau import MVAU_LUT, product_on_dsp
+from qloom.dataflow.mvau import product_on_dsp
 from qloom.dataflow.resources import Resources, counter_bits, linear, lutram_luts, rom_features
 from qloom.dataflow.rules import unsupported
 from qloom.dataflow.stage import (
@@ -57,6 +57,24 @@ if TYPE_CHECKING:
     from qloom.dataflow.lower import LoweringContext
     from qloom.ir import Node
     from qloom.synth.devices import Device
+
+
+#: VVAU LUTs = sum(coef * feature) (the MVAU's multi-bit features): the MVAU coefficients as
+#: fitted before the MVAU's 2026-12-06 refit, which the VVAU calibration runs still match
+#: (-11 % .. +7 %; the MVAU's new ones would give -42 % .. -93 % here).
+VVAU_LUT = {
+    "const": 0.0,
+    "ctrl_bits": 0.0,
+    "mul": 0.7723,
+    "sign": 0.0,
+    "tree": 0.3458,
+    "xnor": 1.6433,
+    "acc": 2.7526,
+    "cmp": 0.9651,
+    "outadd": 0.0,
+    "rom_cols": 0.3834,
+    "rom_bits": 4.5022,
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,7 +241,7 @@ class VVAU(Stage):
         else:
             fixed = fixed + Resources(ff=sums)
         ff = 2 * counter_bits(depth) + 3 + lanes * (p["IBITS"] + p["WBITS"]) + sums
-        r = Resources(lut=linear(MVAU_LUT, feats), ff=ff, dsp=dsp) + fixed
+        r = Resources(lut=linear(VVAU_LUT, feats), ff=ff, dsp=dsp) + fixed
         return dataclasses.replace(r, lut=VVAU_LUT_SCALE * r.lut, ff=VVAU_FF_SCALE * r.ff)
 
 

@@ -52,10 +52,19 @@ def make_mvau(
     ram_style: str = "block",
     binary: bool = False,
     seed: int = 0,
+    sign: bool = False,
 ) -> MVAU:
+    """sign: +-1 weights on `ibits`-bit unsigned inputs (ones' complement lanes: FINN's w1
+    layers after an 8-bit input, the demo's and CNV's first layers)."""
     rng = np.random.default_rng(seed)
-    name = f"mvau_{mw}x{mh}_p{pe}s{simd}_{'xnor' if binary else f'i{ibits}w{wbits}'}_t{nt}"
-    if binary:
+    kind = "xnor" if binary else f"i{ibits}sign" if sign else f"i{ibits}w{wbits}"
+    name = f"mvau_{mw}x{mh}_p{pe}s{simd}_{kind}_t{nt}"
+    if sign:
+        w = rng.choice([-1, 1], size=(mh, mw))
+        in_dtype = DataType.int(ibits, False)
+        span = mw * in_dtype.max
+        lo, hi = -span // 8, span // 8
+    elif binary:
         w = rng.choice([-1, 1], size=(mh, mw))
         in_dtype = BIPOLAR
         lo, hi = 0, mw
@@ -117,6 +126,14 @@ for _args in [
     dict(mw=784, mh=64, pe=2, simd=4),
     dict(mw=784, mh=64, pe=8, simd=16),
     dict(mw=784, mh=64, pe=16, simd=28),
+    # wide SIMD at one or two PEs (TFC at 1e6 FPS, the jet-tagging MLP's later layers)
+    dict(mw=64, mh=64, pe=1, simd=64),
+    dict(mw=64, mh=64, pe=2, simd=32),
+    dict(mw=256, mh=32, pe=1, simd=128),
+    # +-1 weights on 8-bit pixels (ones' complement): the demo's and CNV's first layers
+    dict(mw=784, mh=64, pe=2, simd=28, ibits=8, nt=1, sign=True),
+    dict(mw=27, mh=64, pe=2, simd=27, ibits=8, nt=1, sign=True),
+    dict(mw=64, mh=16, pe=4, simd=16, ibits=4, nt=3, sign=True),
     dict(mw=64, mh=10, pe=10, simd=8, nt=0, ram_style="auto"),
     dict(mw=64, mh=10, pe=2, simd=2, nt=0),
     dict(mw=256, mh=256, pe=16, simd=32, binary=True, nt=1, ibits=1, wbits=1),
