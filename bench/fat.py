@@ -30,16 +30,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchlib import say
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "fat"
 MODEL = "cnv-small-pad-w2a2"
 DATASET = "fashion-mnist"
-
-
-def _say(quiet: bool, t0: float, text: str) -> None:
-    if not quiet:
-        print(f"[{time.monotonic() - t0:6.0f} s] {text}", flush=True)
 
 
 def _train(name: str, args, fault_rate: float | None, work: Path, t0: float) -> Path:
@@ -52,10 +48,10 @@ def _train(name: str, args, fault_rate: float | None, work: Path, t0: float) -> 
         same = rec.get("epochs") == args.epochs and rec.get("train_images") == args.limit
         same = same and (rec.get("faults") or {}).get("rate") == fault_rate
         if same:
-            _say(args.quiet, t0, f"{name}: reusing {out}")
+            say(args.quiet, t0, f"{name}: reusing {out}")
             return out
     faults = FaultConfig(fault_rate, "flip") if fault_rate is not None else None
-    _say(args.quiet, t0, f"training {name} ({args.epochs} epochs, {args.limit} images)")
+    say(args.quiet, t0, f"training {name} ({args.epochs} epochs, {args.limit} images)")
     train(MODEL, DATASET, epochs=args.epochs, out=out, seed=0, limit=args.limit,
           threads=args.threads, quiet=True, integer_check=False, faults=faults,
           test_limit=2000)  # fmt: skip
@@ -100,7 +96,7 @@ def main() -> int:
     for label, path in models.items():
         g = compile_model(path, RAW_PIXELS).integer  # the hardware takes the raw pixels
         graphs[label] = g
-        _say(args.quiet, t0, f"{label}: integer executor on {len(images)} images, {len(rates)} "
+        say(args.quiet, t0, f"{label}: integer executor on {len(images)} images, {len(rates)} "
              "rates")  # fmt: skip
         curves[label] = fault_sweep(g, images, labels, rates, kind="flip", seed=0)
     # -- RTL: one point of the FAT model, faults injected on every faulted stream ---------
@@ -112,10 +108,10 @@ def main() -> int:
     fm = FaultModel(args.rtl_rate, 0, "flip", resolve_targets(g, "flip", None))
     x = images[: args.rtl_frames]
     design = fold_design(g, 1e4, 100.0, "xc7z020").design
-    _say(args.quiet, t0, f"RTL: {design.cycles_per_frame()} cycles/frame, sizing FIFOs")
+    say(args.quiet, t0, f"RTL: {design.cycles_per_frame()} cycles/frame, sizing FIFOs")
     depths = size_fifos(design, x[:3])
     masks = stream_masks(design, fm, len(x))
-    _say(args.quiet, t0, f"RTL: {len(x)} frames with faults on {len(masks)} streams")
+    say(args.quiet, t0, f"RTL: {len(x)} frames with faults on {len(masks)} streams")
     t_sim = time.monotonic()
     res = simulate(design, x, in_valid_prob=0.8, out_ready_prob=0.8, seed=1,
                    fifo_depths=depths, fault_masks=masks).check()  # fmt: skip
@@ -144,7 +140,7 @@ def main() -> int:
         "stall": 0.2,
         "sim_s": sim_s,
     }
-    _say(args.quiet, t0, f"RTL == integer (faulty) on {equal} / {len(x)} frames")
+    say(args.quiet, t0, f"RTL == integer (faulty) on {equal} / {len(x)} frames")
 
     # -- outputs -----------------------------------------------------------------------------
     head = "| fault rate | " + " | ".join(f"{k} top-1" for k in curves) + " |"

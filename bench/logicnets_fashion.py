@@ -37,20 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import load_average, say
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "img28-tt"
 DATASET = "fashion-mnist"
 STEPS = 5
-
-
-def _say(quiet: bool, t0: float, text: str) -> None:
-    if not quiet:
-        print(f"[{time.monotonic() - t0:6.0f} s] {text}", flush=True)
-
-
-def _load() -> str:
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from qloom.train.logicnets import LOGICNETS, train_logicnets
 
     t0 = time.monotonic()
-    load_start = _load()
+    load_start = load_average()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx = out_dir / f"{MODEL}.onnx"
@@ -94,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     # 1. training
-    _say(args.quiet, t0, f"1/{STEPS} training {MODEL} on {DATASET}, {args.epochs} epochs")
+    say(args.quiet, t0, f"1/{STEPS} training {MODEL} on {DATASET}, {args.epochs} epochs")
     t = time.monotonic()
     rec = train_logicnets(MODEL, DATASET, epochs=args.epochs, out=onnx, seed=args.seed,
                           limit=args.limit, quiet=args.quiet, threads=args.threads)  # fmt: skip
@@ -103,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     result["torch_accuracy"] = rec["test_accuracy"]
 
     # 2. the integer model on all test images
-    _say(args.quiet, t0, f"2/{STEPS} integer model on the 10,000 test images")
+    say(args.quiet, t0, f"2/{STEPS} integer model on the 10,000 test images")
     t = time.monotonic()
     xte, yte = load_dataset(DATASET, "test")
     x = xte.astype(np.float32) / np.float32(255)
@@ -117,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     times["integer model"] = round(time.monotonic() - t, 1)
 
     # 3. the solver
-    _say(args.quiet, t0, f"3/{STEPS} folding solver on {args.part} at {args.clock_mhz:g} MHz")
+    say(args.quiet, t0, f"3/{STEPS} folding solver on {args.part} at {args.clock_mhz:g} MHz")
     t = time.monotonic()
     solver: dict[str, Any] = {}
     for fps in sorted({1e5, 1e6, args.target_fps}):
@@ -141,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. qloom build: the solver, FIFO sizing, RTL, all test frames through Verilator
     frames = min(args.frames, len(x))
-    _say(args.quiet, t0, f"4/{STEPS} qloom build at {args.target_fps:g} FPS, {frames} test "
+    say(args.quiet, t0, f"4/{STEPS} qloom build at {args.target_fps:g} FPS, {frames} test "
          "images through Verilator (compiles take minutes)")  # fmt: skip
     t = time.monotonic()
     report = m.build(
@@ -179,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         from qloom.rtl.top import glue_streams
         from qloom.sim.design import simulate
 
-        _say(args.quiet, t0, f"5/{STEPS} stage to stage (no glue FIFOs), {frames} frames")
+        say(args.quiet, t0, f"5/{STEPS} stage to stage (no glue FIFOs), {frames} frames")
         t = time.monotonic()
         q = m.compiled.hardware_input(x[:frames])
         res = simulate(design, q, fifo_depths=dict.fromkeys(glue_streams(design), 0),
@@ -201,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         times["stage to stage Verilator"] = round(time.monotonic() - t, 1)
     result["seconds"] = times
     result["total_minutes"] = round((time.monotonic() - t0) / 60, 1)
-    result["load_average_end"] = _load()
+    result["load_average_end"] = load_average()
 
     b, dr = result["build"], result.get("direct", {})
     kinds = ", ".join(f"{k}: {'/'.join(v['stages'])}" if "stages" in v else f"{k}: {v['error']}"

@@ -50,11 +50,12 @@ import json
 import math
 import os
 import platform
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from benchlib import say
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -62,13 +63,6 @@ MODEL = "tfc-w2a2"
 DATASET = "fashion-mnist"
 PART = "xc7z020"
 METHODS = ("dense", "QAP", "after", "after-ft")  # --synth-methods keys
-_print_lock = threading.Lock()
-
-
-def _say(quiet: bool, t0: float, text: str) -> None:
-    if not quiet:
-        with _print_lock:
-            print(f"[{time.monotonic() - t0:6.0f} s] {text}", flush=True)
 
 
 class Target(NamedTuple):
@@ -303,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             rec = _reusable(name, out_dir, expect, prune, kw.get("resume"))
         reused = rec is not None
         if rec is None:
-            _say(args.quiet, t0, f"{i}/{len(runs)} training {name}...")
+            say(args.quiet, t0, f"{i}/{len(runs)} training {name}...")
             rec = train(
                 args.model,
                 args.dataset,
@@ -339,12 +333,12 @@ def main(argv: list[str] | None = None) -> int:
             "train_s": None if reused else round(train_s, 1),
         }
         if targets and key in synth_methods:  # Yosys runs beside the next training
-            log = lambda text: _say(args.quiet, t0, text)  # noqa: E731
+            log = lambda text: say(args.quiet, t0, text)  # noqa: E731
             fb = args.slice_fallback
             job = pool.submit(parallel_luts, onnx, targets, args.synth_timeout, fb, sliced, log)
             synth_jobs.append((row, job))
         rows.append(row)
-        _say(
+        say(
             args.quiet,
             t0,
             f"{i}/{len(runs)} {name}: integer accuracy {row['integer_accuracy']:.2f} %, zero "
@@ -354,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (row, job) in enumerate(synth_jobs, 1):
         row["luts"] = job.result()
         luts = ", ".join(f"{k} {_fmt_lut(v)} LUT" for k, v in row["luts"].items())
-        _say(args.quiet, t0, f"Yosys {i}/{len(synth_jobs)} {row['name']}: {luts}")
+        say(args.quiet, t0, f"Yosys {i}/{len(synth_jobs)} {row['name']}: {luts}")
     pool.shutdown()
     return _report(args, rows, targets, t0, load0)
 

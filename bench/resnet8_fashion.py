@@ -41,20 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchlib import load_average, say
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "fashion-mnist"
 STEPS = 5
 TOLERANCE = 0.05  # cycles per frame: measured within 5 % of the formula
-
-
-def _say(quiet: bool, t0: float, text: str) -> None:
-    if not quiet:
-        print(f"[{time.monotonic() - t0:6.0f} s] {text}", flush=True)
-
-
-def _load() -> str:
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _train(args, onnx: Path, t0: float) -> dict[str, Any]:
@@ -67,7 +59,7 @@ def _train(args, onnx: Path, t0: float) -> dict[str, Any]:
         rec = json.loads(rec_path.read_text())
         want = {"model": args.model, "epochs": args.epochs, "seed": args.seed}
         if all(rec.get(k) == v for k, v in want.items()) and rec.get("limit") == limit:
-            _say(args.quiet, t0, f"reusing {onnx} (trained with the same options)")
+            say(args.quiet, t0, f"reusing {onnx} (trained with the same options)")
             return rec
     rec = train(args.model, DATASET, epochs=args.epochs, out=onnx, seed=args.seed, limit=limit,
                 threads=args.threads, quiet=args.quiet, integer_check=False,
@@ -125,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from qloom.sim.design import simulate
 
     t0 = time.monotonic()
-    load_start = _load()
+    load_start = load_average()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx = out_dir / f"{args.model}.onnx"
@@ -142,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. training
     n_train = args.limit or 60_000
-    _say(args.quiet, t0, f"1/{STEPS} training {args.model} on {DATASET}: {n_train:,} images, "
+    say(args.quiet, t0, f"1/{STEPS} training {args.model} on {DATASET}: {n_train:,} images, "
          f"{args.epochs} epochs, {args.threads} thread(s)")  # fmt: skip
     t = time.monotonic()
     rec = _train(args, onnx, t0)
@@ -153,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
 
     # 2. integer executor and torch on all test images
-    _say(args.quiet, t0, f"2/{STEPS} integer executor and torch on the 10,000 test images")
+    say(args.quiet, t0, f"2/{STEPS} integer executor and torch on the 10,000 test images")
     t = time.monotonic()
     xte, yte = load_dataset(DATASET, "test")
     m = qloom.load(onnx)
@@ -166,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     result["test_images"] = len(yte)
     result["input_domain"] = m.domain.describe()
     times["integer + torch on 10,000"] = round(time.monotonic() - t, 1)
-    _say(args.quiet, t0, f"   top-1 integer {result['integer_accuracy']:.2f} %, torch "
+    say(args.quiet, t0, f"   top-1 integer {result['integer_accuracy']:.2f} %, torch "
          f"{torch_acc:.2f} %, same prediction on {result['integer_torch_agree']:,} / "
          f"{len(yte):,}")  # fmt: skip
 
     # 3. the folding solver
     where = f"{args.target_fps:g} FPS at {args.clock_mhz:g} MHz on {args.part}"
-    _say(args.quiet, t0, f"3/{STEPS} folding solver: {where}")
+    say(args.quiet, t0, f"3/{STEPS} folding solver: {where}")
     t = time.monotonic()
     design = m.fold(target_fps=args.target_fps, clock_mhz=args.clock_mhz, part=args.part)
     kinds: dict[str, int] = {}
@@ -188,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. qloom build (solver, FIFO sizing, RTL, Verilator) with the test images at full rate
     frames = min(args.frames, len(xte))
-    _say(args.quiet, t0, f"4/{STEPS} qloom build for {where}, {frames} test images through "
+    say(args.quiet, t0, f"4/{STEPS} qloom build for {where}, {frames} test images through "
          "Verilator at full rate (Verilator builds take minutes)")  # fmt: skip
     t = time.monotonic()
     report = m.build(
@@ -221,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     # 5. the built design (its sized glue FIFOs) with random stalls on both sides
-    _say(args.quiet, t0, f"5/{STEPS} {frames} test images through Verilator with stalls "
+    say(args.quiet, t0, f"5/{STEPS} {frames} test images through Verilator with stalls "
          f"(input and output, probability {args.stall:g})")  # fmt: skip
     t = time.monotonic()
     q = m.compiled.hardware_input(xte[:frames].astype(np.float32) / np.float32(255))
@@ -258,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     times["stalled Verilator"] = round(time.monotonic() - t, 1)
     result["seconds"] = times
     result["total_minutes"] = round((time.monotonic() - t0) / 60, 1)
-    result["load_average_end"] = _load()
+    result["load_average_end"] = load_average()
 
     b, st = result["build"], result["stalled"]
     full_ok = b["mismatches"] == 0 and _cycles_ok(b["cycles_per_frame"], formula)
