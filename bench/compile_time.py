@@ -1,7 +1,7 @@
 """Compile time: seconds from a QONNX file to verified RTL, without and with synthesis.
 
     .venv/bin/python bench/compile_time.py [--nets tfc,sfc,cnv] [--frames 8] [--no-synth]
-        [--no-cold]
+        [--no-cold] [--fps cnv=3052] [--sim-shards 2]
 
 Per network, the phases of `qloom build` timed one by one: compile (QONNX -> integer graph),
 fold (`fold_design` for the target below at 100 MHz on xc7z020), generate (stitched Verilog
@@ -48,13 +48,14 @@ def model_path(net: str) -> Path:
     return export_model(net)
 
 
-def run_once(path: Path, target: float, frames: int, synth: bool) -> dict:
+def run_once(path: Path, target: float, frames: int, synth: bool, shards: int = 1) -> dict:
     from qloom.flow import compile_model, run_integer
     from qloom.fold import fold_design
     from qloom.fold.synth import synth_stage
     from qloom.frontend.domain import RAW_PIXELS
     from qloom.rtl.top import generate_top
-    from qloom.sim.design import simulate, size_fifos
+    from qloom.sim.design import size_fifos
+    from qloom.sim.shard import simulate_sharded
 
     t: dict = {}
     t0 = time.monotonic()
@@ -74,7 +75,7 @@ def run_once(path: Path, target: float, frames: int, synth: bool) -> dict:
         generate_top(design, Path(tmp) / "rtl", depths)
         t["generate_s"] = time.monotonic() - t0
     t0 = time.monotonic()
-    res = simulate(design, images, fifo_depths=depths, quiet=True)
+    res = simulate_sharded(design, images, shards, fifo_depths=depths, quiet=True)
     t["simulate_s"] = time.monotonic() - t0
     t["verilator_build_s"] = res.build_s
     t["sim_run_s"] = res.wall_s
@@ -115,7 +116,13 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--no-synth", action="store_true")
     ap.add_argument("--no-cold", action="store_true", help="only the user's cache (warm)")
+    ap.add_argument("--fps", default="", help="targets other than TARGETS, e.g. cnv=3052")
+    ap.add_argument("--sim-shards", type=int, default=1, help="frame shards simulated at once")
     args = ap.parse_args()
+    targets = dict(TARGETS)
+    for item in filter(None, args.fps.split(",")):
+        net, fps = item.split("=")
+        targets[net.strip()] = float(fps)
 
     rows = []
     out = RESULTS / "compile_time.json"
@@ -129,9 +136,10 @@ def main() -> None:
             try:
                 for mode in modes:
                     print(f"[{time.strftime('%H:%M:%S')}] {net} {mode}...", flush=True)
-                    r = run_once(path, TARGETS[net], args.frames, not args.no_synth)
+                    r = run_once(path, targets[net], args.frames, not args.no_synth,
+                                 args.sim_shards)  # fmt: skip
                     r.update(net=net, model=path.name, mode=mode, frames=args.frames,
-                             target_fps=TARGETS[net])  # fmt: skip
+                             target_fps=targets[net], sim_shards=args.sim_shards)  # fmt: skip
                     rows.append(r)
                     print(json.dumps(r, default=str), flush=True)
             finally:
