@@ -112,7 +112,14 @@ def test_a_signal_marks_the_build_failed(tmp_path, sig, code):
     # many frames: with every tool result cached the build must still be running when the
     # signal comes 0.5 s after it started (50 frames finished first once under heavy load)
     cmd += ["--sim-frames", "200000", "--synth"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+
+    # SIGINT back to its default in the child: a shell without job control starts background
+    # jobs (a suite run with `&`) with SIGINT ignored, Python then keeps ignoring it, and the
+    # build would finish instead (exit 0: the "race" seen twice under load)
+    def default_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     partial = out / "m.partial"
     deadline = time.monotonic() + 120
     while not (partial / MARKER).exists() and time.monotonic() < deadline:
