@@ -78,6 +78,9 @@ class _Lowering:
         # emitted Adds: (pending tensor, a_mul, b_mul) -> (tensor, lo, hi, dtype)
         self.adds: dict[tuple[str, int, int], tuple[str, np.ndarray, np.ndarray, DataType]] = {}
         self.reserved: set[str] = set()  # tensor names of sums not emitted yet
+        # emitted pending max pools: (tensor, kernel, stride, pads) -> pooled tensor, so that
+        # a pooled stream read by several nodes (a residual fork) is pooled once
+        self.pools: dict[tuple, str] = {}
 
     # -- driver -----------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -229,18 +232,21 @@ class _Lowering:
                 f"max pool before '{name}' acts on a decreasing function of the accumulator and "
                 "no quantizer follows it; add an activation quantizer after the pool"
             )
-        out = self._int_name(f"{v.tensor}_pool")
-        self._emit(
-            "MaxPool",
-            f"{name}_maxpool",
-            [v.tensor],
-            out,
-            p.out_shape,
-            v.dtype,
-            kernel=p.kernel,
-            stride=p.stride,
-            pads=p.pads,
-        )
+        key = (v.tensor, tuple(p.kernel), tuple(p.stride), tuple(p.pads))
+        out = self.pools.get(key)
+        if out is None:
+            out = self.pools[key] = self._int_name(f"{v.tensor}_pool")
+            self._emit(
+                "MaxPool",
+                f"{name}_maxpool",
+                [v.tensor],
+                out,
+                p.out_shape,
+                v.dtype,
+                kernel=p.kernel,
+                stride=p.stride,
+                pads=p.pads,
+            )
         return dataclasses.replace(v, tensor=out, shape=p.out_shape, pool=None)
 
     def _quantized(self, node: Node, x) -> tuple[Value, float, np.ndarray]:

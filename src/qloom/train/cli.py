@@ -54,7 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--dataset",
         default="fashion-mnist",
-        help="mnist, fashion-mnist or cifar10 (default: %(default)s)",
+        help="mnist, fashion-mnist, cifar10 or digits (8x8, bundled with scikit-learn) "
+        "(default: %(default)s)",
     )
     p.add_argument("--epochs", type=int, default=10, help="total epochs (default: %(default)s)")
     p.add_argument("--out", required=True, help="output QONNX file, e.g. build/zoo/tfc-w1a1.onnx")
@@ -271,15 +272,20 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p = subparsers.add_parser(
         "export",
         help="write an untrained zoo model (batch-norm statistics from a random batch) as QONNX",
-        epilog="models: as for `qloom train`, plus resnet8 and resnet8-small (32x32, residual "
-        "blocks with 1x1 stride-2 shortcuts), LogicNets jsc-s/m/l, nid-s/m/l (tabular), "
-        "img28-tt (28x28 images); example: qloom export --model resnet8-w2a2 --out resnet8.onnx",
+        epilog="models: as for `qloom train`, plus resnet8, resnet8-small and resnet20 (32x32, "
+        "residual blocks with 1x1 stride-2 shortcuts), resnet18 (ImageNet-style: 224x224, 1000 "
+        "classes by default), LogicNets jsc-s/m/l, nid-s/m/l (tabular), img28-tt (28x28 "
+        "images); example: qloom export --model resnet8-w2a2 --out resnet8.onnx",
     )
     p.add_argument("--model", required=True, help="zoo model name, e.g. resnet8-w2a2")
     p.add_argument("--out", required=True, help="output QONNX file")
     p.add_argument("--in-channels", type=int, default=3, help="default: %(default)s")
-    p.add_argument("--in-size", type=int, default=32, help="default: %(default)s")
-    p.add_argument("--classes", type=int, default=10, help="default: %(default)s")
+    p.add_argument(
+        "--in-size", type=int, help="default: the topology's (224 for resnet18, else 32)"
+    )
+    p.add_argument(
+        "--classes", type=int, help="default: the topology's (1000 for resnet18, else 10)"
+    )
     p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
     p.set_defaults(fn=run_export)
     return p
@@ -290,7 +296,17 @@ def run_export(args: argparse.Namespace) -> int:
 
     from qloom.errors import QloomError
     from qloom.train.export import export_untrained
+    from qloom.train.zoo import TOPOLOGIES, parse_model_name
 
+    topo = None
+    try:
+        topo = TOPOLOGIES[parse_model_name(args.model).topology]
+    except ValueError:  # LogicNets, or an unknown name (export_untrained says which)
+        pass
+    if args.in_size is None:
+        args.in_size = topo.in_size if topo is not None else 32
+    if args.classes is None:
+        args.classes = topo.classes if topo is not None else 10
     for name in ("in_channels", "in_size", "classes"):
         if getattr(args, name) < 1:
             raise QloomError(f"--{name.replace('_', '-')} must be at least 1")

@@ -139,7 +139,12 @@ class Topology:
     fc: tuple[int, ...] = ()  # CNV: widths of the FC layers before the classifier
     padding: int = 0
     blocks: tuple[tuple[int, int], ...] = ()  # ResNet: (out channels, stride) per basic block
-    stem: int = 0  # ResNet: channels of the first 3x3 conv
+    stem: int = 0  # ResNet: channels of the first conv
+    stem_kernel: int = 3  # ResNet: the first conv's kernel (padding kernel // 2) ...
+    stem_stride: int = 1  # ... and stride
+    stem_pool: bool = False  # ResNet: a 3x3 stride-2 max pool (padding 1) after the stem
+    in_size: int = 32  # `qloom export`'s default input size (square images) ...
+    classes: int = 10  # ... and number of classes
     dropout: float = 0.0
     defaults: dict = field(default_factory=dict)  # training defaults (epochs, lr, batch)
 
@@ -151,6 +156,11 @@ TOPOLOGIES: dict[str, Topology] = {
     "tfc": Topology("fc", "FINN TFC: 3 x 64 neurons", hidden=(64, 64, 64)),
     "sfc": Topology("fc", "FINN SFC: 3 x 256 neurons", hidden=(256, 256, 256), dropout=0.2),
     "lfc": Topology("fc", "FINN LFC: 3 x 1024 neurons", hidden=(1024, 1024, 1024), dropout=0.2),
+    "jet-mlp": Topology(
+        "fc",
+        "the hls4ml jet-tagging MLP (Duarte et al., Hawks et al.'s QAP study): 64, 32, 32 neurons",
+        hidden=(64, 32, 32),
+    ),
     "cnv": Topology(
         "cnv",
         "FINN CNV: 6 conv 3x3 (64,64,128,128,256,256), no padding, 32x32 inputs; FC 512,512",
@@ -189,6 +199,25 @@ TOPOLOGIES: dict[str, Topology] = {
         "simulate in seconds",
         stem=4,
         blocks=((4, 1), (8, 2), (16, 2)),
+    ),
+    "resnet20": Topology(
+        "resnet",
+        "ResNet-20 (CIFAR-style, He et al.): conv 16, 3 basic blocks each of 16, 32/2, 64/2, "
+        "global average pool",
+        stem=16,
+        blocks=((16, 1),) * 3 + ((32, 2),) + ((32, 1),) * 2 + ((64, 2),) + ((64, 1),) * 2,
+    ),
+    "resnet18": Topology(
+        "resnet",
+        "ResNet-18 (ImageNet-style, 224x224, 1000 classes): conv 7x7/2 64, max pool 3x3/2, "
+        "2 basic blocks each of 64, 128/2, 256/2, 512/2, global average pool",
+        stem=64,
+        stem_kernel=7,
+        stem_stride=2,
+        stem_pool=True,
+        blocks=((64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)),
+        in_size=224,
+        classes=1000,
     ),
 }
 
@@ -412,8 +441,9 @@ class _BasicBlock(nn.Module):
 
 
 class QuantResNet(_ClipMixin, nn.Module):
-    """A CIFAR-style ResNet: input quant, conv3x3 -> BN -> act, basic blocks, global average
-    pool, a quantized pooled vector, the classifier and TensorNorm."""
+    """A ResNet: input quant, the stem conv -> BN -> act (CIFAR-style: 3x3 stride 1;
+    ImageNet-style: 7x7 stride 2, then a 3x3 stride-2 max pool with padding 1), basic blocks,
+    global average pool, a quantized pooled vector, the classifier and TensorNorm."""
 
     def __init__(
         self,
@@ -429,11 +459,15 @@ class QuantResNet(_ClipMixin, nn.Module):
         self.in_shape = (in_channels, in_size, in_size)
         w = weight_quant_kwargs(spec.weight_bits)
         self.inp = input_quant(spec.input_bits)
-        self.stem = nn.Sequential(
-            QuantConv2d(in_channels, topo.stem, 3, padding=1, bias=False, **w),
+        k, stride = topo.stem_kernel, topo.stem_stride
+        stem = [
+            QuantConv2d(in_channels, topo.stem, k, stride, padding=k // 2, bias=False, **w),
             nn.BatchNorm2d(topo.stem, eps=1e-4),
             act_quant(spec.act_bits),
-        )
+        ]
+        if topo.stem_pool:  # on quantized values: the max of quantized values is one of them
+            stem.append(nn.MaxPool2d(3, stride=2, padding=1))
+        self.stem = nn.Sequential(*stem)
         blocks, ch = [], topo.stem
         for cout, stride in topo.blocks:
             blocks.append(_BasicBlock(ch, cout, stride, spec))
