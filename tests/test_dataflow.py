@@ -890,3 +890,29 @@ def test_mvau_refold_keeps_the_weight_analysis(ones):
         m.refold({"PE": 3})
     with pytest.raises((FoldingError, ValueError), match="ram_style"):
         m.refold({"PE": 2}, "distributed-ish")
+
+
+def test_conv_with_a_one_pixel_output_from_a_larger_input():
+    """A 3x3 stride-2 padded conv on 2x2 pixels has one output pixel (ResNet-18's last stage at
+    32x32 inputs): one window from the SWU, not a MatMul of the whole input (it was refused:
+    'weights expect 27 inputs')."""
+    rng = np.random.default_rng(11)
+    int2 = DataType("INT2")
+    t = rng_thresholds(rng, 3, 3, 0, 256)
+    nodes = (
+        Node("MultiThreshold", "thr", ("img",), ("a",),
+             {"thresholds": t, "negate": None, "out_base": -2, "out_dtype": int2}),
+        Node("Conv", "conv", ("a",), ("y",),
+             {"weights": rng.integers(-2, 2, (3, 3, 3, 4)), "stride": (2, 2),
+              "pads": (1, 1, 1, 1), "groups": 1, "pad_value": 0}),
+    )  # fmt: skip
+    tensors = {
+        "img": TensorInfo((2, 2, 3), DataType("UINT8"), "NHWC"),
+        "a": TensorInfo((2, 2, 3), int2, "NHWC"),
+        "y": TensorInfo((1, 1, 4), DataType("INT32"), "NHWC"),
+    }
+    g = Graph(nodes, ("img",), ("y",), tensors, name="one_pixel", kind="integer")
+    images = rng.integers(0, 256, (20, 3, 2, 2), dtype=np.uint8)
+    design = to_dataflow(g)
+    assert [s.kind for s in design.stages] == ["Thresholding", "SWU", "MVAU"]
+    assert np.array_equal(design.execute(images)["y"], run_integer(g, images)["y"])

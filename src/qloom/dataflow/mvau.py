@@ -526,14 +526,15 @@ def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     w = np.asarray(lin.attrs["weights"], dtype=np.int64)
     fold = ctx.fold(lin.name, "MVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto", "style": "mvau"})
     pixels = 1
-    if lin.op in ("Conv", "XnorConv"):
+    conv = lin.op in ("Conv", "XnorConv")
+    if conv:  # the SWU's windows feed it (a conv with a 1 x 1 output has one window)
         kh, kw, cin, cout = w.shape
         x, in_dtype, pixels = place_conv_windows(ctx, lin, fold["SIMD"], binary)
         wmat = w.reshape(kh * kw * cin, cout).T
     else:
         wmat = w.T
     mh, mw = wmat.shape
-    if mw != int(np.prod(g.tensors[lin.inputs[0]].shape)) and pixels == 1:
+    if not conv and mw != int(np.prod(g.tensors[lin.inputs[0]].shape)):
         raise unsupported(lin, f"weights expect {mw} inputs")
     kwargs = {}
     out = lin.outputs[0]
