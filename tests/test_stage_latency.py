@@ -30,7 +30,7 @@ except VerilatorError as e:  # pragma: no cover - depends on the machine
     pytest.skip(f"no Verilator: {e}", allow_module_level=True)
 
 from qloom.rtl.top import glue_streams  # noqa: E402
-from qloom.sim.design import first_beat_sum, simulate  # noqa: E402
+from qloom.sim.design import first_beat_sum, simulate, size_fifos  # noqa: E402
 
 INT2, UINT2 = DataType("INT2"), DataType("UINT2")
 DEEP = 80  # glue FIFO depth: block RAM
@@ -226,7 +226,8 @@ def test_latency_aware_folding_is_shorter_in_rtl(graph, images):
     measured = {}
     for slack in (0.0, 1.0):
         fr = fold_design(graph, 100e6 / 16, 100.0, "xc7z020", latency_slack=slack)
-        res = simulate(fr.design, images, quiet=True).check()
+        depths = size_fifos(fr.design, images, quiet=True)  # as a build sizes its glue FIFOs
+        res = simulate(fr.design, images, fifo_depths=depths, quiet=True).check()
         want = run_integer(graph, images)["out"]
         assert np.array_equal(res.outputs["out"].reshape(want.shape), want)
         assert res.cycles_per_frame <= 16
