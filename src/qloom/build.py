@@ -318,7 +318,7 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
     folding = fold_for_target(
         integer, opts.target_fps, opts.clock_mhz, device, opts.max_utilization, opts.latency_slack
     )
-    return folding, f"target {opts.target_fps:g} FPS"
+    return folding, f"target {opts.target_fps:g} FPS{slack}"
 
 
 def _folding_across(opts: BuildOptions, integer, devices, say) -> tuple[dict, str, int | None]:
@@ -501,10 +501,9 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                 from qloom.sim.shard import simulate_sharded
 
                 shards = opts.sim_shards
-                where = "" if shards == 1 else f" ({shards} frame shards"
-                where += "" if shards == 1 else " as Ray tasks)" if opts.ray_address else ")"
-                say(f"simulating {source} in Verilator{where}")
                 ray = opts.ray_address if shards > 1 else None
+                where = f" ({shards} frame shards{' as Ray tasks' if ray else ''})"
+                say(f"simulating {source} in Verilator{where if shards > 1 else ''}")
                 res = simulate_sharded(
                     design, images, shards, rtl=rtl, quiet=opts.quiet, ray_address=ray
                 )

@@ -100,9 +100,7 @@ class MVAU(Stage):
         if w.shape != (self.mh, self.mw):
             raise ValueError(f"MVAU '{self.name}': weights {w.shape} are not (MH, MW)")
         object.__setattr__(self, "weights", w)
-        check_divides("MVAU", self.name, "PE", self.pe, "MH", self.mh)
-        check_divides("MVAU", self.name, "SIMD", self.simd, "MW", self.mw)
-        check_ram_style("MVAU", self.name, self.ram_style)
+        self._check_folding()
         if self.binary:
             if not self.in_dtype.is_bipolar or not np.all(np.abs(w) == 1):
                 raise ValueError(f"MVAU '{self.name}': binary mode needs BIPOLAR input/weights")
@@ -158,10 +156,13 @@ class MVAU(Stage):
         new = copy.copy(self)
         for k, v in kw.items():
             object.__setattr__(new, k, v)
-        check_divides("MVAU", new.name, "PE", new.pe, "MH", new.mh)
-        check_divides("MVAU", new.name, "SIMD", new.simd, "MW", new.mw)
-        check_ram_style("MVAU", new.name, new.ram_style)
+        new._check_folding()
         return new
+
+    def _check_folding(self) -> None:
+        check_divides("MVAU", self.name, "PE", self.pe, "MH", self.mh)
+        check_divides("MVAU", self.name, "SIMD", self.simd, "MW", self.mw)
+        check_ram_style("MVAU", self.name, self.ram_style)
 
     # -- shape / folding -------------------------------------------------------------------------
     @property

@@ -85,27 +85,21 @@ def conv2d_nhwc(
         return _conv_float(pad_nhwc(x, pads, pad_value), w, stride, groups)
     x_max = max(-int(x.min(initial=0)), int(x.max(initial=0)), abs(int(pad_value)))
     bound = kh * kw * cin_g * x_max * int(np.abs(w).max(initial=0))
-    if groups == 1 and bound < 1 << 15 and _native():  # exact in 16-bit lanes
-        xp16 = pad_nhwc(x.astype(np.int16, order="C"), pads, pad_value)
-        w16 = np.ascontiguousarray(w, np.int16)
-        oh = (xp16.shape[1] - kh) // stride[0] + 1
-        ow = (xp16.shape[2] - kw) // stride[1] + 1
-        res = np.empty((x.shape[0], oh, ow, cout), np.int16)
-
-        def run_native(lo: int, hi: int) -> None:
-            native.conv_i16(xp16, lo, hi, w16, stride, res)
-
-        in_chunks(run_native, len(xp16), max(1, step_rows(len(xp16) * oh * ow, cout) // (oh * ow)))
-        return res
-    ftype = exact_float(bound)
-    xp = pad_nhwc(x.astype(ftype, order="C"), pads, pad_value)  # im2col reads NHWC rows
-    wf = w.astype(ftype)
+    # the compiled direct conv where every partial sum fits 16-bit lanes (the result type is
+    # int16 then anyway), else im2col + BLAS in the exact float type
+    in16 = groups == 1 and bound < 1 << 15 and _native()
+    ftype = np.int16 if in16 else exact_float(bound)
+    xp = pad_nhwc(x.astype(ftype, order="C"), pads, pad_value)  # both read NHWC rows
+    wf = np.ascontiguousarray(w, ftype)
     oh = (xp.shape[1] - kh) // stride[0] + 1
     ow = (xp.shape[2] - kw) // stride[1] + 1
     out = np.empty((x.shape[0], oh, ow, cout), signed_type(bound))
 
     def run(lo: int, hi: int) -> None:
-        out[lo:hi] = _conv_float(xp[lo:hi], wf, stride, groups)  # exact sums: no rounding
+        if in16:
+            native.conv_i16(xp, lo, hi, wf, stride, out)
+        else:
+            out[lo:hi] = _conv_float(xp[lo:hi], wf, stride, groups)  # exact sums: no rounding
 
     in_chunks(run, len(xp), max(1, step_rows(len(xp) * oh * ow, cout) // (oh * ow)))
     return out
@@ -295,8 +289,8 @@ def _native(k: int = 0) -> bool:
 def xnor_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """popcount(xnor(x, w)) = (x @ w + K) / 2 for +-1 x (M, K) and w (K, N), exact."""
     k, n = w.shape
+    wt = np.ascontiguousarray(pack_bits(w.T > 0).T)
     if _native(k):
-        wt = np.ascontiguousarray(pack_bits(w.T > 0).T)
         res = np.empty((len(x), n), np.int16)
 
         def run_native(lo: int, hi: int) -> None:
@@ -304,7 +298,6 @@ def xnor_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
         in_chunks(run_native, len(x), step_rows(len(x), n))
         return res
-    wt = np.ascontiguousarray(pack_bits(w.T > 0).T)
     out = np.empty((n, len(x)), signed_type(k))
 
     def run(lo: int, hi: int) -> None:
@@ -329,10 +322,10 @@ def xnor_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: tuple[int, int]) -> n
         wt = pack_bits(np.moveaxis(w, 3, 0) > 0).reshape(cout, -1).T
     else:
         wt = pack_bits(w.reshape(k, cout).T > 0).T
+    wt = np.ascontiguousarray(wt)
     n = len(x)
     oh, ow = (x.shape[1] - kh) // stride[0] + 1, (x.shape[2] - kw) // stride[1] + 1
     if _native(k):
-        wt = np.ascontiguousarray(wt)
         res = np.empty((n, oh, ow, cout), np.int16)
 
         def run_native(lo: int, hi: int) -> None:
@@ -346,7 +339,6 @@ def xnor_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: tuple[int, int]) -> n
 
         in_chunks(run_native, n, max(1, step_rows(n * oh * ow, cout) // (oh * ow)))
         return res
-    wt = np.ascontiguousarray(wt)
     out = np.empty((cout, n * oh * ow), signed_type(k))
 
     def run(lo: int, hi: int) -> None:

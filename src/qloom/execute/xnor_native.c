@@ -1,7 +1,8 @@
-/* Fused XNOR-popcount kernels for qloom's integer executor (qloom/execute/native.py builds
- * this file with the system C compiler on first use and falls back to numpy without one).
+/* Compiled kernels for qloom's integer executor: XNOR-popcount GEMM and conv, a one-pass
+ * MultiThreshold on int16, a 16-bit integer conv (qloom/execute/native.py builds this file
+ * with the system C compiler on first use and falls back to numpy without one).
  *
- * Operands are +-1 values packed 64 to a uint64 word (bit 1 = +1), padding bits 0 on both
+ * XNOR operands are +-1 values packed 64 to a uint64 word (bit 1 = +1), padding bits 0 on both
  * sides, so popcount(xnor) over K values = K - popcount(x ^ w) summed over the words. One
  * pass per word (xor, popcount, add in registers) instead of numpy's three passes over
  * memory; the compiler vectorizes the word loop (vpopcntq where the CPU has it). */

@@ -183,12 +183,17 @@ def _minimal(c: Candidate, stage: Stage, by_par: dict, budget: int) -> bool:
     return True
 
 
+def minimal_within(stage: Stage, cands: list[Candidate], budget: int) -> list[Candidate]:
+    """The candidates meeting the budget that no smaller parallelism also meets."""
+    by_par = {c.parallelism: c for c in cands}
+    return [c for c in cands if c.cycles <= budget and _minimal(c, stage, by_par, budget)]
+
+
 def choose(
     stage: Stage, cands: list[Candidate], budget: int, cost=lambda c: c.cost
 ) -> Candidate | None:
     """The cheapest minimal candidate meeting the budget (None: the stage cannot meet it)."""
-    by_par = {c.parallelism: c for c in cands}
-    ok = [c for c in cands if c.cycles <= budget and _minimal(c, stage, by_par, budget)]
+    ok = minimal_within(stage, cands, budget)
     if not ok:
         return None
     return min(ok, key=lambda c: (cost(c), c.cycles, c.parallelism))
@@ -240,11 +245,8 @@ class _Problem:
             return self.base.refold({n: dict(c.folding) for n, c in ch.items()}).latency_estimate()
 
         def shapes(s: Stage) -> list[Candidate]:
-            by_par = {c.parallelism: c for c in self.cands[s.name]}
-            ok = [c for c in self.cands[s.name] if c.cycles <= budget]
-            ok = [c for c in ok if _minimal(c, s, by_par, budget)]
             cheapest: dict[tuple, Candidate] = {}
-            for c in sorted(ok, key=cost):
+            for c in sorted(minimal_within(s, self.cands[s.name], budget), key=cost):
                 cheapest.setdefault(c.parallelism, c)
             return list(cheapest.values())
 
