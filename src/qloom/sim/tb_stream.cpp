@@ -4,11 +4,12 @@
 //   QLOOM_TOP                 the Verilated class (e.g. Vqloom_fifo)
 //   QLOOM_IN_STREAMS(X)       X(prefix, width) for each input stream  (prefix_tdata/tvalid/tready)
 //   QLOOM_OUT_STREAMS(X)      X(prefix, width) for each output stream
-//   QLOOM_MONITORS(X)         X("name", expression) for each monitored internal signal
-//   QLOOM_PROBES(X)           X("name", valid, ready) for each internal stream whose first frame
-//                             is timed: the cycles of its first and its N-th handshake
 //   QLOOM_CLK, QLOOM_RST_N    clock and active-low reset port names
 //   QLOOM_TRACE               1 when built with --trace (VCD)
+// The monitored internal signals and the probed internal streams (whose first frame is timed:
+// the cycles of its first and its N-th handshake) come from qloom_taps() in the generated
+// qloom_tb_taps.cpp (tb_taps.h): only that file sees the design's internals, so this harness
+// compiles the same for every design with the same ports and its object is reused.
 //
 // Usage: Vtb <run-config-file> [+verilator+... plusargs]
 // The run configuration is a text file of "key value..." lines:
@@ -34,6 +35,7 @@
 
 #include "verilated.h"
 #include "qloom_tb_config.h"
+#include "tb_taps.h"
 #if QLOOM_TRACE
 #include "verilated_vcd_c.h"
 #endif
@@ -63,15 +65,6 @@ template <std::size_t N>
 void get_port(const VlWide<N>& port, Word* w) {
     for (std::size_t i = 0; i < N; ++i) w[i] = port.at(i);
 }
-template <typename T>
-uint64_t as_u64(const T& v) {
-    return static_cast<uint64_t>(v);
-}
-template <std::size_t N>
-uint64_t as_u64(const VlWide<N>& v) {
-    return static_cast<uint64_t>(v.at(0)) | (N > 1 ? static_cast<uint64_t>(v.at(1)) << 32 : 0);
-}
-
 int words_for(int width) { return width <= 64 ? 2 : (width + 31) / 32; }
 
 // ---- hex text <-> little-endian words ---------------------------------------------------------
@@ -182,15 +175,15 @@ int main(int argc, char** argv) {
     outs.push_back(OutStream{#prefix, w, words_for(w),                                          \
                              [&](Word* d) { get_port(top->prefix##_tdata, d); },                \
                              &top->prefix##_tvalid, &top->prefix##_tready});
-#define QLOOM_X_MON(name, expr) mons.push_back(Monitor{name, [&]() { return as_u64(expr); }});
-#define QLOOM_X_PROBE(name, v, r) \
-    probes.push_back(Probe{name, [&]() { return as_u64(v) != 0 && as_u64(r) != 0; }});
     QLOOM_IN_STREAMS(QLOOM_X_IN)
     QLOOM_OUT_STREAMS(QLOOM_X_OUT)
-    QLOOM_MONITORS(QLOOM_X_MON)
-#ifdef QLOOM_PROBES
-    QLOOM_PROBES(QLOOM_X_PROBE)
-#endif
+    {
+        std::vector<QloomTap> mon_taps, probe_taps;
+        qloom_taps(top.get(), mon_taps, probe_taps);
+        for (auto& t : mon_taps) mons.push_back(Monitor{t.name, t.read});
+        for (auto& t : probe_taps)
+            probes.push_back(Probe{t.name, [r = t.read]() { return r() != 0; }});
+    }
 
     // ---- run configuration ---------------------------------------------------------------------
     uint64_t seed = 0, max_cycles = 100000000ULL, max_idle = 100000, drain = 16, reset_cycles = 4;
