@@ -61,6 +61,20 @@ def small_steps(request, monkeypatch):
 
 # -- packed kernels --------------------------------------------------------------------------
 @pytest.mark.parametrize("k", REDUCTIONS)
+def test_pack_signs_sets_the_bit_of_each_plus_one(k):
+    """Bit j of word i is value i * 64 + j being +1, padding bits 0: the same words from int8
+    (the compiled kernel where it serves), from int64 and from a strided view."""
+    x = bipolar((3, 5, k))
+    words = kernels.pack_signs(x)
+    assert words.shape == (3, 5, -(-k // 64)) and words.dtype == np.uint64
+    value = np.arange(words.shape[-1] * 64)
+    bits = (words[..., value // 64] >> (value % 64).astype(np.uint64)) & np.uint64(1)
+    assert np.array_equal(bits[..., :k], x > 0) and not bits[..., k:].any()
+    assert np.array_equal(kernels.pack_signs(x.astype(np.int64)), words)
+    assert np.array_equal(kernels.pack_signs(np.swapaxes(np.swapaxes(x, 0, 1).copy(), 0, 1)), words)
+
+
+@pytest.mark.parametrize("k", REDUCTIONS)
 @pytest.mark.parametrize("m", [1, 5, 300])
 def test_xnor_matmul_equals_reference(k, m):
     x, w = bipolar((m, k)), bipolar((k, 37), np.int64)
@@ -296,3 +310,33 @@ def test_integer_conv_at_the_int16_limit(stride, pads, small_steps):
     w2 = RNG.choice(np.int64([-1, 1]), (3, 3, cin + 1, 5))
     got = kernels.conv2d_nhwc(over, w2, stride, pads, 1, 0)
     assert got.dtype == np.int32 and np.array_equal(got, ref_conv(over, w2, stride, pads))
+
+
+def test_prepared_constants_are_made_once_and_frozen():
+    """A weight's packing is made once per purpose; the array becomes read-only, so an in-place
+    change raises instead of meeting the stale packed words."""
+    w = bipolar((130, 7), np.int64)
+    calls = []
+    first = kernels.prepared(w, "test", lambda: calls.append(1) or w.sum())
+    assert kernels.prepared(w, "test", lambda: calls.append(1) or -1) == first and calls == [1]
+    assert not w.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        w[0, 0] = 1
+    x = bipolar((300, 130))
+    assert np.array_equal(kernels.xnor_matmul(x, w), ref_xnor_matmul(x, w))
+    assert np.array_equal(kernels.xnor_matmul(x, w), ref_xnor_matmul(x, w))  # cached words
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_map_batches_keeps_order_and_runs_kernels_serially_inside(monkeypatch, n_threads):
+    monkeypatch.setenv("QLOOM_THREADS", str(n_threads))
+    seen = []
+
+    def fn(lo, hi):
+        seen.append(kernels.threads())
+        return list(range(lo, hi))
+
+    parts = kernels.map_batches(fn, 23, 5)
+    assert [v for p in parts for v in p] == list(range(23))
+    assert set(seen) == {1}
+    assert kernels.threads() == n_threads

@@ -22,6 +22,7 @@ import numpy as np
 
 from qloom.execute.kernels import (
     PACKED_MIN_ROWS,
+    bipolar_constant,
     conv2d_nhwc,
     exact_matmul,
     is_bipolar,
@@ -107,7 +108,7 @@ def _matmul(node: Node, xs):
 def _xnor(node: Node, xs):
     x = xs[0].reshape(xs[0].shape[0], -1)
     w = node.attrs["weights"]
-    if len(x) >= PACKED_MIN_ROWS and is_bipolar(x) and is_bipolar(w):
+    if len(x) >= PACKED_MIN_ROWS and is_bipolar(x) and bipolar_constant(w):
         return [xnor_matmul(x, w)]  # bit-packed: the same integers as the formula below
     return [(exact_matmul(x, w) + w.shape[0]) // 2]
 
@@ -126,7 +127,7 @@ def _xnor_conv(node: Node, xs):
     (sh, sw), (kh, kw) = a["stride"], w.shape[:2]
     rows = len(x) * ((x.shape[1] - kh) // sh + 1) * ((x.shape[2] - kw) // sw + 1)
     packable = a["groups"] == 1 and not any(a["pads"])  # zero padding is not +-1
-    if packable and rows >= PACKED_MIN_ROWS and is_bipolar(x) and is_bipolar(w):
+    if packable and rows >= PACKED_MIN_ROWS and is_bipolar(x) and bipolar_constant(w):
         return [xnor_conv2d_nhwc(x, w, a["stride"])]  # bit-packed: the same integers
     y = conv2d_nhwc(x, w, a["stride"], a["pads"], a["groups"], 0).astype(np.int64)
     return [(y + kh * kw * w.shape[2]) // 2]

@@ -11,15 +11,46 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
+from typing import TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qloom.execute import native
+
+T = TypeVar("T")
+_PREPARED: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def prepared(w: np.ndarray, what: object, make: Callable[[], object]):
+    """`make()` once per weight (or threshold) array and purpose `what`: a graph runs batch
+    after batch on the same constants, whose packing, casts and bounds otherwise cost
+    milliseconds per layer and batch (CNV's 256-channel convs). The array is made read-only
+    on first use, so that an in-place change raises instead of meeting stale packed words."""
+    key = id(w)
+    entry = _PREPARED.get(key)
+    if entry is None or entry[0]() is not w:
+
+        def forget(ref: weakref.ref, key: int = key) -> None:
+            if _PREPARED.get(key, (None,))[0] is ref:
+                del _PREPARED[key]
+
+        w.flags.writeable = False
+        entry = _PREPARED[key] = (weakref.ref(w, forget), {})
+    if what not in entry[1]:
+        entry[1][what] = make()
+    return entry[1][what]
+
+
+def abs_max(w: np.ndarray) -> int:
+    """max |w| of a constant (cached: see `prepared`)."""
+    return prepared(w, "abs_max", lambda: int(np.abs(w).max(initial=0)))
 
 
 def exact_float(bound: int) -> type:
@@ -34,8 +65,8 @@ def exact_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     multi-threaded BLAS call costs ~10 ms on the loaded 2-core machine (TFC: 20 us/image)."""
     if np.issubdtype(x.dtype, np.integer) and np.issubdtype(w.dtype, np.integer):
         x_max = max(-int(x.min(initial=0)), int(x.max(initial=0)))
-        ftype = exact_float(x.shape[-1] * x_max * int(np.abs(w).max(initial=0)))
-        xf, wf = x.astype(ftype), w.astype(ftype)
+        ftype = exact_float(x.shape[-1] * x_max * abs_max(w))
+        xf, wf = x.astype(ftype), prepared(w, ftype, lambda: w.astype(ftype))
         if xf.ndim != 2 or wf.ndim != 2:
             return np.rint(xf @ wf).astype(np.int64)
         out = np.empty((len(xf), wf.shape[1]), np.int64)
@@ -84,13 +115,13 @@ def conv2d_nhwc(
     if not integer:
         return _conv_float(pad_nhwc(x, pads, pad_value), w, stride, groups)
     x_max = max(-int(x.min(initial=0)), int(x.max(initial=0)), abs(int(pad_value)))
-    bound = kh * kw * cin_g * x_max * int(np.abs(w).max(initial=0))
+    bound = kh * kw * cin_g * x_max * abs_max(w)
     # the compiled direct conv where every partial sum fits 16-bit lanes (the result type is
     # int16 then anyway), else im2col + BLAS in the exact float type
     in16 = groups == 1 and bound < 1 << 15 and _native()
     ftype = np.int16 if in16 else exact_float(bound)
     xp = pad_nhwc(x.astype(ftype, order="C"), pads, pad_value)  # both read NHWC rows
-    wf = np.ascontiguousarray(w, ftype)
+    wf = prepared(w, ftype, lambda: np.ascontiguousarray(w, ftype))
     oh = (xp.shape[1] - kh) // stride[0] + 1
     ow = (xp.shape[2] - kw) // stride[1] + 1
     out = np.empty((x.shape[0], oh, ow, cout), signed_type(bound))
@@ -161,9 +192,14 @@ def step_rows(total: int, width: int) -> int:
     return min(max(MIN_STEP, CHUNK_ELEMS // width), max(MIN_STEP, -(-total // threads())))
 
 
+_LOCAL = threading.local()  # .serial: this thread runs a whole batch (map_batches)
+
+
 def threads() -> int:
     """Worker threads: QLOOM_THREADS, else the usable cores (2 threads measured 1.5x faster
-    than 1 on CNV's binary convs, 2-core machine, light load)."""
+    than 1 on CNV's binary convs, 2-core machine, light load); 1 inside `map_batches`."""
+    if getattr(_LOCAL, "serial", False):
+        return 1
     if os.environ.get("QLOOM_THREADS"):
         return max(1, int(os.environ["QLOOM_THREADS"]))
     affinity = getattr(os, "sched_getaffinity", None)
@@ -226,12 +262,42 @@ def in_chunks(fn: Callable[[int, int], None], total: int, step: int) -> None:
         pass
 
 
+def map_batches(fn: Callable[[int, int], T], total: int, step: int) -> list[T]:
+    """[fn(lo, hi)] over [0, total) in batches of `step`, whole batches on the worker threads,
+    each running its kernels on its own thread. Small batches keep a batch's tensors in cache
+    and let the allocator reuse their memory; kernels split across threads instead each
+    page-fault fresh large arrays, in parallel (measured on CNV: twice the CPU time of one
+    thread, and no faster)."""
+    bounds = [(lo, min(lo + step, total)) for lo in range(0, total, step)]
+    if min(threads(), len(bounds)) <= 1:
+        return [fn(lo, hi) for lo, hi in bounds]
+
+    def whole(b: tuple[int, int]) -> T:
+        _LOCAL.serial = True
+        try:
+            return fn(*b)
+        finally:
+            _LOCAL.serial = False
+
+    return list(_pool(min(threads(), len(bounds)), os.getpid()).map(whole, bounds))
+
+
 # -- bit-packed XNOR-popcount ----------------------------------------------------------------
+def pack_signs(x: np.ndarray) -> np.ndarray:
+    """(..., K) +-1 values -> (..., ceil(K / 64)) uint64 words, bit j of word i set where value
+    i * 64 + j is +1: by the compiled kernel for int8 (one pass), else `pack_bits(x > 0)`."""
+    if x.dtype == np.int8 and x.shape[-1] and _native():
+        return native.pack_i8(np.ascontiguousarray(x))
+    return pack_bits(x > 0)
+
+
 def pack_bits(bits: np.ndarray) -> np.ndarray:
-    """(..., K) booleans -> (..., ceil(K / 64)) uint64 words. The padding bits are 0 for x and
-    w alike, so their xor never counts as a mismatch: no correction is needed."""
+    """(..., K) booleans -> (..., ceil(K / 64)) uint64 words, bit j of word i = value
+    i * 64 + j (little-endian bit order, as `pack_signs`). The padding bits are 0 for x and w
+    alike, so their xor never counts as a mismatch: no correction is needed."""
     k = bits.shape[-1]
-    packed = np.packbits(np.ascontiguousarray(bits), axis=-1)  # strided: 4x slower than a copy
+    # strided input: 4x slower than a copy
+    packed = np.packbits(np.ascontiguousarray(bits), axis=-1, bitorder="little")
     if k % 64:
         padded = np.zeros(bits.shape[:-1] + (-(-k // 64) * 8,), np.uint8)
         padded[..., : packed.shape[-1]] = packed
@@ -281,6 +347,11 @@ def is_bipolar(x: np.ndarray) -> bool:
     return np.count_nonzero(x) == x.size and (x.size == 0 or (x.min() >= -1 and x.max() <= 1))
 
 
+def bipolar_constant(w: np.ndarray) -> bool:
+    """`is_bipolar` of a constant (cached: see `prepared`)."""
+    return prepared(w, "bipolar", lambda: is_bipolar(w))
+
+
 def _native(k: int = 0) -> bool:
     """The compiled kernels serve this reduction length (int16 results) on this machine."""
     return k < 1 << 15 and native.lib() is not None
@@ -289,19 +360,19 @@ def _native(k: int = 0) -> bool:
 def xnor_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """popcount(xnor(x, w)) = (x @ w + K) / 2 for +-1 x (M, K) and w (K, N), exact."""
     k, n = w.shape
-    wt = np.ascontiguousarray(pack_bits(w.T > 0).T)
+    wt = prepared(w, "packed", lambda: np.ascontiguousarray(pack_signs(w.T).T))
     if _native(k):
         res = np.empty((len(x), n), np.int16)
 
         def run_native(lo: int, hi: int) -> None:
-            native.xnor_gemm(pack_bits(x[lo:hi] > 0), wt, k, res[lo:hi])
+            native.xnor_gemm(pack_signs(x[lo:hi]), wt, k, res[lo:hi])
 
         in_chunks(run_native, len(x), step_rows(len(x), n))
         return res
     out = np.empty((n, len(x)), signed_type(k))
 
     def run(lo: int, hi: int) -> None:
-        xt = np.ascontiguousarray(pack_bits(x[lo:hi] > 0).T)
+        xt = np.ascontiguousarray(pack_signs(x[lo:hi]).T)
         xnor_popcount(xt, wt, k, out[:, lo:hi])
 
     in_chunks(run, len(x), step_rows(len(x), n))
@@ -318,11 +389,13 @@ def xnor_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: tuple[int, int]) -> n
     kh, kw, cin, cout = w.shape
     k = kh * kw * cin
     per_pixel = kh * kw * -(-cin // 64) <= -(-k // 64) * 5 // 4
-    if per_pixel:
-        wt = pack_bits(np.moveaxis(w, 3, 0) > 0).reshape(cout, -1).T
-    else:
-        wt = pack_bits(w.reshape(k, cout).T > 0).T
-    wt = np.ascontiguousarray(wt)
+
+    def pack() -> np.ndarray:
+        if per_pixel:
+            return np.ascontiguousarray(pack_signs(np.moveaxis(w, 3, 0)).reshape(cout, -1).T)
+        return np.ascontiguousarray(pack_signs(w.reshape(k, cout).T).T)
+
+    wt = prepared(w, ("packed", per_pixel), pack)
     n = len(x)
     oh, ow = (x.shape[1] - kh) // stride[0] + 1, (x.shape[2] - kw) // stride[1] + 1
     if _native(k):
@@ -331,7 +404,7 @@ def xnor_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: tuple[int, int]) -> n
         def run_native(lo: int, hi: int) -> None:
             if per_pixel:  # the C loop reads each window from the packed pixels
                 native.xnor_conv(
-                    pack_bits(x[lo:hi] > 0), 0, hi - lo, wt, (kh, kw), stride, k, res[lo:hi]
+                    pack_signs(x[lo:hi]), 0, hi - lo, wt, (kh, kw), stride, k, res[lo:hi]
                 )
             else:
                 bits = windows_nhwc(x[lo:hi] > 0, (kh, kw), stride).reshape(-1, k)
@@ -343,7 +416,7 @@ def xnor_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: tuple[int, int]) -> n
 
     def run(lo: int, hi: int) -> None:
         if per_pixel:
-            win = windows_nhwc(pack_bits(x[lo:hi] > 0), (kh, kw), stride)  # N,OH,OW,KH,KW,words
+            win = windows_nhwc(pack_signs(x[lo:hi]), (kh, kw), stride)  # N,OH,OW,KH,KW,words
         else:
             bits = windows_nhwc(x[lo:hi] > 0, (kh, kw), stride).reshape(hi - lo, oh, ow, k)
             win = pack_bits(bits)[:, :, :, None, None]
@@ -359,18 +432,23 @@ def native_threshold(x: np.ndarray, thresholds: np.ndarray, bipolar: bool) -> np
     kernel, for row-major int16 x (the packed kernels' and convs' outputs) and integer
     thresholds (C, K) in int16 range, K < 64; None where it does not apply."""
     c, k = thresholds.shape
+
+    def level_major() -> np.ndarray | None:
+        fits = -(1 << 15) <= thresholds.min() and thresholds.max() < 1 << 15
+        return np.ascontiguousarray(thresholds.T, np.int16) if fits else None
+
     if not (
         x.dtype == np.int16
         and x.flags.c_contiguous
         and x.shape[-1] == c
         and 0 < k < 64
         and np.issubdtype(thresholds.dtype, np.integer)
-        and -(1 << 15) <= thresholds.min()
-        and thresholds.max() < 1 << 15
         and _native()
     ):
         return None
-    t = np.ascontiguousarray(thresholds.T, np.int16)
+    t = prepared(thresholds, "int16 level-major", level_major)
+    if t is None:
+        return None
     flat = x.reshape(-1, c)
     out = np.empty(flat.shape, np.int8)
 
