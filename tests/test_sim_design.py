@@ -308,3 +308,27 @@ def test_sim_cli(tfc_graphs, tmp_path, capsys, monkeypatch):
     assert run(args) == 0
     out = capsys.readouterr().out
     assert "all 40 frames equal" in out and "BIPOLAR" in out  # the model's own input domain
+
+
+def test_monitors_on_deep_long_instance_names(tmp_path):
+    """A monitor on a signal whose hierarchical name is longer than Verilator's default symbol
+    limit (deep, long layer names) still builds and reads the signal (it was hashed, and the
+    harness named a member that did not exist)."""
+    from qloom.sim.verilator import build
+
+    inst = "u_" + "very_long_layer_name_" * 9
+    (tmp_path / "t.v").write_text(
+        "module inner(input wire ap_clk, input wire [7:0] d, output reg [7:0] q);\n"
+        "  always @(posedge ap_clk) q <= d;\nendmodule\n"
+        "module t(input wire ap_clk, input wire ap_rst_n, input wire [7:0] s_axis_tdata,\n"
+        "  input wire s_axis_tvalid, output wire s_axis_tready, output wire [7:0] m_axis_tdata,\n"
+        "  output wire m_axis_tvalid, input wire m_axis_tready);\n"
+        "  assign s_axis_tready = m_axis_tready;\n  assign m_axis_tvalid = s_axis_tvalid;\n"
+        f"  inner {inst} (.ap_clk(ap_clk), .d(s_axis_tdata), .q(m_axis_tdata));\nendmodule\n"
+    )
+    monitor = f"t.{inst}.q"
+    assert len(monitor) > 150
+    model = build("t", [tmp_path / "t.v"], inputs=[("s_axis", 8)], outputs=[("m_axis", 8)],
+                  monitor=[monitor], cache_dir=tmp_path / "cache")  # fmt: skip
+    res = model.run([[5, 200, 7]], n_out=[3])
+    assert res.monitor_max[monitor] == 200

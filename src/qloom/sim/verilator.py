@@ -400,6 +400,9 @@ def _do_build(
         if trace:
             args.append("--trace")
         if monitors or probes:
+            # the taps name members by their full hierarchical path: Verilator would hash
+            # names longer than its symbol limit (~135 characters: deep layer names)
+            args += ["--comp-limit-syms", "100000"]
             leafs = {m.rsplit(".", 1)[1] for m in monitors}
             leafs |= {
                 f"{pr.rsplit('.', 1)[1]}_{sig}" for pr in probes for sig in ("tvalid", "tready")
