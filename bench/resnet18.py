@@ -2,7 +2,8 @@
 Alveo U250, cut across several ZCU104s (xczu7ev) and proved bit-exact in a chained Verilator
 simulation through link models (issue 17; the streaming ResNet of Baskin et al.).
 
-    .venv/bin/python bench/resnet18.py [--models resnet18-w2a2,resnet18-w4a4]
+    .venv/bin/python bench/resnet18.py [--models resnet18-w2a2,resnet18-w4a4] [--in-size N]
+        [--classes N]
         [--u250-fps 100] [--target-fps 100] [--clock-mhz 100] [--devices 4xxczu7ev]
         [--fallback-devices 4xxczu9eg] [--link aurora-10g] [--max-utilization 0.9]
         [--frames 2] [--compare 5] [--seed 0]
@@ -10,10 +11,12 @@ simulation through link models (issue 17; the streaming ResNet of Baskin et al.)
         [--out-dir DIR] [--quiet]
 
 Per model (each step announced with the elapsed time unless --quiet):
-  1. `qloom export` of the untrained zoo model (qloom.train.zoo: 7x7 stride-2 stem conv 64
+  1. `qloom export` of the untrained zoo model at `--in-size` x `--in-size` with `--classes`
+     classes (default: the topology's; ResNet-18 in qloom.train.zoo: 7x7 stride-2 stem conv 64
      -> BN -> act -> 3x3 stride-2 max pool with padding 1 -> 2 basic blocks each of 64,
-     128/2, 256/2, 512/2 (1x1 stride-2 shortcuts) -> global average pool -> FC 1000; batch
-     norm statistics from one random batch; seed `--seed`), reused when present;
+     128/2, 256/2, 512/2 (1x1 stride-2 shortcuts) -> global average pool -> FC 1000, at
+     224 x 224; batch norm statistics from one random batch; seed `--seed`), reused when
+     present;
   2. compile (QONNX -> integer graph, timed) and the integer executor against qonnx's
      execute_onnx on `--compare` random inputs (outputs equal bit for bit?);
   3. the folding solver for `--u250-fps` at `--clock-mhz` on one xcu250 (fits at 80 %, the
@@ -64,12 +67,16 @@ def _export(args, name: str, out_dir: Path) -> tuple[Path, float | None]:
     from qloom.train.export import export_untrained
     from qloom.train.zoo import TOPOLOGIES, parse_model_name
 
-    path = out_dir / f"{name}-s{args.seed}.onnx"
+    topo = TOPOLOGIES[parse_model_name(name).topology]
+    size = args.in_size or topo.in_size
+    classes = args.classes or topo.classes
+    # the file's stem names the RTL top: the topology's own shape keeps the short name
+    shape = "" if (size, classes) == (topo.in_size, topo.classes) else f"-{size}px-{classes}c"
+    path = out_dir / f"{name}{shape}-s{args.seed}.onnx"
     if path.exists():
         return path, None
-    topo = TOPOLOGIES[parse_model_name(name).topology]
     t = time.monotonic()
-    export_untrained(name, path, 3, topo.in_size, topo.classes, args.seed)
+    export_untrained(name, path, 3, size, classes, args.seed)
     return path, round(time.monotonic() - t, 1)
 
 
@@ -137,9 +144,9 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
     wall = round(time.monotonic() - t, 1)
     steps = json.loads((report.dir / "time_per_step.json").read_text())
     p, sim, tot = report.partition, report.sim, report.totals
-    devices = []
+    rows = []
     for row in p.devices:
-        devices.append(
+        rows.append(
             {
                 "index": row.index,
                 "part": row.part,
@@ -161,7 +168,7 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
         "ok": True,
         "devices_given": devices,
         "dir": str(report.dir),
-        "devices": devices,
+        "devices": rows,
         "links": links,
         "cycles_per_frame_formula": p.cycles_per_frame,
         "bottleneck": p.bottleneck,
@@ -431,9 +438,19 @@ def _table(results: list[dict[str, Any]], args) -> None:
     row("Yosys per stage (Ray)", synth)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(
+    argv: list[str] | None = None,
+    *,
+    script: str = "resnet18.py",
+    doc: str | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> int:
+    """The bench for any zoo models; another bench script (bench/alexnet.py) runs it with its
+    own docstring and default options."""
+    ap = argparse.ArgumentParser(description=(doc or __doc__).split("\n")[0])
     ap.add_argument("--models", default="resnet18-w2a2,resnet18-w4a4")
+    ap.add_argument("--in-size", type=int, default=None, help="default: the topology's")
+    ap.add_argument("--classes", type=int, default=None, help="default: the topology's")
     ap.add_argument("--u250-fps", type=float, default=100.0)
     ap.add_argument("--target-fps", type=float, default=100.0, help="the chain's folding")
     ap.add_argument("--clock-mhz", type=float, default=100.0)
@@ -455,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default=str(ROOT / "build" / "bench-resnet18"))
     ap.add_argument("--results", default=str(ROOT / "bench" / "results" / "resnet18.json"))
     ap.add_argument("--quiet", action="store_true", help="only the table")
+    ap.set_defaults(**(defaults or {}))
     args = ap.parse_args(argv)
     if args.frames < 2:
         ap.error("--frames must be at least 2 (cycles per frame are measured between frames)")
@@ -463,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
-        "command": "bench/resnet18.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": f"bench/{script} " + " ".join(sys.argv[1:] if argv is None else argv),
         "options": vars(args),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.platform()}, {os.cpu_count()} cores",

@@ -49,12 +49,19 @@ class DataflowDesign:
 
     def latency_estimate(self) -> int:
         """Cycles from a frame's first input beat to its last output beat (both counted), from
-        the stages' formulas, overlap included: the frame enters one beat per cycle; a stage
-        starts when all its inputs have started, its first output comes `first_out_cycles`
-        later (given how far apart its input beats come), its last one at max(last input
-        beat + `tail_cycles`, first input beat + `latency_cycles` - 1) (a slow input delays
-        it, so does its own pace). Glue FIFOs (LUTRAM, fall-through) add nothing. An estimate:
-        report.json has the simulated latency beside it."""
+        the stages' formulas, overlap included (`stream_timing`). Glue FIFOs (LUTRAM,
+        fall-through) add nothing. An estimate: report.json has the simulated latency beside
+        it."""
+        _, last = self.stream_timing()
+        return max(last[s] for s in self.output_streams.values()) + 1
+
+    def stream_timing(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Per stream, the estimated cycles of a frame's first and last beat (the input's first
+        beat at 0): the frame enters one beat per cycle; a stage starts when all its inputs
+        have started; given how far apart its input beats come (their spacing), its first
+        output comes `first_out_cycles(spacing)` later and its last one at max(last input beat
+        + `tail_cycles(spacing)`, first input beat + `latency_cycles` - 1) (a slow input delays
+        it, so does its own pace)."""
         first = {self.input_stream: 0}
         last = {self.input_stream: self.input_spec.beats - 1}
 
@@ -66,10 +73,11 @@ class DataflowDesign:
             f_in = max(first[s] for s in st.inputs)
             l_in = max(last[s] for s in st.inputs)
             gap = max(spacing(s) for s in st.inputs)
-            end = max(l_in + st.tail_cycles(), f_in + st.latency_cycles() - 1)
+            out = f_in + st.first_out_cycles(gap)
+            end = max(l_in + st.tail_cycles(gap), f_in + st.latency_cycles() - 1)
             for s in st.outputs:
-                first[s], last[s] = min(f_in + st.first_out_cycles(gap), end), end
-        return max(last[s] for s in self.output_streams.values()) + 1
+                first[s], last[s] = min(out, end), end
+        return first, last
 
     def memory_bits(self) -> int:
         return sum(s.memory_bits() for s in self.stages)

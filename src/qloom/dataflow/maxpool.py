@@ -90,6 +90,16 @@ class MaxPool(Stage):
     def latency_cycles(self) -> int:
         return self.cycles_per_frame() + 2
 
+    def first_out_cycles(self, spacing: float = 1.0) -> int:
+        """The first pooled pixel leaves with the last beat of its window's first channel
+        group: K - 1 rows and K_W pixels in (a global pool: the whole frame), `spacing` apart."""
+        beats = ((self.k - 1) * self.ifm_w + self.kw - 1) * self.channels // self.pe + 1
+        return round((beats - 1) * spacing) + 2
+
+    def tail_cycles(self, spacing: float = 1.0) -> int:
+        """The last pooled pixel follows the last input beat through the output register."""
+        return 2
+
     def memory_bits(self) -> int:
         return self.ofm_w * self.channels * self.out_dtype.bits  # running maxima of one row
 

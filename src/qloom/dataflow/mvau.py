@@ -194,7 +194,7 @@ class MVAU(Stage):
         """The first output beat follows the first fold's SF input beats and the pipeline."""
         return self.latency_cycles() - self.cycles_per_frame() + round((self.sf - 1) * spacing)
 
-    def tail_cycles(self) -> int:
+    def tail_cycles(self, spacing: float = 1.0) -> int:
         """After a pixel's last input beat: its other NF - 1 folds and the pipeline."""
         return self.latency_cycles() - self.cycles_per_frame() + (self.nf - 1) * self.sf
 

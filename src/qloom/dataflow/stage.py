@@ -250,9 +250,10 @@ class Stage:
         per frame; `DataflowDesign.latency_estimate` chains these)."""
         return max(0, self.latency_cycles() - self.cycles_per_frame())
 
-    def tail_cycles(self) -> int:
-        """Cycles from a frame's last input beat to its last output beat: the pipeline depth
-        plus the cycles one input beat's work takes (cycles per frame / input beats)."""
+    def tail_cycles(self, spacing: float = 1.0) -> int:
+        """Cycles from a frame's last input beat to its last output beat when the input beats
+        come `spacing` cycles apart: the pipeline depth plus the cycles one input beat's work
+        takes (cycles per frame / input beats)."""
         beats = max((s.beats for s in self.in_streams()), default=1)
         return self.first_out_cycles() + max(0, -(-self.cycles_per_frame() // beats) - 1)
 

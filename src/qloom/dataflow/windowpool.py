@@ -79,6 +79,15 @@ class WindowPool(Stage):
     def cycles_per_frame(self) -> int:
         return self.in_streams()[0].beats
 
+    def first_out_cycles(self, spacing: float = 1.0) -> int:
+        """A pixel's first channel group is reduced when its last window position arrives:
+        (K2 - 1) * CH/PE + 1 beats in, `spacing` apart, then the output register."""
+        return round((self.k2 - 1) * (self.channels // self.pe) * spacing) + 2
+
+    def tail_cycles(self, spacing: float = 1.0) -> int:
+        """The last pixel follows the last input beat through the output register."""
+        return 2
+
     def memory_bits(self) -> int:
         return self.channels * self.out_dtype.bits  # one running result per channel
 

@@ -132,7 +132,7 @@ class TensorNorm(nn.Module):
 class Topology:
     """A network shape; bit widths come from the model name."""
 
-    kind: str  # "fc", "cnv" or "resnet"
+    kind: str  # "fc", "cnv", "resnet" or "alexnet"
     description: str
     hidden: tuple[int, ...] = ()  # FC: hidden layer widths
     conv: tuple[tuple[int, bool], ...] = ()  # CNV: (out channels, max-pool after) per conv
@@ -143,6 +143,9 @@ class Topology:
     stem_kernel: int = 3  # ResNet: the first conv's kernel (padding kernel // 2) ...
     stem_stride: int = 1  # ... and stride
     stem_pool: bool = False  # ResNet: a 3x3 stride-2 max pool (padding 1) after the stem
+    # AlexNet: (out channels, kernel, stride, padding, 3x3 stride-2 max pool after) per conv;
+    # `fc` gives the hidden FC widths
+    convs: tuple[tuple[int, int, int, int, bool], ...] = ()
     in_size: int = 32  # `qloom export`'s default input size (square images) ...
     classes: int = 10  # ... and number of classes
     dropout: float = 0.0
@@ -151,6 +154,19 @@ class Topology:
 
 _CNV = ((64, False), (64, True), (128, False), (128, True), (256, False), (256, False))
 _CNV_SMALL = ((16, False), (16, True), (32, False), (32, True), (64, False), (64, False))
+
+
+def _alexnet_convs(c1: int, c2: int, c3: int, c4: int, c5: int) -> tuple:
+    """AlexNet's five convolutions (11x11/4 pad 2, 5x5 pad 2, three 3x3 pad 1) with the
+    overlapping 3x3 stride-2 max pools after the first, second and fifth."""
+    return (
+        (c1, 11, 4, 2, True),
+        (c2, 5, 1, 2, True),
+        (c3, 3, 1, 1, False),
+        (c4, 3, 1, 1, False),
+        (c5, 3, 1, 1, True),
+    )
+
 
 TOPOLOGIES: dict[str, Topology] = {
     "tfc": Topology("fc", "FINN TFC: 3 x 64 neurons", hidden=(64, 64, 64)),
@@ -219,6 +235,27 @@ TOPOLOGIES: dict[str, Topology] = {
         in_size=224,
         classes=1000,
     ),
+    "alexnet": Topology(
+        "alexnet",
+        "AlexNet (Krizhevsky et al.; the one-tower shape of Hubara et al.'s QNN and Baskin et "
+        "al.'s streaming AlexNet): conv 11x11/4 96, pool, 5x5 256, pool, 3x3 384, 384, 256, "
+        "pool (3x3/2 max pools), FC 4096, 4096, 1000; 224x224 (inputs from 63x63 build)",
+        convs=_alexnet_convs(96, 256, 384, 384, 256),
+        fc=(4096, 4096),
+        in_size=224,
+        classes=1000,
+        dropout=0.5,
+    ),
+    "alexnet-small": Topology(
+        "alexnet",
+        "AlexNet at quarter width (conv 24, 64, 96, 96, 64; FC 1024, 1024): the same layer "
+        "shapes for quick checks",
+        convs=_alexnet_convs(24, 64, 96, 96, 64),
+        fc=(1024, 1024),
+        in_size=224,
+        classes=1000,
+        dropout=0.5,
+    ),
 }
 
 _PRECISIONS = ("w1a1", "w1a2", "w2a2")
@@ -241,7 +278,7 @@ class ModelSpec:
         quantize the input like activations (binarized for a1, which caps Fashion-MNIST)."""
         if self.in_bits is not None:
             return self.in_bits
-        return 8 if TOPOLOGIES[self.topology].kind in ("cnv", "resnet") else self.act_bits
+        return 8 if TOPOLOGIES[self.topology].kind != "fc" else self.act_bits
 
 
 def parse_model_name(name: str) -> ModelSpec:
@@ -411,6 +448,84 @@ class QuantCNV(_ClipMixin, nn.Module):
         return x
 
 
+def alexnet_output_size(topo: Topology, in_size: int) -> int:
+    """Spatial size after AlexNet's conv/pool stack (ValueError when the input is too small)."""
+    size = in_size
+    for _, k, stride, pad, pool in topo.convs:
+        size = (size + 2 * pad - k) // stride + 1
+        if pool and size >= 3:
+            size = (size - 3) // 2 + 1
+        elif pool or size < 1:
+            size = 0
+            break
+    if size < 1:
+        raise ValueError(
+            f"input {in_size}x{in_size} is too small for AlexNet (its 11x11 stride-4 stem and "
+            "three 3x3 stride-2 pools need at least 63x63; 224x224 is the default)"
+        )
+    return size
+
+
+class QuantAlexNet(_ClipMixin, nn.Module):
+    """AlexNet in FINN's layer order: input quant, (conv -> BN -> act (-> 3x3/2 max pool)) x 5,
+    (FC -> BN -> act -> dropout) x 2, FC, TensorNorm. No biases and no local response
+    normalisation (BN takes their place, as in Hubara et al.'s quantized AlexNet); the pools
+    follow the activation, so the max is taken over quantized values (one of them).
+
+    The layers carry Caffe's names (conv1 .. conv5, pool1/2/5, fc6 .. fc8) as direct
+    attributes: the exported tensor names, and the RTL wires named after them, stay short."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        in_channels: int = 3,
+        in_size: int = 224,
+        num_classes: int = 1000,
+        dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        topo = TOPOLOGIES[spec.topology]
+        self.spec = spec
+        self.in_shape = (in_channels, in_size, in_size)
+        out_size = alexnet_output_size(topo, in_size)
+        w = weight_quant_kwargs(spec.weight_bits)
+        self.order: list[str] = []  # forward order of the layers below
+
+        def add(name: str, module: nn.Module) -> None:
+            self.add_module(name, module)
+            self.order.append(name)
+
+        add("inp", input_quant(spec.input_bits))
+        ch = in_channels
+        for i, (out_ch, k, stride, pad, pool) in enumerate(topo.convs, 1):
+            add(f"conv{i}", QuantConv2d(ch, out_ch, k, stride, padding=pad, bias=False, **w))
+            add(f"bn{i}", nn.BatchNorm2d(out_ch, eps=1e-4))
+            add(f"act{i}", act_quant(spec.act_bits))
+            if pool:
+                add(f"pool{i}", nn.MaxPool2d(kernel_size=3, stride=2))
+            ch = out_ch
+        add("flat", nn.Flatten())
+        p = topo.dropout if dropout is None else dropout
+        n_in = ch * out_size * out_size
+        first_fc = len(topo.convs) + 1
+        for i, n_out in enumerate(topo.fc, first_fc):
+            add(f"fc{i}", QuantLinear(n_in, n_out, bias=False, **w))
+            add(f"bn{i}", nn.BatchNorm1d(n_out, eps=1e-4))
+            add(f"act{i}", act_quant(spec.act_bits))
+            if p > 0:
+                add(f"drop{i}", nn.Dropout(p))
+            n_in = n_out
+        add(f"fc{first_fc + len(topo.fc)}", QuantLinear(n_in, num_classes, bias=False, **w))
+        add("norm", TensorNorm())
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = 2.0 * x - torch.tensor([1.0], device=x.device)
+        for name in self.order:
+            x = getattr(self, name)(x)
+        return x
+
+
 class _BasicBlock(nn.Module):
     """conv3x3(stride) -> BN -> act -> conv3x3 -> BN, plus the shortcut (the input, or a 1x1
     stride-s conv -> BN where the shape changes); both branches are quantized by quantizers of
@@ -511,7 +626,8 @@ def build_model(
         return build_logicnets(name)
     spec = parse_model_name(name)
     topo = TOPOLOGIES[spec.topology]
-    cls = {"fc": QuantFC, "cnv": QuantCNV, "resnet": QuantResNet}[topo.kind]
+    kinds = {"fc": QuantFC, "cnv": QuantCNV, "resnet": QuantResNet, "alexnet": QuantAlexNet}
+    cls = kinds[topo.kind]
     return cls(spec, in_channels, in_size, num_classes, dropout)
 
 
