@@ -164,6 +164,26 @@ def test_balanced_cut_on_a_per_resource_cap(tfc):
         assert max(loads) <= other + 1e-3  # (the load counts whole LUTs)
 
 
+def test_glue_fifos_count_with_the_stage_they_feed(tfc):
+    """Deep glue FIFOs (as FIFO sizing can make them) weigh on the cut: a FIFO on the stream
+    into the second MVAU raises the loads; a stage whose FIFO alone overflows every device is
+    named with it. Segment estimates stay the stages' own (the report adds the FIFOs)."""
+    design = tfc[1].design
+    cap = {"LUT": 0.05, "BRAM": 1.0}
+    plain = partition(design, "3xxc7a35t", None, cap, 100.0)
+    second = [s for s in design.stages if s.kind == "MVAU"][1]
+    deep = {second.inputs[0]: 1 << 15}  # 16-bit beats: 30 of the 100 BRAM18
+    cut = partition(design, "3xxc7a35t", None, cap, 100.0, fifo_depths=deep)
+    assert sum(s.load for s in cut.segments) > sum(s.load for s in plain.segments) + 0.05
+    for seg in cut.segments:
+        assert seg.estimate.lut == pytest.approx(
+            sum(estimate_stage(s, A35T).lut for s in seg.design.stages)
+        )
+    huge = {second.inputs[0]: 1 << 18}  # 240 BRAM18
+    with pytest.raises(PartitionError, match=rf"'{second.name}' \(MVAU\) with the glue FIFO"):
+        partition(design, "3xxc7a35t", None, cap, 100.0, fifo_depths=huge)
+
+
 @pytest.fixture(scope="module")
 def resnet(tmp_path_factory):
     """The zoo's resnet8-small-w2a2 (16 x 16 inputs) folded for 2e4 FPS at 100 MHz."""

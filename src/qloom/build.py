@@ -35,6 +35,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,6 +111,12 @@ class _Steps:
         self.t0 = time.perf_counter()
         self.started = time.strftime("%Y-%m-%d %H:%M:%S")
         self.steps: list[tuple[str, float]] = []
+        self.warnings: list[str] = []
+
+    def warn(self, text: str) -> None:
+        """A finding the user must see, --quiet or not: stderr and build.log."""
+        self.warnings.append(text)
+        print(f"qloom: warning: {text}", file=sys.stderr)
 
     def __call__(self, what: str) -> _Steps:
         now = time.perf_counter() - self.t0
@@ -130,6 +137,7 @@ class _Steps:
             json.dumps({**record, "steps": rows}, indent=2)
         )
         log = [f"[{r['start_s']:8.1f} s] {r['step']}" for r in rows]
+        log += [f"warning: {w}" for w in self.warnings]
         log.append(f"[{end:8.1f} s] {outcome}")
         (directory / "build.log").write_text("\n".join(log) + "\n")
 
@@ -423,8 +431,27 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         if devices is not None:
             from qloom.fold.partition import partition
 
-            part = partition(design, devices, opts.links, opts.max_utilization, opts.clock_mhz,
-                             budget, f"the {how} design")  # fmt: skip
+            def cut(depths):
+                return partition(design, devices, opts.links, opts.max_utilization,
+                                 opts.clock_mhz, budget, f"the {how} design", depths)  # fmt: skip
+
+            part = cut(None)  # a chain that cannot hold the design fails before simulating
+        fifo_depths = images = source = None
+        if opts.sim_frames > 0:
+            from qloom.data.inputs import load_inputs
+            from qloom.sim.design import size_fifos
+
+            data = "random" if opts.data in ("none", None) else opts.data
+            inputs = load_inputs(data, compiled.domain, compiled.imported, opts.sim_frames)
+            images, source = compiled.hardware_input(inputs.x), inputs.source
+            say(f"sizing FIFOs (RTL simulation, {min(8, len(images))} frames)")
+            # size_fifos simulates its own instrumented copies of the top (in a temporary
+            # directory) with generous glue FIFOs: a different design from the one built,
+            # which gets the depths it measured
+            fifo_depths = size_fifos(design, images[:8], quiet=opts.quiet)
+        if part is not None:
+            if fifo_depths:  # cut again with the glue FIFOs: deep ones can outweigh stages
+                part = cut(fifo_depths)
             for line in part.summary().splitlines():
                 say(line.strip())
         device_of = {n: g.device for g in (part.segments if part else ()) for n in g.stages}
@@ -458,19 +485,6 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             latency_estimate_cycles=design.latency_estimate(),
             est=_sum(s.est for s in stages),
         )
-        fifo_depths = images = source = None
-        if opts.sim_frames > 0:
-            from qloom.data.inputs import load_inputs
-            from qloom.sim.design import size_fifos
-
-            data = "random" if opts.data in ("none", None) else opts.data
-            inputs = load_inputs(data, compiled.domain, compiled.imported, opts.sim_frames)
-            images, source = compiled.hardware_input(inputs.x), inputs.source
-            say(f"sizing FIFOs (RTL simulation, {min(8, len(images))} frames)")
-            # size_fifos simulates its own instrumented copies of the top (in a temporary
-            # directory) with generous glue FIFOs: a different design from the one built,
-            # which gets the depths it measured
-            fifo_depths = size_fifos(design, images[:8], quiet=opts.quiet)
         if part is not None:  # scale-out: segments/<i>_<part>/ instead of rtl/
             from qloom.deploy import write_driver
 
@@ -508,6 +522,11 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                     design, images, shards, rtl=rtl, quiet=opts.quiet, ray_address=ray
                 )
                 reference = run_integer(compiled.integer, images)
+                if any(getattr(s, "dont_care", "") for s in design.stages):
+                    # truth tables with filled don't-cares compute their own function: the
+                    # RTL must equal the design's folded model (the tables it holds)
+                    say("don't-care tables: the reference is the design's folded model")
+                    reference = design.execute(images)
                 mismatches = (
                     _compare(res.outputs, reference, len(images)) if res.ok else len(images)
                 )
@@ -545,6 +564,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         raise
     if report.partition is None:  # a chain's utilization is per device (its segments)
         _utilization(report, device)
+        _warn_over(report.totals.utilization if report.totals else {}, device.name, say)
     say("writing report.json and report.html")
     (work / "report.json").write_text(report.dumps())
     write_html(report, work / "report.html")
@@ -566,6 +586,16 @@ def _count_glue_fifos(rtl, device, report: BuildReport) -> None:
     est = estimate_glue_fifos(glue, device).as_dict()
     report.totals.fifos = Resources.from_json({k.lower(): v for k, v in est.items()})
     report.totals.fifo_count = len(glue)
+
+
+def _warn_over(utilization: dict[str, float], part: str, say) -> None:
+    """Say so when the accelerator (glue FIFOs included) needs more than the part has: the
+    folding and the cuts fit the stages within the cap, but FIFO sizing can add more."""
+    over = {k: v for k, v in utilization.items() if v > 100}
+    if over:
+        used = ", ".join(f"{k} {v:.0f} %" for k, v in over.items())
+        say.warn(f"the accelerator does not fit {part}: {used} of the part with its glue "
+                 "FIFOs; fold for a lower --target-fps or use a larger part")  # fmt: skip
 
 
 def _utilization(report: BuildReport, device) -> None:
@@ -770,6 +800,7 @@ def _scale_out(part, work: Path, report: BuildReport, fifo_depths, images, sourc
             for k in ("LUT", "FF", "BRAM", "DSP")
             if cap.get(k)
         }
+        _warn_over(row.utilization, f"segment {seg.index}'s {seg.device.name}", say)
 
 
 def _as_report(r) -> Resources:

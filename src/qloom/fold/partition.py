@@ -10,7 +10,9 @@ travels over a serial link to the next device. Throughput stays that of the slow
 
   1. fewest devices: the first k devices of the list (the chain, in board order) for the
      smallest k that holds every segment within the utilisation cap (the solver's `fits`,
-     stage estimates of `qloom.fold.estimate`, the same test a one-part build makes);
+     stage estimates of `qloom.fold.estimate`, the same test a one-part build makes; with
+     `fifo_depths` (the glue FIFO depths FIFO sizing measured) each glue FIFO counts with the
+     stage it feeds: frame-deep FIFOs of an early, wide layer can outweigh its stages);
   2. no link slower than needed: every link meets `budget_cycles` (the target's cycle
      budget) and, among those partitions, the slowest link is as fast as possible;
   3. balanced: the largest segment load (the fraction of the capped part it uses, its most
@@ -214,8 +216,9 @@ class Segment:
     index: int
     device: Device
     design: DataflowDesign
-    estimate: Resources
-    load: float  # the most used resource as a fraction of what the cap allows (<= 1)
+    estimate: Resources  # the stages (the glue FIFOs are estimated from the generated top)
+    load: float  # the most used resource as a fraction of what the cap allows (<= 1), glue
+    # FIFOs included when the partition was given their depths
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -395,16 +398,21 @@ def _cap_text(cap: Utilization) -> str:
 class _Planner:
     """The dynamic programmes over cut positions (n stages, k devices: O(k n^2) each)."""
 
-    def __init__(self, design, devices, links, cap, clock_mhz):
+    def __init__(self, design, devices, links, cap, clock_mhz, fifo_depths=None):
         self.design, self.devices, self.cap, self.clock = design, devices, cap, clock_mhz
         self.caps = _caps(cap)
         self.n = len(design.stages)
         self.cuts = cut_points(design)
         self.links = links
         kinds = {d.name: d for d in devices}
-        self.est = {
-            name: [estimate_stage(s, dev) for s in design.stages] for name, dev in kinds.items()
+        self.stage_est = {
+            n: [estimate_stage(s, d) for s in design.stages] for n, d in kinds.items()
         }
+        self.est = {  # what a segment must hold: its stages and the glue FIFOs they read
+            n: [r + _fifos_into(design, s, fifo_depths or {}, kinds[n])
+                for s, r in zip(design.stages, self.stage_est[n], strict=True)]
+            for n in kinds
+        }  # fmt: skip
         self._seg: dict[tuple[str, int, int], tuple[Resources, float, bool]] = {}
         self._link: dict[tuple[int, int], int] = {}
 
@@ -481,6 +489,18 @@ class _Planner:
         return sorted(levels) or [0]
 
 
+def _fifos_into(design: DataflowDesign, stage, depths: Mapping[str, int], dev: Device):
+    """The glue FIFOs (at `depths`, by stream) on the input streams of `stage`."""
+    from qloom.dataflow.fifo import FIFO
+
+    total = ZERO
+    for s in stage.inputs:
+        if depths.get(s, 0) > 0:
+            glue = FIFO(f"{s}_fifo", design.streams[s], depth=depths[s])
+            total = total + estimate_stage(glue, dev)
+    return total
+
+
 def partition(
     design: DataflowDesign,
     devices: Sequence[Device | str] | str,
@@ -489,10 +509,13 @@ def partition(
     clock_mhz: float = 100.0,
     budget_cycles: int | None = None,
     what: str = "the design",
+    fifo_depths: Mapping[str, int] | None = None,
 ) -> Partition:
     """Cut `design` into contiguous segments on the first k of `devices` (see the module
     docstring for the choice); `links` gives the link model of each gap (one for all, or one
     per gap). `budget_cycles` (the folding target's cycles per frame) bounds every link.
+    `fifo_depths`: glue FIFO depths by stream (`qloom.sim.design.size_fifos`), counted with
+    the stages they feed.
 
     Raises PartitionError naming the stage that fits no device, the link that cannot meet the
     budget (with the best FPS it allows), or the number of devices that would be needed."""
@@ -505,7 +528,7 @@ def partition(
         )
     if not design.stages:
         raise PartitionError(f"{what} has no hardware stages to place")
-    plan = _Planner(design, devs, lks, cap, clock_mhz)
+    plan = _Planner(design, devs, lks, cap, clock_mhz, fifo_depths)
     _check_stages(plan, what)
     limit = math.inf if budget_cycles is None else float(budget_cycles)
     k = next((k for k in range(1, len(devs) + 1) if plan.minimax(k, limit) < math.inf), None)
@@ -536,9 +559,12 @@ def _assemble(plan: _Planner, cuts: list[int]) -> Partition:
     bounds = [0, *cuts, plan.n]
     segments = []
     for i, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
-        total, load, _ = plan.segment(plan.devices[i], lo, hi)
+        _, load, _ = plan.segment(plan.devices[i], lo, hi)
+        stages = ZERO
+        for r in plan.stage_est[plan.devices[i].name][lo:hi]:
+            stages = stages + r
         sub = segment_design(design, lo, hi, i)
-        segments.append(Segment(i, plan.devices[i], sub, total, load))
+        segments.append(Segment(i, plan.devices[i], sub, stages, load))
     links = tuple(
         Link(i, plan.link_model(i), s, design.streams[s], design.stages[c - 1].name, plan.clock)
         for i, c in enumerate(cuts)
@@ -555,8 +581,10 @@ def _check_stages(plan: _Planner, what: str) -> None:
             continue
         best = min(kinds, key=lambda d: plan.segment(d, i, i + 1)[1])
         est = plan.est[best.name][i]
+        fifos = est != plan.stage_est[best.name][i]
+        with_fifos = " with the glue FIFOs it reads" if fifos else ""
         raise PartitionError(
-            f"stage '{st.name}' ({st.kind}) alone does not fit any of the devices at "
+            f"stage '{st.name}' ({st.kind}){with_fifos} alone does not fit any of the devices at "
             f"{_cap_text(plan.cap)}: estimated {_resource_text(est)} on {best.name}, which "
             f"offers {_offer_text(est, best, plan.caps)}. Fold it further (a lower "
             "--target-fps), raise --max-utilization or add a larger part to --devices"
