@@ -404,6 +404,7 @@ class _Planner:
         self.n = len(design.stages)
         self.cuts = cut_points(design)
         self.links = links
+        self.fifo_depths = fifo_depths
         kinds = {d.name: d for d in devices}
         self.stage_est = {
             n: [estimate_stage(s, d) for s in design.stages] for n, d in kinds.items()
@@ -629,7 +630,8 @@ def _too_few_error(plan: _Planner, what: str, budget: int | None) -> PartitionEr
     for r in plan.est[devs[0].name]:
         total = total + r
     limit = math.inf if budget is None else float(budget)
-    longer = _Planner(plan.design, list(devs) + [devs[-1]] * n, plan.links, plan.cap, plan.clock)
+    longer = _Planner(plan.design, list(devs) + [devs[-1]] * n, plan.links, plan.cap, plan.clock,
+                      plan.fifo_depths)  # fmt: skip
     need = next(
         (k for k in range(len(devs) + 1, len(devs) + n + 1) if longer.minimax(k, limit) < math.inf),
         None,
@@ -638,6 +640,7 @@ def _too_few_error(plan: _Planner, what: str, budget: int | None) -> PartitionEr
     head = (
         f"{what} does not fit {len(devs)} device(s) ({names}) at {_cap_text(plan.cap)}: "
         f"estimated total {_resource_text(total)}"
+        + (" with the glue FIFOs" if plan.fifo_depths else "")
     )
     if need is not None:
         return PartitionError(
