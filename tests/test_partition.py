@@ -348,3 +348,15 @@ def test_build_writes_segments_and_lists_them(tfc_inputs, tmp_path, capsys):
     html = (d / "report.html").read_text()  # where the cuts are, and the segments' folders
     assert "Devices (the pipeline cut across parts)" in html and "aurora-10g" in html
     assert "href='segments/1_xc7a35t/'" in html and "href='rtl/'" not in html
+
+
+def test_stage_whose_memory_outgrows_every_device_says_folding_will_not_help(tfc):
+    """A layer whose weights alone exceed what the part can store (block RAM and LUTs at the
+    cap) gets other advice than folding: folding moves work, not weight bits."""
+    design = tfc[1].design
+    bits = design.stage("MatMul_20").memory_bits()  # 784 x 64 x 2-bit weights: 100,352 bits
+    cap = {"LUT": 0.001, "BRAM": 0.02}  # 20 LUTs and 2 BRAM18: far less than that
+    with pytest.raises(PartitionError, match=r"stage 'MatMul_20' \(MVAU\) alone") as e:
+        partition(design, "4xxc7a35t", None, cap, 100.0)
+    assert f"Its memories hold {bits / 1e6:.1f} Mbit" in str(e.value)
+    assert "whatever the folding" in str(e.value) and "Fold it further" not in str(e.value)

@@ -584,11 +584,23 @@ def _check_stages(plan: _Planner, what: str) -> None:
         est = plan.est[best.name][i]
         fifos = est != plan.stage_est[best.name][i]
         with_fifos = " with the glue FIFOs it reads" if fifos else ""
+        advice = (
+            "Fold it further (a lower --target-fps), raise --max-utilization or add a larger "
+            "part to --devices"
+        )
+        bits = st.memory_bits()
+        room = plan.caps["BRAM"] * best.bram_bits + plan.caps["LUT"] * best.luts * 64
+        if bits > room:  # no folding helps: its memories outgrow block RAM and LUTRAM
+            advice = (
+                f"Its memories hold {bits / 1e6:.1f} Mbit, more than {best.name}'s block RAM "
+                "and LUTs can store at the cap whatever the folding: add a part with more "
+                "block RAM to --devices, quantize its weights to fewer bits, or raise "
+                "--max-utilization"
+            )
         raise PartitionError(
             f"stage '{st.name}' ({st.kind}){with_fifos} alone does not fit any of the devices at "
             f"{_cap_text(plan.cap)}: estimated {_resource_text(est)} on {best.name}, which "
-            f"offers {_offer_text(est, best, plan.caps)}. Fold it further (a lower "
-            "--target-fps), raise --max-utilization or add a larger part to --devices"
+            f"offers {_offer_text(est, best, plan.caps)}. {advice}"
         )
 
 
