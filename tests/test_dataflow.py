@@ -221,7 +221,9 @@ def test_illegal_folding_messages():
     )
     with pytest.raises(FoldingError, match="Thresholding 'thr_add': PE=3 does not divide CH=4"):
         to_dataflow(tiny_cnn("none"), {"thr_add": {"PE": 3}})
-    with pytest.raises(FoldingError, match="SWU 'conv1_swu': SIMD=8 does not divide CH=4"):
+    with pytest.raises(
+        FoldingError, match=r"SWU 'conv1_swu': SIMD=8 is not one of \[1, 2, 4, 12, 36\]"
+    ):
         to_dataflow(tiny_cnn("none"), {"conv1_swu": {"SIMD": 8}})
     # FINN keys qloom does not use are accepted
     to_dataflow(graph, {"MatMul_16": {"PE": 2, "mem_mode": "internal_decoupled"}})

@@ -50,10 +50,10 @@ def test_every_stage_kind_keeps_the_protocol(kind):
         legal = s.legal_values()
         assert set(legal) == set(s.fold_params), (s.name, legal, s.fold_params)
         for p in s.fold_params:
-            assert getattr(s, p.lower()) in legal[p], (s.name, p)
+            assert s.folding()[p] in legal[p], (s.name, p)  # (FINN's folding.json entry)
             for v in (min(legal[p]), max(legal[p])):
                 st = s.refold({p: v})
-                assert getattr(st, p.lower()) == v and type(st) is kind
+                assert st.folding()[p] == v and type(st) is kind
                 assert st.cycles_per_frame() >= 1
         for style in s.memory_styles:
             if style is not None:

@@ -21,7 +21,7 @@ OUT counts beats of SIMD * KSIMD elements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import gcd
 from typing import TYPE_CHECKING
 
@@ -40,7 +40,7 @@ from qloom.dataflow.stage import (
 )
 from qloom.dataflow.thresholding import Thresholding
 from qloom.datatype import DataType
-from qloom.errors import UnsupportedModelError
+from qloom.errors import FoldingError, UnsupportedModelError
 from qloom.execute.kernels import pad_nhwc, windows_nhwc
 
 if TYPE_CHECKING:
@@ -165,10 +165,25 @@ class SWU(Stage):
         return ((self.k_h - 1) * width + self.k_w) * self.channels * self.dtype.bits * self.ksimd
 
     def legal_values(self) -> dict[str, list[int]]:
-        return {"SIMD": divisors(self.channels)}
+        """SIMD: channels per beat (divisors of CH), and beyond CH whole pixels: CH x the
+        window positions one beat can hold (`kernel_simd_values`), so that an input with few
+        channels (RGB: 3) is not held to one window position per cycle (a 7x7 stem: 49 beats
+        per window)."""
+        return {"SIMD": simd_values(self.channels, self.k_h, self.k_w)}
 
     def folding(self) -> dict:
-        return {"SIMD": self.simd}
+        whole_pixels = self.simd == self.channels and self.ksimd > 1
+        return {"SIMD": self.simd * self.ksimd if whole_pixels else self.simd}
+
+    def refold(self, values, ram_style: str | None = None) -> SWU:
+        """SIMD beyond CH: whole pixels, SIMD / CH window positions per beat (with all channels
+        in a beat the depthwise order is the plain (kh, kw, c) order an MVAU reads)."""
+        v = int(values.get("SIMD", self.simd))
+        if v > self.channels:
+            taps = pixel_taps(self.name, v, self.channels, self.k_h, self.k_w)
+            return replace(self, simd=self.channels, ksimd=taps)
+        taps = 1 if self.simd == self.channels else self.ksimd  # (depthwise order: kept)
+        return replace(self, simd=v, ksimd=taps)
 
     def estimate(self, device: Device) -> Resources:
         """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
@@ -234,6 +249,21 @@ def kernel_simd_values(k_h: int, k_w: int) -> list[int]:
     return [d for d in divisors(k_h * k_w) if k_w % d == 0 or d % k_w == 0]
 
 
+def simd_values(channels: int, k_h: int, k_w: int) -> list[int]:
+    """An SWU's legal SIMD: divisors of CH, then CH x the window positions a beat can hold."""
+    return divisors(channels) + [channels * j for j in kernel_simd_values(k_h, k_w) if j > 1]
+
+
+def pixel_taps(name: str, simd: int, channels: int, k_h: int, k_w: int) -> int:
+    """The window positions per beat of an SWU folded to SIMD > CH (whole pixels)."""
+    if simd not in simd_values(channels, k_h, k_w):
+        raise FoldingError(
+            f"SWU '{name}': SIMD={simd} is not one of {simd_values(channels, k_h, k_w)} (above "
+            f"CH={channels}: CH x the window positions per beat, {kernel_simd_values(k_h, k_w)})"
+        )
+    return simd // channels
+
+
 # -- the windows of a convolution (used by the MVAU and VVAU rules) ------------------------------
 def place_conv_windows(
     ctx: LoweringContext, conv: Node, simd, binary: bool = False, ksimd: int = 1
@@ -269,6 +299,8 @@ def place_conv_windows(
     sfold = ctx.fold(swu_name, "SWU", {"SIMD": swu_simd})
     if ksimd > 1:
         sfold = {**sfold, "SIMD": simd}
+    elif sfold["SIMD"] > c:  # whole pixels, several window positions per beat (SWU.refold)
+        sfold, ksimd = {**sfold, "SIMD": c}, pixel_taps(swu_name, sfold["SIMD"], c, kh, kw)
     if widen is not None:
         wname = f"{conv.name}_widen"
         wfold = ctx.fold(wname, "Thresholding", {"PE": sfold["SIMD"], "ram_style": "auto"})
