@@ -37,7 +37,9 @@ widest table} (a layer that cannot be a table is reported and kept as an MVAU); 
 model vs the integer executor on `--inputs` random hardware inputs; `--frames` of them through
 Verilator at full rate with the glue FIFOs qloom sizes and stage to stage (no glue FIFOs: the
 latency is then the register stages', as LogicNets'); Yosys synth_xilinx of every stage out of
-context for `--device` with `--synth-timeout` seconds per stage (a stage that times out is
+context for `--device` with `--synth-timeout` seconds per stage (TruthTable stages of more
+than 6 address bits neuron group by neuron group, qloom.synth.truthtable, `--workers` Yosys
+runs at a time, summed; before 2026-12-06 afternoon whole stages; a stage that times out is
 reported as timed out, the sum then as a lower bound, never estimated); nextpnr-ecp5 of the
 whole stitched design (glue FIFOs included, inside qloom's 4-pin I/O harness) on `--pnr-part`
 with `--pnr-timeout`, skipped (and said so) when a stage's Yosys run did not finish, when the
@@ -248,6 +250,7 @@ def run_net(name: str, args: argparse.Namespace, t_start: float) -> dict:
     # Yosys synth_xilinx per stage, out of context, a timeout per stage
     if not args.no_synth:
         from qloom.fold.synth import synth_stage
+        from qloom.synth.truthtable import synth_truth_table
 
         per: dict[str, dict] = {}
         t = time.monotonic()
@@ -255,7 +258,11 @@ def run_net(name: str, args: argparse.Namespace, t_start: float) -> dict:
             _say(t_start, f"{name}: Yosys {args.device} stage {s.name} ({s.kind})")
             t1 = time.monotonic()
             try:
-                r = synth_stage(s, args.device, timeout=args.synth_timeout)
+                if s.kind == "TruthTable":  # neuron groups out of context, summed
+                    r = synth_truth_table(s, args.device, timeout=args.synth_timeout,
+                                          workers=args.workers)  # fmt: skip
+                else:
+                    r = synth_stage(s, args.device, timeout=args.synth_timeout)
                 per[s.name] = {"LUT": r.luts, "FF": r.ffs,
                                "seconds": round(time.monotonic() - t1, 1)}  # fmt: skip
             except QloomError as e:
@@ -426,7 +433,13 @@ def main(argv: list[str] | None = None) -> int:
         help="zoo nets, e.g. jsc-s,jsc-m,jsc-l,nid-s,nid-m,nid-l (untrained); without it the "
         "hand-built JSC-S graph",
     )
-    ap.add_argument("--synth-timeout", type=float, default=600.0, help="Yosys seconds per stage")
+    ap.add_argument(
+        "--synth-timeout",
+        type=float,
+        default=600.0,
+        help="Yosys seconds per stage (per neuron group of a TruthTable stage)",
+    )
+    ap.add_argument("--workers", type=int, default=1, help="Yosys runs in parallel")
     ap.add_argument("--pnr-part", default="LFE5U-85F")
     ap.add_argument("--pnr-mhz", type=float, default=300.0, help="nextpnr's clock target")
     ap.add_argument("--pnr-timeout", type=float, default=900.0, help="nextpnr seconds per net")

@@ -226,7 +226,8 @@ def test_ineligible_layers_are_refused_by_name():
     with pytest.raises(FoldingError) as e:
         to_dataflow(_layer(), {"fc": {"style": "truth_table", "PE": 2}})
     assert str(e.value) == (
-        "TruthTable 'fc': PE is not a folding parameter of a TruthTable (it has: style, max_bits)"
+        "TruthTable 'fc': PE is not a folding parameter of a TruthTable (it has: style, max_bits, "
+        "dont_care, dont_care_fill)"
     )
     with pytest.raises(FoldingError) as e:
         to_dataflow(_layer(), {"fc": {"style": "truth_table", "max_bits": 40}})

@@ -29,11 +29,23 @@ Chosen per layer by the folding file: {"<MatMul node>": {"style": "truth_table"}
 "max_bits": the largest K accepted, default 12); "style": "mvau" keeps the MVAU. Without a
 folding file the solver prices the tables (`MVAU.alternatives`, K <= 12) beside the MVAU's
 foldings and takes the cheapest that meets the target.
+
+Don't-cares (off by default): "dont_care": a .npy / .npz file (or, from Python, an array) of
+the integer graph's *hardware* inputs, typically the training set (Model.compiled
+.hardware_input(x_train)). The lowering runs them through the integer executor to the
+layer's input, and every table address that no calibration frame produces becomes a
+don't-care, filled by `fill_dont_cares` ("dont_care_fill": "table" by default, or
+"nearest") so that the function is simpler (fewer inputs it depends on, fewer LUTs). The
+filled design is then a *different function* from the integer graph: equal on every input
+whose table addresses were all seen in calibration (every calibration input, in particular),
+free elsewhere. Its folded model (`execute`) is the filled tables, and that is what the RTL
+must equal (qloom build compares against the design then, not the integer graph).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +79,8 @@ MAX_BITS_LIMIT = 20
 #: layer of 2-bit 6-input random tables, MH = 5 .. 64)
 CONTROL_LUTS = 4
 STYLES = ("mvau", "truth_table")
+#: how unseen addresses are filled (`fill_dont_cares`)
+DONT_CARE_FILLS = ("nearest", "table")
 
 
 def lut_cost(x_bits: int, y_bits: int) -> float:
@@ -88,6 +102,10 @@ class TruthTable(Stage):
     in_dtype: DataType
     out_dtype: DataType
     max_bits: int = DEFAULT_MAX_BITS
+    #: where the don't-cares came from ("" = none: the tables are the MVAU's exactly), and the
+    #: fill; both only recorded (folding.json), the filled tables are in `tables`
+    dont_care: str = ""
+    dont_care_fill: str = "table"
 
     kind = "TruthTable"
     finn_op = ""  # FINN has no such layer (LogicNets generates its own Verilog)
@@ -227,7 +245,10 @@ class TruthTable(Stage):
         return 0  # the tables become logic (counted in LUTs), not memory
 
     def folding(self) -> dict:
-        return {"style": "truth_table", "max_bits": self.max_bits}
+        out: dict = {"style": "truth_table", "max_bits": self.max_bits}
+        if self.dont_care:
+            out |= {"dont_care": self.dont_care, "dont_care_fill": self.dont_care_fill}
+        return out
 
     def estimate(self, device: Device) -> Resources:
         """LUT6: `lut_cost` per neuron over the input bits its table really depends on, plus
@@ -272,22 +293,151 @@ class TruthTable(Stage):
         }
 
     # -- folded model ----------------------------------------------------------------------------
+    def addresses(self, x: np.ndarray) -> np.ndarray:
+        """(frames, MH) table address of every neuron for input vectors x (frames, MW)."""
+        bits = self.in_dtype.to_bits(np.asarray(x))  # (frames, MW)
+        shifts = self.in_dtype.bits * np.arange(self.fanin)
+        return (bits[:, self.conn] << shifts).sum(axis=2)
+
     def execute(self, beats):
         """Look every neuron's output up in its table, as the RTL does."""
         x, single = as_frames(beats)
         check_stream(self, x, self.in_streams()[0])
-        bits = self.in_dtype.to_bits(x[:, 0, :])  # (frames, MW)
-        shifts = self.in_dtype.bits * np.arange(self.fanin)
-        addr = (bits[:, self.conn] << shifts).sum(axis=2)  # (frames, MH)
-        out = self.tables[np.arange(self.mh), addr]
+        out = self.tables[np.arange(self.mh), self.addresses(x[:, 0, :])]
         return restore(out[:, None, :], single)
+
+    # -- don't-cares -----------------------------------------------------------------------------
+    def with_dont_cares(
+        self, x: np.ndarray, fill: str = "table", source: str = "array"
+    ) -> TruthTable:
+        """This layer with every table address that the input vectors x (frames, MW: the
+        layer's inputs on calibration data) never produce filled by `fill_dont_cares`; the
+        seen addresses keep their outputs. `source` is recorded in the folding entry."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.mw or len(x) == 0:
+            raise FoldingError(
+                f"TruthTable '{self.name}': don't-care data has shape {x.shape}, expected "
+                f"(frames >= 1, {self.mw}) input vectors"
+            )
+        if not self.in_dtype.allowed(x):
+            raise FoldingError(
+                f"TruthTable '{self.name}': don't-care data has values outside {self.in_dtype}"
+            )
+        tables = fill_dont_cares(self.tables, self.addresses(x), self.address_bits, fill)
+        return replace(self, tables=tables, dont_care=source, dont_care_fill=fill)
+
+
+def seen_mask(addr: np.ndarray, k: int) -> np.ndarray:
+    """(MH, 2^k) bool: which addresses of each neuron occur in addr (frames, MH)."""
+    mh = addr.shape[1]
+    seen = np.zeros((mh, 1 << k), bool)
+    seen[np.broadcast_to(np.arange(mh), addr.shape), addr] = True
+    return seen
+
+
+def fill_dont_cares(
+    tables: np.ndarray, addr: np.ndarray, k: int, fill: str = "table"
+) -> np.ndarray:
+    """Tables (MH, 2^k) where only the addresses in addr (frames, MH) are cared for.
+
+    Why this shape of fill: a trained neuron often sees few of its 2^k addresses (constant
+    inputs such as image borders, correlated or saturated activations). Two steps per neuron:
+    1. drop address bits the seen entries do not need: bit b can go when every pair of seen
+       addresses that differ only in the bits dropped so far and b has one output; greedily,
+       the bit whose removal merges the most seen addresses first. The result depends on
+       fewer inputs, which is where LUTs go (a LUT6 per output bit at <= 6 bits, about
+       2^(k-6) at k).
+    2. give every remaining unseen address a value that depends only on the kept bits:
+       "table" (default): the original table at the same kept bits, the dropped bits taken
+       from the most frequent seen address: the trained threshold function of the kept
+       inputs, closest to the model on unseen inputs; "nearest": the output of the nearest
+       seen address (Hamming distance over the kept bits, a breadth-first flood over
+       single-bit flips; ties: the lowest flipped bit). Measured on img28-tt (Fashion-MNIST,
+       bench/logicnets_dontcare.py): "nearest" cost 63 % *more* LUTs than the exact tables
+       (Voronoi-shaped regions are not threshold functions, ABC finds no structure), so it
+       is kept only as the comparison.
+    Every seen address keeps its output, so the filled tables equal the originals on every
+    calibration input."""
+    if fill not in DONT_CARE_FILLS:
+        raise FoldingError(f"dont_care_fill={fill!r} is not one of {', '.join(DONT_CARE_FILLS)}")
+    tables = np.asarray(tables, dtype=np.int64)
+    seen = seen_mask(addr, k)
+    out = tables.copy()
+    full = (1 << k) - 1
+    everything = np.arange(1 << k, dtype=np.int64)
+    for n in range(tables.shape[0]):
+        s = np.flatnonzero(seen[n])
+        if len(s) == 0 or len(s) == 1 << k:
+            continue  # no data for this neuron (not reached) or nothing to fill
+        v = tables[n, s]
+        keep = _drop_bits(s, v, k)
+        # the value at each kept-bits key, where a seen address has that key
+        known = np.full(1 << k, -1, np.int64)
+        known[s & keep] = 0
+        val = np.zeros(1 << k, np.int64)
+        val[s & keep] = v
+        have = known[everything & keep] == 0
+        res = val[everything & keep]
+        if fill == "table":
+            mode = int(np.bincount(addr[:, n], minlength=1 << k).argmax())
+            res = np.where(have, res, tables[n, (everything & keep) | (mode & ~keep & full)])
+        else:
+            res = _flood(res, have, keep, k)
+        out[n] = res
+    return out
+
+
+def _drop_bits(s: np.ndarray, v: np.ndarray, k: int) -> int:
+    """The mask of address bits the outputs v at seen addresses s need (greedy, see
+    `fill_dont_cares`)."""
+    keep = (1 << k) - 1
+    while True:
+        best, best_groups = None, None
+        for b in range(k):
+            if not keep >> b & 1:
+                continue
+            key = s & (keep & ~(1 << b))
+            order = np.argsort(key, kind="stable")
+            ks, vs = key[order], v[order]
+            starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+            if np.array_equal(np.minimum.reduceat(vs, starts), np.maximum.reduceat(vs, starts)):
+                if best_groups is None or len(starts) < best_groups:
+                    best, best_groups = b, len(starts)
+        if best is None:
+            return keep
+        keep &= ~(1 << best)
+
+
+def _flood(res: np.ndarray, have: np.ndarray, keep: int, k: int) -> np.ndarray:
+    """Give each address without a value the value of its nearest valued address over the
+    `keep` bits (breadth-first over single-bit flips; ties: the lowest flipped bit)."""
+    res, have = res.copy(), have.copy()
+    idx = np.arange(1 << k, dtype=np.int64)
+    bits = [b for b in range(k) if keep >> b & 1]
+    while not have.all():
+        got = np.zeros_like(have)
+        new = res.copy()
+        for b in bits:
+            nb = idx ^ (1 << b)
+            take = ~have & ~got & have[nb]
+            new[take] = res[nb[take]]
+            got |= take
+        if not got.any():
+            break  # unreachable: every address has a kept-bit path to a seen one
+        res, have = new, have | got
+    return res
 
 
 # -- lowering: the "truth_table" style of a MatMul layer (called by the MVAU's rule) -----------
 def lower_truth_table(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     """Lower a MatMul (+ fused MultiThreshold) whose folding entry says style truth_table."""
     lin = nodes[0]
-    fold = ctx.fold(lin.name, "TruthTable", {"style": "truth_table", "max_bits": DEFAULT_MAX_BITS})
+    fold = ctx.fold(
+        lin.name,
+        "TruthTable",
+        {"style": "truth_table", "max_bits": DEFAULT_MAX_BITS, "dont_care": None,
+         "dont_care_fill": "table"},
+    )  # fmt: skip
     if fold["style"] not in STYLES:
         raise FoldingError(
             f"layer '{lin.name}': style={fold['style']!r} is not one of {', '.join(STYLES)}"
@@ -313,4 +463,77 @@ def lower_truth_table(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
         )
         out = mt.outputs[0]
     mvau = MVAU(lin.name, mw, mh, w, ctx.dtype_of[x], binary=lin.op == "XnorMatMul", **kwargs)
-    ctx.place(TruthTable.from_mvau(mvau, fold["max_bits"]), [x], out)
+    stage = TruthTable.from_mvau(mvau, fold["max_bits"])
+    if fold["dont_care"] is not None and fold["dont_care"] is not False:
+        spec = fold["dont_care"]
+        fill = fold["dont_care_fill"]
+        if fill not in DONT_CARE_FILLS:
+            raise FoldingError(
+                f"TruthTable '{lin.name}': dont_care_fill={fill!r} is not one of "
+                f"{', '.join(DONT_CARE_FILLS)}"
+            )
+        vectors, source = _layer_inputs(ctx, lin.name, spec, x)
+        stage = stage.with_dont_cares(vectors, fill, source)
+    ctx.place(stage, [x], out)
+
+
+#: per lowering: the integer graph run once on each calibration array (every table layer
+#: of a network reads its own input from the same run)
+_RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _calibration(ctx: LoweringContext, layer: str, spec) -> tuple[np.ndarray, str]:
+    """The calibration inputs named by a "dont_care" folding value: an array, or a .npy /
+    .npz file (its one array, or the one named "x") of the integer graph's hardware inputs."""
+    if isinstance(spec, np.ndarray):
+        return spec, f"array of {len(spec)} frames"
+    if not isinstance(spec, str | Path) or not str(spec):
+        raise FoldingError(
+            f"TruthTable '{layer}': dont_care={spec!r} is not a .npy / .npz file of the "
+            "network's hardware inputs (or an array); leave it out for exact tables"
+        )
+    path = Path(spec)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise FoldingError(
+            f"TruthTable '{layer}': dont_care file {path} cannot be read as .npy / .npz ({e})"
+        ) from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            names = list(data.files)
+            if len(names) != 1 and "x" not in names:
+                raise FoldingError(
+                    f"TruthTable '{layer}': dont_care file {path} holds {names}; expected one "
+                    "array or one named 'x'"
+                )
+            data = data["x" if "x" in names else names[0]]
+    return data, str(spec)
+
+
+def _layer_inputs(ctx: LoweringContext, layer: str, spec, tensor: str) -> tuple[np.ndarray, str]:
+    """(frames, elements) of `tensor` in the integer graph on the calibration inputs that the
+    folding value `spec` names, and a description of them (run once per lowering and spec)."""
+    from qloom.execute import execute
+
+    runs = _RUNS.setdefault(ctx, {})
+    key = ("array", id(spec)) if isinstance(spec, np.ndarray) else ("file", str(spec))
+    if key not in runs:
+        data, source = _calibration(ctx, layer, spec)
+        g = ctx.g
+        want = g.tensors[g.inputs[0]]
+        if data.ndim < 1 or len(data) == 0 or tuple(data.shape[1:]) != tuple(want.shape):
+            raise FoldingError(
+                f"TruthTable '{layer}': dont_care data ({source}) has shape {data.shape}; the "
+                f"network's hardware input is (frames >= 1, {', '.join(map(str, want.shape))})"
+            )
+        if not want.dtype.allowed(data):
+            raise FoldingError(
+                f"TruthTable '{layer}': dont_care data ({source}) has values outside the "
+                f"network's hardware input type {want.dtype} (give integer inputs: "
+                "Model.compiled.hardware_input(x))"
+            )
+        runs[key] = (spec, source, execute(g, data, keep_all=True))
+    _, source, env = runs[key]
+    vectors = np.asarray(env[tensor])
+    return vectors.reshape(len(vectors), -1), source
