@@ -318,6 +318,12 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class _ClipMixin:
+    def _zoo_fields(self, spec: ModelSpec, in_channels: int, in_size: int) -> Topology:
+        """What every zoo net records (its name's spec, its input shape); its topology."""
+        self.spec = spec
+        self.in_shape = (in_channels, in_size, in_size)
+        return TOPOLOGIES[spec.topology]
+
     def clip_weights(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         """Keep latent weights in the quantizer's range (called after each optimizer step)."""
         for m in self.modules():  # type: ignore[attr-defined]
@@ -337,10 +343,8 @@ class QuantFC(_ClipMixin, nn.Module):
         dropout: float | None = None,
     ) -> None:
         super().__init__()
-        topo = TOPOLOGIES[spec.topology]
+        topo = self._zoo_fields(spec, in_channels, in_size)
         p = topo.dropout if dropout is None else dropout
-        self.spec = spec
-        self.in_shape = (in_channels, in_size, in_size)
         self.features = nn.ModuleList()
         self.features.append(input_quant(spec.input_bits))
         if p > 0:
@@ -398,9 +402,7 @@ class QuantCNV(_ClipMixin, nn.Module):
         dropout: float | None = None,
     ) -> None:
         super().__init__()
-        topo = TOPOLOGIES[spec.topology]
-        self.spec = spec
-        self.in_shape = (in_channels, in_size, in_size)
+        topo = self._zoo_fields(spec, in_channels, in_size)
         out_size = cnv_output_size(topo, in_size)
         self.conv_features = nn.ModuleList([input_quant(spec.input_bits)])
         ch = in_channels
@@ -484,9 +486,7 @@ class QuantAlexNet(_ClipMixin, nn.Module):
         dropout: float | None = None,
     ) -> None:
         super().__init__()
-        topo = TOPOLOGIES[spec.topology]
-        self.spec = spec
-        self.in_shape = (in_channels, in_size, in_size)
+        topo = self._zoo_fields(spec, in_channels, in_size)
         out_size = alexnet_output_size(topo, in_size)
         w = weight_quant_kwargs(spec.weight_bits)
         self.order: list[str] = []  # forward order of the layers below
@@ -569,9 +569,7 @@ class QuantResNet(_ClipMixin, nn.Module):
         dropout: float | None = None,
     ) -> None:
         super().__init__()
-        topo = TOPOLOGIES[spec.topology]
-        self.spec = spec
-        self.in_shape = (in_channels, in_size, in_size)
+        topo = self._zoo_fields(spec, in_channels, in_size)
         w = weight_quant_kwargs(spec.weight_bits)
         self.inp = input_quant(spec.input_bits)
         k, stride = topo.stem_kernel, topo.stem_stride
