@@ -59,3 +59,10 @@ def test_split_synthesis_sums_the_neurons(tmp_path, monkeypatch):
     assert both.cached
     again = synth_truth_table(stage(np.stack([rand, rand])), "xcu280", group_bits=1)
     assert again.cached and again.luts == both.luts
+    # what `qloom build --synth` and the benches call per stage takes the same path
+    from qloom.fold.synth import synth_stage
+
+    via_stage = synth_stage(stage(np.stack([rand, rand])), "xcu280")
+    assert via_stage.params["groups"] == "1"  # default group size: one Yosys run
+    again2 = synth_truth_table(stage(np.stack([rand, rand])), "xcu280")
+    assert again2.cached and again2.luts == via_stage.luts and again2.ffs == via_stage.ffs

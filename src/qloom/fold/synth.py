@@ -38,7 +38,14 @@ def synth_stage(
     workdir: str | Path | None = None,
     timeout: float = 1800.0,
 ) -> SynthResult:
-    """Synthesize `stage`'s RTL module out of context for `device` (cached by content)."""
+    """Synthesize `stage`'s RTL module out of context for `device` (cached by content); a
+    TruthTable of more than a LUT's address bits in neuron groups (qloom.synth.truthtable:
+    Yosys expands the stage's indexed table reads too slowly for 12-15-bit tables)."""
+    if stage.kind == "TruthTable":
+        from qloom.synth.truthtable import WHOLE_STAGE_BITS, synth_truth_table
+
+        if stage.address_bits > WHOLE_STAGE_BITS:
+            return synth_truth_table(stage, device, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="qloom-fold-") as tmp:
         # synthesize copies the memory files into its work directory; the cache key hashes
         # their contents
