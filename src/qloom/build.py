@@ -522,7 +522,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
                     design, images, shards, rtl=rtl, quiet=opts.quiet, ray_address=ray
                 )
                 reference = run_integer(compiled.integer, images)
-                if any(getattr(s, "dont_care", "") for s in design.stages):
+                if design.departs_from_graph:
                     # truth tables with filled don't-cares compute their own function: the
                     # RTL must equal the design's folded model (the tables it holds)
                     say("don't-care tables: the reference is the design's folded model")

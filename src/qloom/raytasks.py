@@ -6,6 +6,8 @@ here too). Ray is imported only when asked for."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from qloom.errors import QloomError
@@ -48,3 +50,25 @@ def ray_session(address: str | None, quiet: bool):
         yield ray
     finally:
         ray.shutdown()
+
+
+def parallel_map(
+    fn: Callable,
+    calls: Sequence[tuple],
+    *,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    retries: int = 2,
+    quiet: bool = True,
+) -> list:
+    """[fn(*args) for args in calls], in order, in parallel: threads on this machine
+    (`workers`, default the core count; for work that leaves the GIL, such as yowasp's Yosys),
+    or Ray tasks of one CPU each with `ray_address` ("local": an embedded instance, else a
+    cluster's HOST:PORT)."""
+    if ray_address is None:
+        n = max(1, min(len(calls), workers or os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return [f.result() for f in [pool.submit(fn, *args) for args in calls]]
+    with ray_session(None if ray_address == "local" else ray_address, quiet) as ray:
+        task = ray.remote(num_cpus=1, max_retries=retries)(fn)
+        return ray.get([task.remote(*args) for args in calls])

@@ -82,6 +82,13 @@ class DataflowDesign:
     def memory_bits(self) -> int:
         return sum(s.memory_bits() for s in self.stages)
 
+    @property
+    def departs_from_graph(self) -> bool:
+        """True where a stage computes its own function rather than the integer graph's
+        (truth tables with filled don't-cares): the RTL must then equal this design's folded
+        model (`execute`), not the integer graph."""
+        return any(getattr(s, "dont_care", "") for s in self.stages)
+
     def fps(self, clock_mhz: float = 100.0) -> float:
         return clock_mhz * 1e6 / max(1, self.cycles_per_frame())
 

@@ -150,8 +150,7 @@ class SWU(Stage):
         any window reads on (row-major order), one beat per cycle, plus the output register;
         less the input beats no window reads (a 1x1 stride-2 window skips the last row), which
         come after that pixel, `spacing` apart."""
-        r_last = min(self.ifm_h - 1, (self.oh - 1) * self.stride[0] - self.pads[0] + self.k_h - 1)
-        c_last = min(self.ifm_w - 1, (self.ow - 1) * self.stride[1] - self.pads[1] + self.k_w - 1)
+        r_last, c_last = divmod(self._pixels_until(self.oh - 1, self.ow - 1) - 1, self.ifm_w)
         # the first output row / column whose windows reach that row / column
         oy = max(0, -(-(r_last - self.k_h + 1 + self.pads[0]) // self.stride[0]))
         ox = max(0, -(-(c_last - self.k_w + 1 + self.pads[1]) // self.stride[1]))

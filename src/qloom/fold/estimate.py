@@ -87,7 +87,6 @@ def estimate_glue_fifos(fifos, device: Device | str = "xc7z020") -> Resources:
     """The glue FIFOs a generated top inserts between stages (`RtlFiles.fifos` with
     `glue` set, at the depths FIFO sizing chose), estimated as FIFO stages of their width and
     depth: they are part of the accelerator, so the totals must count them."""
-    from qloom.dataflow.fifo import FIFO
     from qloom.dataflow.stage import StreamSpec
     from qloom.datatype import DataType
 
@@ -95,8 +94,15 @@ def estimate_glue_fifos(fifos, device: Device | str = "xc7z020") -> Resources:
     for f in fifos:
         if f.glue and f.depth > 0:
             spec = StreamSpec(DataType.int(1, False), f.width, f.beats_per_frame)
-            total = total + estimate_stage(FIFO(f.instance, spec, depth=f.depth), device)
+            total = total + estimate_glue_fifo(f.instance, spec, f.depth, device)
     return total
+
+
+def estimate_glue_fifo(name: str, spec, depth: int, device: Device | str) -> Resources:
+    """One glue FIFO of `depth` beats on a stream of `spec`, estimated as a FIFO stage."""
+    from qloom.dataflow.fifo import FIFO
+
+    return estimate_stage(FIFO(name, spec, depth=depth), device)
 
 
 def utilization(r: Resources, device: Device | str) -> dict[str, float]:

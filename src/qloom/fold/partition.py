@@ -55,7 +55,7 @@ from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.resources import ZERO
 from qloom.dataflow.stage import StreamSpec
 from qloom.errors import FoldingError
-from qloom.fold.estimate import Resources, estimate_stage
+from qloom.fold.estimate import Resources, estimate_glue_fifo, estimate_stage
 from qloom.fold.solver import RESOURCE_KINDS, Utilization, _caps, fits
 from qloom.synth.devices import Device, get_device
 
@@ -492,13 +492,10 @@ class _Planner:
 
 def _fifos_into(design: DataflowDesign, stage, depths: Mapping[str, int], dev: Device):
     """The glue FIFOs (at `depths`, by stream) on the input streams of `stage`."""
-    from qloom.dataflow.fifo import FIFO
-
     total = ZERO
     for s in stage.inputs:
         if depths.get(s, 0) > 0:
-            glue = FIFO(f"{s}_fifo", design.streams[s], depth=depths[s])
-            total = total + estimate_stage(glue, dev)
+            total = total + estimate_glue_fifo(f"{s}_fifo", design.streams[s], depths[s], dev)
     return total
 
 

@@ -6,10 +6,8 @@ Results are cached by content by `qloom.synth.synthesize`, so a repeated call co
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from qloom.dataflow.stage import Stage
@@ -70,14 +68,8 @@ def synth_stages(
     node caches what it synthesized; the results come back here)."""
     if not jobs:
         return []
-    if ray_address is None:
-        n = max(1, min(len(jobs), workers or os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            futures = [pool.submit(synth_stage, s, d, timeout=timeout) for s, d in jobs]
-            return [f.result() for f in futures]
-    from qloom.raytasks import ray_session
+    from qloom.raytasks import parallel_map
 
-    with ray_session(None if ray_address == "local" else ray_address, quiet) as ray:
-        task = ray.remote(num_cpus=1, max_retries=2)(synth_stage)
-        refs = [task.remote(s, d, timeout=timeout) for s, d in jobs]
-        return ray.get(refs)
+    calls = [(s, d, None, timeout) for s, d in jobs]  # synth_stage(stage, device, workdir, ...)
+    return parallel_map(synth_stage, calls, ray_address=ray_address, workers=workers,
+                        quiet=quiet)  # fmt: skip

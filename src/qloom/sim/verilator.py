@@ -428,10 +428,9 @@ def _do_build(
             reused = _reusable_objects(final.parent, tool, opt, trace, extra_args, tmp, top)
             for d, pattern in reused:
                 if d.is_dir():  # made by an earlier build: newer than their sources, so kept
-                    now = time.time() + 1
                     for o in d.glob(pattern):
                         shutil.copy(o, obj / o.name)
-                        os.utime(obj / o.name, (now, now))
+                        _newer_than_sources(obj / o.name)
             make = [
                 "make",
                 "-C",
@@ -517,10 +516,16 @@ def _pch_settings(obj: Path, top: str) -> list[str]:
         if n <= PCH_MIN_FILES:
             stamp = obj / f"V{top}__pch.h.{group.lower()}.gch"
             stamp.touch()
-            later = time.time() + 1
-            os.utime(stamp, (later, later))
+            _newer_than_sources(stamp)
             out.append(f"VK_PCH_I_{group}=")
     return out
+
+
+def _newer_than_sources(path: Path) -> None:
+    """Date `path` a second ahead, so that make takes it as up to date against the sources
+    this build just wrote."""
+    later = time.time() + 1
+    os.utime(path, (later, later))
 
 
 def _check_cached(entry: Path, exe: Path) -> None:

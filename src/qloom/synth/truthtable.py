@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,17 +119,12 @@ def synth_truth_table(
 
     if stage.address_bits <= WHOLE_STAGE_BITS:
         return synth_stage(stage, device, timeout=timeout)
-    parts = groups(stage, group_bits)
-    if ray_address is not None:
-        from qloom.raytasks import ray_session
+    from qloom.raytasks import parallel_map
 
-        with ray_session(None if ray_address == "local" else ray_address, True) as ray:
-            task = ray.remote(num_cpus=1, max_retries=1)(_synth_group)
-            results = ray.get([task.remote(stage, g, device, timeout) for g in parts])
-    else:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
-            futures = [pool.submit(_synth_group, stage, g, device, timeout) for g in parts]
-            results = [f.result() for f in futures]
+    parts = groups(stage, group_bits)
+    calls = [(stage, g, device, timeout) for g in parts]
+    results = parallel_map(_synth_group, calls, ray_address=ray_address,
+                           workers=min(workers, os.cpu_count() or 1), retries=1)  # fmt: skip
     results.append(_control(stage, device, timeout))
     total = results[0]
     cells: dict[str, int] = {}
