@@ -329,6 +329,9 @@ def pnr_net(name, design, row, args, work, t_start) -> dict:
         layers = pnr_layers(name, design, args, work, t_start)
         return {"part": dev.name, "skipped": why, "estimate_lut4": est, "layers": layers,
                 "seconds": layers["seconds"]}  # fmt: skip
+    # a design that fits may also be timed layer shape by layer shape (--pnr-layers), to see
+    # how far one table level alone is from the whole design
+    layers = pnr_layers(name, design, args, work, t_start) if args.pnr_layers else None
     _say(t_start, f"{name}: nextpnr {dev.name} (timeout {args.pnr_timeout} s)")
     t = time.monotonic()
     # the glue FIFOs as the simulation sized them (without a simulation: generate_top's default)
@@ -352,6 +355,7 @@ def pnr_net(name, design, row, args, work, t_start) -> dict:
         "harness": res.harness,
         "critical_path": critical_path(res.report),
         "seconds": round(time.monotonic() - t, 1),
+        **({"layers": layers} if layers else {}),
     }
 
 
@@ -430,14 +434,15 @@ def print_nets(rows: dict[str, dict], device: str) -> None:
             bad = [f"{k}: {v['error']}" for k, v in y["per_stage"].items() if "error" in v]
             lut, ff = f">= {lut} ({', '.join(bad)})", f">= {ff}"
         p = r.get("pnr", {})
+        per = ", ".join(
+            f"{v['address_bits']}x{v['out_bits']}b: {_num(v.get('fmax_mhz'), '.1f')} "
+            f"({v['neurons_placed']} neurons, {_num(v.get('lut4'))} LUT4)"
+            for v in p.get("layers", {}).get("shapes", [])
+        )
         if "fmax_mhz" in p:
             pnr = f"{_num(p['fmax_mhz'], '.1f')}, {_num(p['lut4'])} LUT4"
-        elif p.get("layers"):
-            per = ", ".join(
-                f"{v['address_bits']}x{v['out_bits']}b: {_num(v.get('fmax_mhz'), '.1f')} "
-                f"({v['neurons_placed']} neurons, {_num(v.get('lut4'))} LUT4)"
-                for v in p["layers"]["shapes"]
-            )
+            pnr += f"; one level per layer shape {per}" if per else ""
+        elif per:
             pnr = f"design does not fit; one level per layer shape {per}"
         else:
             pnr = p.get("skipped") or p.get("error") or "-"
@@ -514,6 +519,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pnr-mhz", type=float, default=300.0, help="nextpnr's clock target")
     ap.add_argument("--pnr-timeout", type=float, default=900.0, help="nextpnr seconds per net")
     ap.add_argument("--no-pnr", action="store_true")
+    ap.add_argument(
+        "--pnr-layers",
+        action="store_true",
+        help="also place one neuron group per layer shape where the whole design fits",
+    )
     ap.add_argument(
         "--only-pnr",
         action="store_true",
