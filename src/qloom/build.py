@@ -76,6 +76,9 @@ class BuildOptions:
     max_fps: bool = False
     max_utilization: float = 0.8
     latency_slack: float = 0.0  # fraction of extra estimated cost accepted for less latency
+    # every MVAU's weights loaded after reset over the top's weight stream (weights.bin)
+    # instead of $readmemh constants: UltraRAM-able, changeable without a rebuild
+    runtime_weights: bool = False
     folding: Path | str | None = None
     data: str = "random"  # FILE.npy / FILE.npz, a dataset name, or "random"
     input_spec: InputSpec | None = None  # the input domain, when the model does not give it
@@ -299,6 +302,7 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
     from qloom.synth import get_device
 
     device = get_device(opts.part)
+    source = _runtime_design(integer) if opts.runtime_weights else integer
     if opts.folding or not (opts.max_fps or opts.target_fps):
         if str(opts.folding) == "parallel":
             folding, how = load_folding("parallel", integer).folding, "fully parallel"
@@ -311,20 +315,21 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
         else:
             folding, how = {}, "minimal (PE=SIMD=1)"
         # a folding the solver did not choose may not fit: say so before RTL and synthesis
-        check_fits(
-            to_dataflow(integer, folding), device, opts.max_utilization, f"the {how} folding"
-        )
+        design = to_dataflow(integer, folding)
+        if opts.runtime_weights:
+            design = _with_runtime_weights(design, lambda _: None)
+        check_fits(design, device, opts.max_utilization, f"the {how} folding")
         return folding, how
     if opts.max_fps:
         say(
             f"folding for the highest FPS that fits {device.name} "
             f"(<= {opts.max_utilization:.0%} utilization)"
         )
-        return fold_max_fps(integer, opts.clock_mhz, device, opts.max_utilization), "max FPS"
+        return fold_max_fps(source, opts.clock_mhz, device, opts.max_utilization), "max FPS"
     slack = f", latency within {opts.latency_slack:.0%} more cost" if opts.latency_slack else ""
     say(f"folding for {opts.target_fps:g} FPS at {opts.clock_mhz:g} MHz on {device.name}{slack}")
     folding = fold_for_target(
-        integer, opts.target_fps, opts.clock_mhz, device, opts.max_utilization, opts.latency_slack
+        source, opts.target_fps, opts.clock_mhz, device, opts.max_utilization, opts.latency_slack
     )
     return folding, f"target {opts.target_fps:g} FPS{slack}"
 
@@ -346,6 +351,36 @@ def _folding_across(opts: BuildOptions, integer, devices, say) -> tuple[dict, st
         how = "fully parallel" if str(opts.folding) == "parallel" else f"from {opts.folding}"
         return tr.folding, how + (f" ({tr.note()})" if tr.note() else ""), None
     return {}, "minimal (PE=SIMD=1)", None
+
+
+#: run-time weights: the words of the top's weight stream, uint32 little-endian
+WEIGHTS_FILE = "weights.bin"
+
+
+def _runtime_design(integer):
+    """The minimal design of `integer` with every MVAU's weights loaded at run time: what the
+    solver folds for --runtime-weights (such weights may go to UltraRAM)."""
+    from qloom.dataflow import to_dataflow
+
+    design = to_dataflow(integer)
+    return design.refold({s.name: {"weights": "runtime"} for s in design.of_kind("MVAU")})
+
+
+def _with_runtime_weights(design, say):
+    """--runtime-weights: every MVAU of the design loads its weights after reset."""
+    names = [s.name for s in design.of_kind("MVAU")]
+    if not names:
+        say("--runtime-weights: the design has no MVAU; all its weights stay constant")
+        return design
+    say(f"run-time weights: {len(names)} MVAU(s) load theirs over s_axis_weights ({WEIGHTS_FILE})")
+    return design.refold({n: {"weights": "runtime"} for n in names})
+
+
+def _write_weights(design, path: Path, say) -> None:
+    """The weight stream's words (`DataflowDesign.weight_words`) as uint32 little-endian."""
+    words = design.weight_words()
+    path.write_bytes(words.astype("<u4").tobytes())
+    say(f"{WEIGHTS_FILE}: {len(words):,} words for {len(design.runtime_weight_stages())} MVAU(s)")
 
 
 def _compare(sim_outputs: dict, reference: dict, frames: int) -> int:
@@ -427,6 +462,14 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         else:
             folding, how, budget = _folding_across(opts, compiled.integer, devices, say)
         design = to_dataflow(compiled.integer, folding)
+        if opts.runtime_weights:
+            design = _with_runtime_weights(design, say)
+        if design.runtime_weight_stages() and (devices is not None or opts.board):
+            raise QloomError(
+                f"run-time weights with {'--devices' if devices is not None else '--board'}: "
+                "the scale-out chain and the board tops have no weight stream yet; build "
+                "with constant weights or without that option"
+            )
         part = None
         if devices is not None:
             from qloom.fold.partition import partition
@@ -495,6 +538,8 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             # the RTL, generated once: the simulation, Yosys/Vivado and nextpnr all read rtl/
             say("generating the RTL (rtl/)")
             rtl = generate_top(design, work / "rtl", fifo_depths)
+            if rtl.weight_port is not None:
+                _write_weights(design, work / WEIGHTS_FILE, say)
             _count_glue_fifos(rtl, device, report)
             report.rtl = RtlSummary(
                 top=rtl.top,
@@ -505,7 +550,9 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             write_driver(design, work / "driver")  # host side: DMA byte packing (numpy only)
             from qloom.deploy.vivado_bd import write_deploy  # Xilinx: IP + block-design TCL
 
-            deploy = write_deploy(design, rtl, device, opts.clock_mhz, work / "deploy")
+            deploy = None
+            if rtl.weight_port is None:  # the IP has no weight stream interface yet
+                deploy = write_deploy(design, rtl, device, opts.clock_mhz, work / "deploy")
             if deploy is not None:  # the IP description and the block-design scripts
                 report.rtl.deployment += sorted(
                     str(p.relative_to(work)) for p in [deploy / "ip" / "component.xml",

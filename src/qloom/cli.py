@@ -202,6 +202,7 @@ def _build(args: argparse.Namespace) -> int:
         max_fps=args.max_fps,
         max_utilization=args.max_utilization,
         latency_slack=args.latency_slack,
+        runtime_weights=args.runtime_weights,
         folding=Path(args.folding) if args.folding else None,
         data=args.data,
         input_spec=input_spec(args),
@@ -434,6 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="with --target-fps: fold for the shortest latency within this fraction more "
         "estimated cost (0.1 = 10 %%; default 0: the cheapest folding)",
+    )
+    s.add_argument(
+        "--runtime-weights",
+        action="store_true",
+        help="every MVAU loads its weights after reset over an extra 32-bit AXI-Stream "
+        "input of the top (s_axis_weights; words in weights.bin of the build, uint32 "
+        "little-endian) instead of holding them as constants: weights can change without a "
+        "rebuild and, with ram_style 'ultra' in the folding, live in UltraRAM; the top's "
+        "weights_loaded output rises when all are in",
     )
     s.add_argument(
         "--folding",

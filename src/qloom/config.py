@@ -41,6 +41,7 @@ QLOOM_KEYS: dict[str, type | tuple[type, ...]] = {
     "max_fps": bool,
     "max_utilization": (int, float),
     "latency_slack": (int, float),
+    "runtime_weights": bool,
     "data": str,
     "sim_frames": int,
     "sim_shards": int,
@@ -165,9 +166,9 @@ def config_json(opts: BuildOptions) -> dict:
     if opts.folding is not None:
         cfg["folding_config_file"] = str(opts.folding)
     defaults = BuildOptions(model=opts.model)
-    for key in ("max_fps", "max_utilization", "latency_slack", "data", "sim_frames",
-                "sim_shards", "synth", "pnr_part", "pnr_seeds", "ray_address", "devices",
-                "links", "baud"):  # fmt: skip
+    for key in ("max_fps", "max_utilization", "latency_slack", "runtime_weights", "data",
+                "sim_frames", "sim_shards", "synth", "pnr_part", "pnr_seeds", "ray_address",
+                "devices", "links", "baud"):  # fmt: skip
         if getattr(opts, key) != getattr(defaults, key):
             cfg[key] = getattr(opts, key)
     if opts.board is not None:

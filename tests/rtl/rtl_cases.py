@@ -265,6 +265,27 @@ CASES: dict[str, list[dict]] = {
             "RAM_STYLE": "block",
             "WEIGHT_FILE": "w_16x8.hex",
         },
+        # run-time weights (WLOAD = 1): no weight file
+        {"MW": 8, "MH": 4, "PE": 2, "SIMD": 4, "WLOAD": 1, "RAM_STYLE": "ultra"},
+        {
+            "BINARY": 0,
+            "IBITS": 4,
+            "WBITS": 3,
+            "WSIGNED": 1,
+            "MW": 24,
+            "MH": 6,
+            "SIMD": 4,
+            "PE": 3,
+            "NT": 3,
+            "OBITS": 2,
+            "ACC_BITS": 12,
+            "TBITS": 12,
+            "THRESH_FILE": "thr_2x108.hex",
+            "WLOAD": 1,
+            "RAM_STYLE": "block",
+        },  # 36-bit memory words: two host words each
+        {"MW": 4, "MH": 4, "WLOAD": 1, "RAM_STYLE": "distributed", "MEM_REG": 0},
+        {"MW": 4, "MH": 4, "SIMD": 4, "PE": 4, "WLOAD": 1},  # one memory word
     ],
     "qloom_swu": [
         {},
@@ -327,6 +348,8 @@ CASES: dict[str, list[dict]] = {
         },
     ],
     # tables: NO words of 2^(FANIN*IBITS)*OBITS bits; connections: NO*FANIN words
+    # run-time weight loader (submodule of qloom_mvau)
+    "qloom_wload": [{}, {"WIDTH": 1, "DEPTH": 1}, {"WIDTH": 70, "DEPTH": 5}, {"WIDTH": 64}],
     "qloom_truthtable": [
         {},
         {"CONN_FILE": "tt_conn_8x2.hex", "TABLE_FILE": "tt_4x32.hex"},

@@ -23,7 +23,12 @@ def test_every_library_file_has_cases():
 def test_library_files_follow_instantiations():
     """library_files: a module's file, then its submodules' (read from the Verilog)."""
     names = [p.name for p in library_files("qloom_mvau")]
-    assert names == ["qloom_mvau.v", "qloom_dot.v", "qloom_threshold_lanes.v"]
+    assert names == [
+        "qloom_mvau.v",
+        "qloom_wload.v",
+        "qloom_dot.v",
+        "qloom_threshold_lanes.v",
+    ]
     names = [p.name for p in library_files(["qloom_maxpool", "qloom_windowpool", "qloom_fifo"])]
     assert names == ["qloom_maxpool.v", "qloom_pool_lanes.v", "qloom_windowpool.v", "qloom_fifo.v"]
     for p in LIB.glob("*.v"):  # every instance resolves (error instances aside)

@@ -216,6 +216,18 @@ class DataflowDesign:
             "stages": stages,
         }
 
+    def runtime_weight_stages(self) -> list[Stage]:
+        """The stages whose weights are loaded after reset, in the order of the top's weight
+        stream (stage order: their loaders form one daisy chain)."""
+        return [s for s in self.stages if s.runtime_weights]
+
+    def weight_words(self) -> np.ndarray:
+        """Every uint32 word the host streams into the top's weight port (`s_axis_weights`)
+        after reset: each runtime-weight stage's words, in chain order. The one definition of
+        that order and format (simulation, `weights.bin`, drivers use it)."""
+        parts = [s.weight_stream_words() for s in self.runtime_weight_stages()]
+        return np.concatenate(parts).astype(np.uint32) if parts else np.zeros(0, np.uint32)
+
     def write_memories(self, directory: str | Path) -> dict[str, dict[str, Path]]:
         """$readmemh files of every stage with memories: stage -> {param: path}."""
         return {s.name: files for s in self.stages if (files := s.write_memories(directory))}

@@ -59,7 +59,7 @@ LABEL_OPS = ("TopK", "ArgMax")
 IGNORED_KEYS = {
     "mem_mode",
     "resType",
-    "runtime_writeable_weights",
+    "runtime_writeable_weights",  # the MVAU lowering reads it: 1 = "weights": "runtime"
     "ram_style_thresholds",
     "impl_style",
     "inFIFODepths",

@@ -15,6 +15,11 @@ Memories ($readmemh, one word per line, fields two's complement / BIPOLAR bit 1 
   thresholds depth NF, word PE*NT*TBITS bits, lane (p, k) at [(p*NT + k)*TBITS +: TBITS] =
              T[nf*PE + p][k] (ascending in k; clamped to [acc_min, acc_max + 1], which keeps
              every comparison's result)
+Run-time weights (folding key "weights": "runtime"): the weight memory has no $readmemh
+contents; after reset the top streams it in (qloom_mvau WLOAD = 1, `weight_stream_words`
+gives the host words), and the accumulator and thresholds are sized for any weights of the
+stage's weight type, so that other weights of that type can be loaded without a rebuild
+(`with_weights`). The thresholds stay constant.
 A BIPOLAR output (NT = 1) is the count bit itself: 1 = +1 (value 2*count - 1), OUT_BASE = 0.
 The accumulator is unsigned (0..MW) in binary mode and two's complement otherwise (as the RTL
 reads it); multi-bit mode stores +-1 weights as BIPOLAR bits (WBIPOLAR) and reads a BIPOLAR
@@ -25,6 +30,7 @@ Cycles per frame: (MH/PE) * (MW/SIMD) * pixels.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +44,9 @@ from qloom.dataflow.resources import (
     counter_bits,
     linear,
     lutram_luts,
+    ram,
     rom_features,
+    uram_blocks,
 )
 from qloom.dataflow.rules import lowering_rule, unsupported
 from qloom.dataflow.stage import (
@@ -49,6 +57,7 @@ from qloom.dataflow.stage import (
     check_ram_style,
     check_stream,
     divisors,
+    host_words,
     pack_words,
     restore,
     signed_type,
@@ -65,6 +74,10 @@ if TYPE_CHECKING:
     from qloom.ir import Node
     from qloom.synth.devices import Device
 
+#: values of the folding key "weights": constant ($readmemh at configuration) or loaded over
+#: the top's weight stream after reset
+WEIGHT_MODES = ("constant", "runtime")
+
 
 @dataclass(frozen=True, eq=False)
 class MVAU(Stage):
@@ -80,6 +93,7 @@ class MVAU(Stage):
     out_base: int = 0
     out_dtype: DataType | None = None  # required with thresholds
     ram_style: str = "auto"
+    weight_mode: str = "constant"  # folding key "weights": one of WEIGHT_MODES
 
     kind = "MVAU"
     fold_params = ("PE", "SIMD")
@@ -101,10 +115,19 @@ class MVAU(Stage):
             raise ValueError(f"MVAU '{self.name}': weights {w.shape} are not (MH, MW)")
         object.__setattr__(self, "weights", w)
         self._check_folding()
+        if self.binary or np.all(np.abs(w) == 1):
+            object.__setattr__(self, "w_dtype", BIPOLAR)
+        else:
+            object.__setattr__(self, "w_dtype", signed_type(w.min(), w.max()))
         if self.binary:
             if not self.in_dtype.is_bipolar or not np.all(np.abs(w) == 1):
                 raise ValueError(f"MVAU '{self.name}': binary mode needs BIPOLAR input/weights")
             lo, hi = np.zeros(self.mh, np.int64), np.full(self.mh, self.mw, np.int64)
+        elif self.runtime_weights:  # any weights of w_dtype may be loaded: the worst case
+            ends = [a * b for a in (self.w_dtype.min, self.w_dtype.max)
+                    for b in (self.in_dtype.min, self.in_dtype.max)]  # fmt: skip
+            lo = np.full(self.mh, self.mw * min(ends), np.int64)
+            hi = np.full(self.mh, self.mw * max(ends), np.int64)
         else:
             a, b = w * self.in_dtype.min, w * self.in_dtype.max
             lo, hi = np.minimum(a, b).sum(1), np.maximum(a, b).sum(1)
@@ -114,7 +137,9 @@ class MVAU(Stage):
         # Ones' complement (+-1 weights, multi-bit inputs, thresholds): the RTL adds ~x = -x-1
         # for a -1 weight, so its accumulator is acc - shift[n] (shift = the neuron's -1
         # weights) and its threshold memory holds T - shift; acc_dtype / t_dtype are the RTL's.
+        # Not with run-time weights: the shift depends on the weights, the thresholds do not.
         ones = not self.binary and self.thresholds is not None and bool(np.all(np.abs(w) == 1))
+        ones = ones and not self.runtime_weights
         shift = (w < 0).sum(1) if ones else np.zeros(self.mh, np.int64)
         if ones:
             acc = signed_type(min(acc_lo, int((lo - shift).min())), int(hi.max()))
@@ -131,6 +156,8 @@ class MVAU(Stage):
                 raise ValueError(f"MVAU '{self.name}': thresholds need an out_dtype")
             if self.out_dtype.is_bipolar and t.shape[1] != 1:
                 raise ValueError(f"MVAU '{self.name}': BIPOLAR output needs exactly 1 threshold")
+            # as given: a refold to other weight modes clips them to its own accumulator range
+            object.__setattr__(self, "thresholds_given", t)
             t = np.clip(t, acc_lo, acc_hi + 1)
             object.__setattr__(self, "thresholds", t)
             t_rtl = t - shift[:, None]
@@ -138,10 +165,7 @@ class MVAU(Stage):
         else:
             object.__setattr__(self, "out_dtype", self.acc_dtype)
             object.__setattr__(self, "t_dtype", None)
-        if self.binary or np.all(np.abs(w) == 1):
-            object.__setattr__(self, "w_dtype", BIPOLAR)
-        else:
-            object.__setattr__(self, "w_dtype", signed_type(w.min(), w.max()))
+            object.__setattr__(self, "thresholds_given", None)
 
     def refold(self, values: Mapping[str, int], ram_style: str | None = None) -> MVAU:
         """Another folding of the same layer. What __post_init__ derives from the weights (a
@@ -151,6 +175,12 @@ class MVAU(Stage):
         kw = {p.lower(): v for p, v in values.items()}
         if ram_style is not None:
             kw["ram_style"] = ram_style
+        if "weights" in kw:  # the folding key; `weights` is the matrix
+            kw["weight_mode"] = kw.pop("weights")
+        if kw.get("weight_mode", self.weight_mode) != self.weight_mode:
+            # another accumulator range: derived anew, the thresholds clipped to it as given
+            return dataclasses.replace(self, thresholds=self.thresholds_given, **kw)
+        kw.pop("weight_mode", None)
         if not set(kw) <= {"pe", "simd", "ram_style"}:
             return super().refold(values, ram_style)
         new = copy.copy(self)
@@ -163,6 +193,44 @@ class MVAU(Stage):
         check_divides("MVAU", self.name, "PE", self.pe, "MH", self.mh)
         check_divides("MVAU", self.name, "SIMD", self.simd, "MW", self.mw)
         check_ram_style("MVAU", self.name, self.ram_style)
+        if self.weight_mode not in WEIGHT_MODES:
+            raise FoldingError(
+                f"MVAU '{self.name}': weights={self.weight_mode!r} is not one of "
+                f"{', '.join(WEIGHT_MODES)}"
+            )
+
+    @property
+    def runtime_weights(self) -> bool:
+        """Whether the weights are loaded over the top's weight stream after reset."""
+        return self.weight_mode == "runtime"
+
+    def with_weights(self, weights: np.ndarray) -> MVAU:
+        """This run-time-weight stage holding other weights: the same hardware (every RTL
+        parameter, the weight type, the thresholds), so that its `weight_stream_words` load
+        into the design as it was built and its `execute` gives what that design then
+        computes. The weights must fit the stage's weight type."""
+        if not self.runtime_weights:
+            raise FoldingError(f"MVAU '{self.name}': its weights are constant, not runtime")
+        w = np.asarray(weights, dtype=np.int64)
+        if w.shape != (self.mh, self.mw):
+            raise ValueError(f"MVAU '{self.name}': weights {w.shape} are not (MH, MW)")
+        if self.w_dtype.is_bipolar and not np.all(np.abs(w) == 1):
+            raise ValueError(f"MVAU '{self.name}': the loaded weights must be +-1 (BIPOLAR)")
+        if w.min() < self.w_dtype.min or w.max() > self.w_dtype.max:
+            raise ValueError(
+                f"MVAU '{self.name}': weights in [{w.min()}, {w.max()}] do not fit its weight "
+                f"type {self.w_dtype} [{self.w_dtype.min}, {self.w_dtype.max}]"
+            )
+        new = copy.copy(self)
+        object.__setattr__(new, "weights", w)
+        return new
+
+    def weight_stream_words(self) -> np.ndarray:
+        """The uint32 host words that load this stage's weight memory (qloom_wload's format:
+        each memory word of `weight_words` as ceil(width / 32) words, lowest bits first)."""
+        if not self.runtime_weights:
+            return np.zeros(0, np.uint32)
+        return host_words(self.weight_words(), self.pe * self.simd * self.w_dtype.bits)
 
     # -- shape / folding -------------------------------------------------------------------------
     @property
@@ -227,19 +295,30 @@ class MVAU(Stage):
         return [self.weight_words(), self.threshold_words()]
 
     def folding(self) -> dict:
-        return {"PE": self.pe, "SIMD": self.simd, "ram_style": self.ram_style}
+        out = {"PE": self.pe, "SIMD": self.simd, "ram_style": self.ram_style}
+        if self.runtime_weights:  # constant designs keep FINN's three keys
+            out["weights"] = self.weight_mode
+        return out
 
     def estimate(self, device: Device) -> Resources:
         """Estimated LUT / FF / BRAM / DSP of this stage on `device` (6-input LUTs)."""
         return estimate_mvau(self, device)
+
+    def memory_styles_on(self, device: Device) -> tuple[str | None, ...]:
+        """Run-time weights on a part with UltraRAM may also go there (the solver takes it
+        where it costs less than block RAM: deep, wide memories); constant weights never
+        (URAM has no initial contents)."""
+        if self.runtime_weights and device.family == "xcup" and device.uram:
+            return (*self.memory_styles, "ultra")
+        return self.memory_styles
 
     def alternatives(self) -> list[Stage]:
         """The layer as LogicNets truth tables when every neuron reads few enough input bits
         (a sparse fully connected layer with fused thresholds; qloom.dataflow.truthtable)."""
         from qloom.dataflow.truthtable import TruthTable
 
-        if self.thresholds is None or self.pixels != 1:
-            return []
+        if self.thresholds is None or self.pixels != 1 or self.runtime_weights:
+            return []  # truth tables bake the weights in
         try:
             return [TruthTable.from_mvau(self)]
         except FoldingError:  # a neuron reads more than the default max_bits
@@ -249,9 +328,14 @@ class MVAU(Stage):
         """Parameters of qloom_mvau (memory file names are added by the RTL generator);
         cuts=False leaves out the pipeline registers chosen from them (MEM_REG, DOT_CUT)."""
         bipolar_out = self.out_dtype.is_bipolar
-        style = "block" if self.ram_style == "ultra" else self.ram_style
+        # UltraRAM has no initial contents ($readmemh is ignored there, UG901: it powers up at
+        # 0), so only weights written after reset may live in it: constant weights and the
+        # (constant) thresholds take block RAM instead.
+        t_style = "block" if self.ram_style == "ultra" else self.ram_style
+        style = self.ram_style if self.runtime_weights else t_style
         regs = {"MEM_REG": int(self.mem_reg), "DOT_CUT": int(self.dot_cut)} if cuts else {}
-        return regs | {
+        load = {"WLOAD": 1} if self.runtime_weights else {}  # constant: qloom_mvau as before
+        params = regs | {
             "MW": self.mw,
             "MH": self.mh,
             "PE": self.pe,
@@ -270,8 +354,9 @@ class MVAU(Stage):
             "OBITS": self.out_dtype.bits,
             "OUT_BASE": 0 if bipolar_out or self.thresholds is None else self.out_base,
             "RAM_STYLE": style,
-            "TRAM_STYLE": style,
+            "TRAM_STYLE": t_style,
         }
+        return params | load
 
     # -- memories --------------------------------------------------------------------------------
     def weight_tiles(self) -> np.ndarray:
@@ -304,13 +389,13 @@ class MVAU(Stage):
     def write_memories(self, directory: str | Path) -> dict[str, Path]:
         """Write $readmemh files; returns {"WEIGHT_FILE": path[, "THRESH_FILE": path]}."""
         d = Path(directory)
-        files = {
-            "WEIGHT_FILE": write_hex(
+        files = {}
+        if not self.runtime_weights:  # run-time weights come over the weight stream
+            files["WEIGHT_FILE"] = write_hex(
                 d / f"{self.ident}_weights.hex",
                 self.weight_words(),
                 self.pe * self.simd * self.w_dtype.bits,
             )
-        }
         if self.thresholds is not None:
             files["THRESH_FILE"] = write_hex(
                 d / f"{self.ident}_thresholds.hex",
@@ -480,11 +565,14 @@ def mvau_parts(s: MVAU, device: Device) -> tuple[dict[str, float], Resources]:
     """(LUT features, resources not from the fitted LUT model) of an MVAU."""
     p = s.rtl_params()
     feats = mvau_features(s)
-    if s.nf * s.sf <= 1:  # constant weights: the products shrink to additions of constants
-        feats["mul"] *= 0.5
+    if s.nf * s.sf <= 1 and not s.runtime_weights:  # constant weights: the products shrink
+        feats["mul"] *= 0.5  # to additions of constants
     fixed = Resources(ff=mvau_ffs(s), dsp=_dsp_lanes(s))
-    fixed = fixed + rom_features(feats, "rom", s.nf * s.sf, s.pe * s.simd * p["WBITS"],
-                               s.ram_style, device)  # fmt: skip
+    if s.runtime_weights:
+        fixed = fixed + runtime_weight_memory(s, device)
+    else:
+        fixed = fixed + rom_features(feats, "rom", s.nf * s.sf, s.pe * s.simd * p["WBITS"],
+                                   s.ram_style, device)  # fmt: skip
     if s.nt:
         if s.nf <= 1:  # constant thresholds: comparisons with constants
             feats["cmp"] *= 0.5
@@ -497,6 +585,30 @@ def mvau_parts(s: MVAU, device: Device) -> tuple[dict[str, float], Resources]:
         else:
             fixed = fixed + Resources(ff=w)
     return feats, fixed
+
+
+#: LUTs / FFs of qloom_wload (counters, flags, the 32-bit output slice) besides its
+#: assembly register (NW * 32 FFs); counted from the RTL, not fitted
+WLOAD_LUT, WLOAD_FF = 24.0, 40.0
+
+
+def runtime_weight_memory(s: MVAU, device: Device) -> Resources:
+    """The weight RAM of a run-time-weight MVAU and its loader. ram_style "ultra": URAM288
+    blocks, on parts that have them (else a FoldingError naming the layer and the part);
+    otherwise a RAM as the FIFOs' (block RAM or LUTRAM), with its read register in FFs when
+    it is not in block RAM."""
+    depth, width = s.nf * s.sf, s.pe * s.simd * s.w_dtype.bits
+    loader = Resources(lut=WLOAD_LUT, ff=WLOAD_FF + 32 * -(-width // 32))
+    if s.ram_style == "ultra":
+        if not device.uram or device.family != "xcup":  # (iCE40's SPRAM is no URAM288)
+            raise FoldingError(
+                f"MVAU '{s.name}': ram_style='ultra' needs UltraRAM, which {device.name} does "
+                f"not have; use ram_style 'block' or 'auto', or an UltraScale+ part with "
+                f"URAM (e.g. xczu7ev, xcu250)"
+            )
+        return loader + Resources(uram=uram_blocks(depth, width))
+    mem = ram(depth, width, s.ram_style, device)
+    return loader + mem + Resources(ff=0 if mem.bram else width)
 
 
 def estimate_mvau(s: MVAU, device: Device) -> Resources:
@@ -525,7 +637,14 @@ def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     in_dtype = ctx.dtype_of[x]
     binary = lin.op.startswith("Xnor")
     w = np.asarray(lin.attrs["weights"], dtype=np.int64)
-    fold = ctx.fold(lin.name, "MVAU", {"PE": 1, "SIMD": 1, "ram_style": "auto", "style": "mvau"})
+    fold = ctx.fold(
+        lin.name,
+        "MVAU",
+        {"PE": 1, "SIMD": 1, "ram_style": "auto", "weights": "constant", "style": "mvau"},
+    )
+    finn_rww = ctx.folding.get(lin.name, {}).get("runtime_writeable_weights")
+    if finn_rww in (1, True) and "weights" not in ctx.folding.get(lin.name, {}):
+        fold["weights"] = "runtime"  # FINN's name for the same thing
     pixels = 1
     conv = lin.op in ("Conv", "XnorConv")
     if conv:  # the SWU's windows feed it (a conv with a 1 x 1 output has one window)
@@ -560,6 +679,7 @@ def lower_mvau(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
         pixels=pixels,
         binary=binary,
         ram_style=fold["ram_style"],
+        weight_mode=fold["weights"],
         **kwargs,
     )
     ctx.place(stage, [x], out)

@@ -32,20 +32,26 @@ class Resources:
     bram: int = 0  # family block units (BRAM18 for Xilinx)
     dsp: int = 0
     lutram: float = 0.0  # part of `lut` used as memory
+    uram: int = 0  # UltraRAM blocks (URAM288), run-time weights only: see `uram_blocks`
 
     def __add__(self, o: Resources) -> Resources:
         return Resources(
             self.lut + o.lut, self.ff + o.ff, self.bram + o.bram, self.dsp + o.dsp,
-            self.lutram + o.lutram,
+            self.lutram + o.lutram, self.uram + o.uram,
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        """LUT / FF / BRAM / DSP, and URAM where any is used (designs without keep their
+        four keys)."""
+        out = {
             "LUT": round(self.lut),
             "FF": round(self.ff),
             "BRAM": int(self.bram),
             "DSP": int(self.dsp),
         }
+        if self.uram:
+            out["URAM"] = int(self.uram)
+        return out
 
     def cost(self, device: Device, bram_price: float = 1.0) -> float:
         """LUT-equivalent cost: LUTs + each other resource weighted by how many LUTs the part
@@ -59,11 +65,16 @@ class Resources:
             c += self.dsp * device.luts / device.dsp
         elif self.dsp:
             c += self.dsp * 1e9
+        if device.uram:
+            c += self.uram * device.luts / device.uram
+        elif self.uram:
+            c += self.uram * 1e9
         return c
 
     def __str__(self) -> str:
         d = self.as_dict()
-        return f"{d['LUT']} LUT, {d['FF']} FF, {d['BRAM']} BRAM, {d['DSP']} DSP"
+        uram = f", {d['URAM']} URAM" if self.uram else ""
+        return f"{d['LUT']} LUT, {d['FF']} FF, {d['BRAM']} BRAM, {d['DSP']} DSP{uram}"
 
 
 ZERO = Resources()
@@ -166,6 +177,17 @@ def lutram_luts(depth: int, width: int, read_ports: int = 1) -> float:
         return 4 * ceil(width / 3)
     n64 = ceil(depth / 64)
     return width * (2 * n64 + max(0, n64 - 2) / 2)
+
+
+#: one URAM288 block: 4096 words of 72 bits (no narrower aspect ratios, unlike block RAM)
+URAM_DEPTH, URAM_WIDTH = 4096, 72
+
+
+def uram_blocks(depth: int, width: int) -> int:
+    """URAM288 blocks of a depth x width memory: columns of 72 bits, rows of 4096 words."""
+    if depth <= 0 or width <= 0:
+        return 0
+    return ceil(width / URAM_WIDTH) * ceil(depth / URAM_DEPTH)
 
 
 def rom(depth: int, width: int, style: str, device: Device) -> tuple[Resources, bool]:

@@ -156,6 +156,14 @@ def unpack_beats(words: list[int], dtype: DataType, elems: int) -> np.ndarray:
     return dtype.from_bits(unpack_words(words, elems, dtype.bits))
 
 
+def host_words(words: list[int], width: int) -> np.ndarray:
+    """Memory words of `width` bits -> the uint32 words a host streams to load them (the RTL's
+    qloom_wload): ceil(width / 32) per memory word, its lowest 32 bits first."""
+    n = 4 * max(1, -(-width // 32))
+    raw = b"".join(int(w).to_bytes(n, "little") for w in words)
+    return np.frombuffer(raw, dtype="<u4").astype(np.uint32)
+
+
 def write_hex(path: Path, words: list[int], width: int) -> Path:
     """$readmemh file: one word per line, ceil(width/4) hex digits, no address markers."""
     digits = max(1, (width + 3) // 4)
@@ -277,6 +285,10 @@ class Stage:
             kw["ram_style"] = ram_style
         return dataclasses.replace(self, **kw)
 
+    def memory_styles_on(self, device: Device) -> tuple[str | None, ...]:
+        """The memory styles the solver tries on `device` (default: `memory_styles`)."""
+        return self.memory_styles
+
     def alternatives(self) -> list[Stage]:
         """Stages of other kinds that compute this layer bit for bit (e.g. an MVAU's LogicNets
         truth tables); each one's `folding()` names its kind with a "style" entry. The solver
@@ -297,6 +309,16 @@ class Stage:
     def memory_words(self) -> list[list[int]]:
         """The contents of the stage's memories (one word list per memory); empty: none."""
         return []
+
+    @property
+    def runtime_weights(self) -> bool:
+        """Whether the stage's weights are loaded after reset over the top's weight stream
+        (its RTL module's w_axis / wo_axis / loaded ports, as qloom_mvau's, are then connected)."""
+        return False
+
+    def weight_stream_words(self) -> np.ndarray:
+        """The uint32 words of the weight stream that load this stage (none by default)."""
+        return np.zeros(0, np.uint32)
 
     def write_memories(self, directory: str | Path) -> dict[str, Path]:
         """$readmemh files of the stage's memories: Verilog parameter -> path."""

@@ -1054,8 +1054,11 @@ def summary_rows(board_dir: Path) -> list[tuple[str, str]]:
 def lint_board(board: BoardFiles, rtl_sources: Sequence[Path | str]) -> tuple[int, str]:
     """``verilator --lint-only -Wall`` of the board top (PLL model) with the accelerator."""
     from qloom.sim import lint
+    from qloom.sim.verilator import TOP_LINT_ARGS
 
-    return lint(BOARD_TOP, _unique_sources(rtl_sources, board.sim_sources))
+    return lint(
+        BOARD_TOP, _unique_sources(rtl_sources, board.sim_sources), extra_args=TOP_LINT_ARGS
+    )
 
 
 __all__ = [

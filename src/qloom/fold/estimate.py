@@ -28,6 +28,12 @@ Memories (Yosys memory_libmap, xc7 library costs: RAMB18 129, RAMB36 257, logic 
     (ROM_LOGIC_COST_PER_BIT per bit) exceeds the BRAM cost, else to logic (LUTs, see
     `rom_logic_luts`); a RAM (FIFO, line buffer) with asynchronous or synchronous read goes to
     LUTRAM (RAM32M/RAM64M/RAM128X1D...) or BRAM by the same comparison of library costs.
+  * "ultra" (UltraRAM, MVAUs with run-time weights only): URAM288 blocks of 4096 x 72 bits,
+    ceil(width / 72) * ceil(depth / 4096) (`uram_blocks`), on parts that have URAM
+    (UltraScale+); on a part without it the estimate is an error naming the layer. Constant
+    weights never go to URAM (it has no initial contents): their "ultra" is block RAM.
+  * run-time weights otherwise: a RAM (one write, one synchronous read), priced as the FIFOs'
+    (`ram`): block RAM or LUTRAM.
   * "distributed": modelled as logic / LUTRAM. (Note: Yosys synth_xilinx currently rejects
     `rom_style = "distributed"` on the MVAU / Thresholding ROMs, "no valid mapping found";
     the folding solver therefore only emits "auto" or "block" for them.)
@@ -67,7 +73,7 @@ def estimate_stage(stage: Stage, device: Device | str = "xc7z020") -> Resources:
     dev = get_device(device)
     r = stage.estimate(dev)
     if not dev.is_xilinx:
-        r = Resources(r.lut * LUT4_FACTOR, r.ff, r.bram, 0, r.lutram * LUT4_FACTOR)
+        r = Resources(r.lut * LUT4_FACTOR, r.ff, r.bram, 0, r.lutram * LUT4_FACTOR, r.uram)
     return r
 
 
@@ -109,7 +115,8 @@ def utilization(r: Resources, device: Device | str) -> dict[str, float]:
     dev = get_device(device)
     used = r.as_dict()
     cap = dev.capacity()
-    return {k: used[k] / cap[k] for k in ("LUT", "FF", "BRAM", "DSP") if cap.get(k)}
+    kinds = ("LUT", "FF", "BRAM", "DSP", "URAM")
+    return {k: used[k] / cap[k] for k in kinds if cap.get(k) and k in used}
 
 
 __all__ = [

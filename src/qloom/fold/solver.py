@@ -149,7 +149,7 @@ def candidates(stage: Stage, device: Device) -> list[Candidate]:
         combos = [dict(c, **{p: v}) for c in combos for v in legal[p]]
     out = []
     for values in combos:  # every memory style: which is cheaper depends on the BRAM price
-        for style in stage.memory_styles:
+        for style in stage.memory_styles_on(device):
             st = stage.refold(values, style)
             if not _widths_ok(st):
                 break
@@ -216,7 +216,13 @@ class _Problem:
         else:
             self.graph = graph_or_design
         self.device = get_device(device)
-        self.base = to_dataflow(self.graph)
+        # a design's run-time weight stages stay so: their memories may take other styles
+        modes = {}
+        if isinstance(graph_or_design, DataflowDesign):
+            modes = {
+                s.name: {"weights": "runtime"} for s in graph_or_design.runtime_weight_stages()
+            }
+        self.base = to_dataflow(self.graph, modes)
         self.stages = [s for s in self.base.stages if s.fold_params]
         self.cands = {s.name: candidates(s, self.device) for s in self.stages}
 
@@ -317,7 +323,10 @@ def fits(total: Resources, device: Device, cap: Utilization) -> bool:
     """True if `total` stays within `cap` of every resource of `device`."""
     d, caps = device.capacity(), _caps(cap)
     used = total.as_dict()
-    return all(used[k] <= caps[k] * d[k] for k in RESOURCE_KINDS if used[k])
+    # UltraRAM (run-time weights only) under the block RAM's cap: both are on-chip memory
+    uram = used.get("URAM", 0)
+    uram_ok = not uram or uram <= caps["BRAM"] * d["URAM"]
+    return uram_ok and all(used[k] <= caps[k] * d[k] for k in RESOURCE_KINDS if used[k])
 
 
 def too_large(

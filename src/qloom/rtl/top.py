@@ -22,6 +22,13 @@ named `<fifo instance>_count`; `RtlFiles.fifos` lists the hierarchical names to 
 (``<top>.<fifo instance>.count``), including the design's own FIFO stages; `RtlFiles.wires`
 names every stream wire and the stream it carries, so tools need not parse the Verilog.
 
+Run-time weights: when stages load their weights after reset (`Stage.runtime_weights`, the
+MVAU folding's "weights": "runtime"), the top gets a 32-bit AXI-Stream input `s_axis_weights`
+chained through their loaders in stage order (each takes its own words and passes the rest
+on; `DataflowDesign.weight_words` gives the whole stream) and an output `weights_loaded`, the
+AND of their `loaded` flags. Those stages take no input until loaded. A design without such
+stages gets neither port: its top is what it was.
+
 Fault injection (simulation only, `fault_masks`): a `qloom_fault` stage on each named stream,
 between its producer (or the input port) and everything that reads it, XORs every beat with
 the next word of `mem/fault_<stream>.hex` (qloom.faults.stream_masks writes the words).
@@ -82,6 +89,8 @@ class RtlFiles:
     # every stream wire of the top (prefix of its _tdata/_tvalid/_tready), in declaration order
     # -> the design stream it carries: what simulation monitors and diagnoses
     wires: dict[str, str] = field(default_factory=dict)
+    # the 32-bit weight stream input (run-time weights), None when the design has none
+    weight_port: str | None = None
 
     @property
     def sources(self) -> list[Path]:
@@ -119,6 +128,29 @@ _OUT_PORT = Template(
     output wire [$msb:0] ${p}_tdata,
     output wire        ${p}_tvalid,
     input  wire        ${p}_tready"""
+)
+_WEIGHT_PORTS = """\
+    input  wire [31:0] s_axis_weights_tdata,
+    input  wire        s_axis_weights_tvalid,
+    output wire        s_axis_weights_tready,
+    output wire        weights_loaded"""
+_WEIGHT_LINK = Template(
+    """\
+// weight stream link $i of the run-time weight loaders' chain
+wire [31:0] ${w}_tdata;
+wire        ${w}_tvalid;
+wire        ${w}_tready;
+"""
+)
+_WEIGHT_END = Template(
+    """\
+// the words after the last loader's go nowhere
+assign ${w}_tready = 1'b1;
+/* verilator lint_off UNUSEDSIGNAL */
+wire ${w}_unused = &{1'b0, ${w}_tdata, ${w}_tvalid};
+/* verilator lint_on UNUSEDSIGNAL */
+assign weights_loaded = $loaded;
+"""
 )
 _WIRES = Template(
     """\
@@ -316,8 +348,16 @@ def generate_top(
         ["m_axis"] if len(out_streams) == 1 else [f"m{i}_axis" for i in range(len(out_streams))]
     )
     used.update([in_port, *out_port_names, "ap_clk", "ap_rst_n"])
+    loaders = design.runtime_weight_stages()
+    weight_port = "s_axis_weights" if loaders else None
+    if loaders:
+        used.update([weight_port, "weights_loaded"])
     wire = {s: unique(f"w_{vname(s)}") for s in producer}
     inst = {st.name: unique(f"u_{vname(st.name)}") for st in design.stages}
+    # the weight chain: link i feeds loader i; the port is link 0, the last link goes nowhere
+    links = [weight_port] + [unique(f"w_weights_{i + 1}") for i in range(len(loaders))]
+    link_of = {st.name: i for i, st in enumerate(loaders)}
+    loaded = {st.name: unique(f"{inst[st.name]}_loaded") for st in loaders}
     faults = dict(fault_masks or {})
     unknown_f = sorted(set(faults) - set(producer))
     if unknown_f:
@@ -385,6 +425,8 @@ def generate_top(
     ports = [_IN_PORT.substitute(msb=in_spec.width - 1, p=in_port)]
     for p, s in zip(out_port_names, out_streams, strict=True):
         ports.append(_OUT_PORT.substitute(msb=design.streams[s].width - 1, p=p))
+    if loaders:
+        ports.append(_WEIGHT_PORTS)
     text = [
         _HEADER.substitute(
             design=design.name.replace("\n", " "),
@@ -407,7 +449,13 @@ def generate_top(
             wires[src_wire[s]] = s
             text.append(_WIRES.substitute(stream=f"{s} (before fault injection)", spec=spec,
                                           msb=spec.width - 1, w=src_wire[s]))  # fmt: skip
+    for i, w in enumerate(links[1:], 1):
+        text.append(_WEIGHT_LINK.substitute(i=i, w=w))
+    text += [f"wire {loaded[st.name]};\n" for st in loaders]
     text.append("\n")
+    if loaders:
+        all_loaded = " & ".join(loaded[st.name] for st in loaders)
+        text.append(_WEIGHT_END.substitute(w=links[-1], loaded=all_loaded))
     text.append(_BIND_IN.substitute(w=src_wire[design.input_stream], p=in_port))
     for p, s in zip(out_port_names, out_streams, strict=True):
         text.append(_BIND_OUT.substitute(w=q_wire[s], p=p))
@@ -457,6 +505,13 @@ def generate_top(
             _CONN.substitute(port=p, w=src_wire[s])
             for s, p in zip(st.outputs, out_ports(st), strict=True)
         ]
+        if st.name in link_of:  # its loader: in from the chain, the rest on to the next
+            i = link_of[st.name]
+            conns += [
+                _CONN.substitute(port="w_axis", w=links[i]),
+                _CONN.substitute(port="wo_axis", w=links[i + 1]),
+                f"    .loaded({loaded[st.name]})",
+            ]
         if st.kind == "FIFO":
             depth = int(params["DEPTH"])
             text.append(_COUNT.substitute(msb=_clog2(depth + 1) - 1, inst=inst[st.name]))
@@ -514,6 +569,7 @@ def generate_top(
         fifos=tuple(fifos),
         instances=inst,
         wires=wires,
+        weight_port=weight_port,
     )
 
 

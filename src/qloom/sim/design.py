@@ -252,6 +252,7 @@ def simulate(
     rtl: RtlFiles | None = None,
     fault_masks: dict[str, list[int]] | None = None,
     time_stages: bool = True,
+    weights: np.ndarray | None = None,
 ) -> DesignSimResult:
     """Simulate `images` (uint8 NCHW, as datasets give them) through the stitched design.
 
@@ -271,6 +272,11 @@ def simulate(
     time_stages: time the first frame through every stage and glue FIFO (`stage_timing`):
         the harness watches the handshakes on the top's stream wires until each has carried
         one frame.
+    weights: the uint32 words streamed into the top's weight port when the design loads
+        weights at run time (default `design.weight_words()`; another design's words load
+        other weights into the same build). They are offered from reset on, beside the
+        frames, with the same random stalls (`in_valid_prob`); the run-time-weight stages take
+        no frame before their weights are in, so the first frame's latency includes the load.
     """
     images = np.asarray(images)
     frames = len(images)
@@ -301,6 +307,13 @@ def simulate(
         n_out = [design.streams[s].beats * frames for s in rtl.out_streams]
         monitors = rtl.monitors if monitor_fifos else []
         ports_in = [Port(rtl.in_port, rtl.in_width)]
+        streams_in = [words]
+        if rtl.weight_port is not None:
+            ports_in.append(Port(rtl.weight_port, 32))
+            w = design.weight_words() if weights is None else weights
+            streams_in.append([int(x) for x in np.asarray(w, dtype=np.uint32)])
+        elif weights is not None and len(weights):
+            raise ValueError(f"{rtl.top} loads no weights at run time: no weights to give")
         ports_out = [Port(p, w) for p, w in zip(rtl.out_ports, rtl.out_widths, strict=True)]
         elements = timed_elements(design, rtl) if time_stages else []
         probe_wires = list(dict.fromkeys(w for e in elements for w in (*e.ins, *e.outs)))
@@ -325,7 +338,7 @@ def simulate(
         status = _status(msg) if not quiet else _null()
         with status:
             beats = [design.streams[rtl.wires[w]].beats for w in probe_wires]
-            res = model.run([words], **run_kw, probe_beats=beats)
+            res = model.run(streams_in, **run_kw, probe_beats=beats)
         problems = res.problems() if not res.ok else []
         diagnosis: list[str] = []
         if not res.ok and diagnose:
@@ -333,7 +346,7 @@ def simulate(
             # the monitored handshakes follow the testbench's random stalls and would count
             # as activity, so that a deadlock would never end the rerun
             rerun = {**run_kw, "max_cycles": max(1, res.total_cycles)}
-            diagnosis = _diagnose(design, rtl, ports_in, ports_out, words, rerun, cache_dir)
+            diagnosis = _diagnose(design, rtl, ports_in, ports_out, streams_in, rerun, cache_dir)
         got = {s: res.outputs[i] for i, s in enumerate(rtl.out_streams)}
         if res.ok:
             outputs, beats = outputs_from_words(design, got, frames)
@@ -392,7 +405,7 @@ class _null:
         return False
 
 
-def _diagnose(design, rtl, ports_in, ports_out, words, run_kw, cache_dir) -> list[str]:
+def _diagnose(design, rtl, ports_in, ports_out, streams_in, run_kw, cache_dir) -> list[str]:
     """Rerun a failed simulation with every top-level stream wire's tvalid/tready monitored;
     name the streams whose producer holds data the consumer does not take (and FIFOs that are
     full or empty) at the moment the run stopped."""
@@ -403,7 +416,7 @@ def _diagnose(design, rtl, ports_in, ports_out, words, run_kw, cache_dir) -> lis
     try:
         model = build(rtl.top, rtl.sources, inputs=ports_in, outputs=ports_out,
                       monitor=monitors, cache_dir=cache_dir)  # fmt: skip
-        res = model.run([words], **run_kw)
+        res = model.run(streams_in, **run_kw)
     except (SimError, QloomError) as e:  # diagnosis is best effort
         return [f"(no diagnosis: {e})"]
     last = res.monitor_last

@@ -25,7 +25,7 @@ from qloom.dataflow.design import DataflowDesign
 from qloom.dataflow.stage import Stage, pack_beats
 from qloom.rtl.library import library_files
 from qloom.rtl.top import LIB_DIR, RtlError, RtlFiles, in_ports, out_ports
-from qloom.sim.verilator import Port, build, default_cache_dir, lint
+from qloom.sim.verilator import TOP_LINT_ARGS, Port, build, default_cache_dir, lint
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,17 @@ def check_stage(
     params.update(_memory_params(stage, cache / "dataflow-mem"))
     ins = [design.streams[s] for s in stage.inputs]
     outs = [design.streams[s] for s in stage.outputs]
+    ports_in = [Port(n, s.width) for n, s in zip(in_ports(stage), ins, strict=True)]
+    ports_out = [Port(n, s.width) for n, s in zip(out_ports(stage), outs, strict=True)]
+    if stage.runtime_weights:  # its weights come over the weight stream (none passed on)
+        ports_in.append(Port("w_axis", 32))
+        ports_out.append(Port("wo_axis", 32))
     model = build(
         stage.rtl_module,
         library_files(stage.rtl_module),
         params,
-        inputs=[Port(n, s.width) for n, s in zip(in_ports(stage), ins, strict=True)],
-        outputs=[Port(n, s.width) for n, s in zip(out_ports(stage), outs, strict=True)],
+        inputs=ports_in,
+        outputs=ports_out,
         cache_dir=cache,
     )
     frames = env[stage.inputs[0]].shape[0]
@@ -79,9 +84,12 @@ def check_stage(
     feed = [words(s, sp) for s, sp in zip(stage.inputs, ins, strict=True)]
     want = [words(s, sp) for s, sp in zip(stage.outputs, outs, strict=True)]
     n_out = [len(w) for w in want]
+    if stage.runtime_weights:
+        feed.append([int(w) for w in stage.weight_stream_words()])
+        n_out.append(0)
     res = model.run(feed, n_out, 0.7, 0.7, seed=seed)
     ok, detail = res.ok, "; ".join(res.problems()) if not res.ok else ""
-    for i, (got, exp) in enumerate(zip(res.outputs, want, strict=True)):
+    for i, (got, exp) in enumerate(zip(res.outputs[: len(want)], want, strict=True)):
         if got != exp:
             ok = False
             bad = next(
@@ -121,8 +129,9 @@ def check_against_rtl(
 
 # -- the stitched top -----------------------------------------------------------------------------
 def lint_top(rtl: RtlFiles) -> tuple[int, str]:
-    """``verilator --lint-only -Wall`` of the top with its library: (returncode, messages)."""
-    return lint(rtl.top, rtl.sources)
+    """``verilator --lint-only -Wall`` of the top with its library: (returncode, messages).
+    Unconnected pins are allowed (`TOP_LINT_ARGS`: a constant-weight MVAU's weight ports)."""
+    return lint(rtl.top, rtl.sources, extra_args=TOP_LINT_ARGS)
 
 
 def yosys_check(rtl: RtlFiles, timeout: float = 600.0) -> str:

@@ -1,4 +1,5 @@
-// qloom_mvau: matrix-vector-activation unit (FINN's MVAU / StreamingFCLayer).
+// qloom_mvau: matrix-vector-activation unit (FINN's MVAU / StreamingFCLayer), with constant
+// weights ($readmemh(WEIGHT_FILE), WLOAD = 0) or weights loaded after reset (WLOAD = 1).
 //
 // For every input vector x (MW elements) computes acc[n] = sum_i W[n][i] * x[i] for the MH
 // output neurons n and emits either thresholded activations or the raw accumulators.
@@ -31,20 +32,33 @@
 //                 word nf*SF+sf, lane (p, s) at [(p*SIMD+s)*WBITS +: WBITS] = W[nf*PE+p][sf*SIMD+s]
 //   THRESH_FILE   $readmemh file, NF words of PE*NT*TBITS bits; (p, k) at [(p*NT+k)*TBITS +:
 //                 TBITS] = T[nf*PE+p][k], ascending in k
-//   RAM_STYLE     weight memory: "auto" | "block" | "distributed"
+//   RAM_STYLE     weight memory: "auto" | "block" | "distributed", and with WLOAD = 1 also
+//                 "ultra" (UltraRAM, which has no initial contents: constant weights cannot
+//                 live there)
+//   WLOAD         0: constant weights ($readmemh(WEIGHT_FILE)); the w_axis / wo_axis / loaded
+//                 ports may be left unconnected (w_axis_tready = 0, wo_axis idle, loaded = 1):
+//                 generated tops do so, and lint them with -Wno-PINMISSING.
+//                 1: no $readmemh: a qloom_wload fills the weight memory from w_axis (32-bit
+//                 host words, ceil(PE*SIMD*WBITS / 32) per memory word, little-endian, words
+//                 0 .. NF*SF-1 in order) and then forwards every further host word on wo_axis
+//                 (the next runtime MVAU's w_axis). s_axis_tready stays 0 until loaded = 1,
+//                 so the unit never computes with unloaded weights.
 //   TRAM_STYLE    threshold memory: "auto" | "block" | "distributed"
 //
 // Streams: s_axis carries SIMD elements per beat (SF beats per vector); m_axis carries PE
 // outputs per beat (NF beats per vector), element p at [p*OW +: OW], OW = NT>0 ? OBITS : ACC_BITS.
+// w_axis / wo_axis (32 bits, WLOAD = 1): the run-time weight words in / the later ones out.
 //
 // Schedule (FINN's): during neuron fold nf = 0 the input beats are used directly and stored in
 // an SF-deep input buffer; folds nf = 1..NF-1 replay the buffer. One (nf, sf) step per cycle:
 // NF*SF cycles per vector back to back, plus a 4 + MEM_REG + DOT_CUT cycle pipeline latency
 // (issue / weight read, [memory output register], dot product [to the tree's CUT level, rest of
 // the tree], accumulate, activation). All stages stall together when the output register is
-// full and not accepted (s_axis_tready = that enable && nf == 0); outputs are registered.
+// full and not accepted (s_axis_tready = that enable && nf == 0 && loaded); outputs are
+// registered.
 // Submodules: qloom_dot (one per PE: the dot product and its adder tree), qloom_threshold_lanes
-// (NT > 0: the activation and the threshold memory, shared with qloom_thresholding).
+// (NT > 0: the activation and the threshold memory, shared with qloom_thresholding),
+// qloom_wload (WLOAD = 1: the weight loader).
 module qloom_mvau #(
     parameter integer MW = 4,
     parameter integer MH = 4,
@@ -68,7 +82,8 @@ module qloom_mvau #(
     parameter WEIGHT_FILE = "",
     parameter THRESH_FILE = "",
     parameter RAM_STYLE = "auto",
-    parameter TRAM_STYLE = "auto"
+    parameter TRAM_STYLE = "auto",
+    parameter integer WLOAD = 0
 ) (
     input  wire                                         ap_clk,
     input  wire                                         ap_rst_n,
@@ -77,7 +92,14 @@ module qloom_mvau #(
     output wire                                         s_axis_tready,
     output wire [PE*((NT > 0) ? OBITS : ACC_BITS) - 1:0] m_axis_tdata,
     output wire                                         m_axis_tvalid,
-    input  wire                                         m_axis_tready
+    input  wire                                         m_axis_tready,
+    input  wire [                                 31:0] w_axis_tdata,
+    input  wire                                         w_axis_tvalid,
+    output wire                                         w_axis_tready,
+    output wire [                                 31:0] wo_axis_tdata,
+    output wire                                         wo_axis_tvalid,
+    input  wire                                         wo_axis_tready,
+    output wire                                         loaded
 );
   localparam integer SF = MW / SIMD;
   localparam integer NF = MH / PE;
@@ -101,6 +123,7 @@ module qloom_mvau #(
   /* verilator lint_off WIDTHEXPAND */
   localparam W_BLOCK = (RAM_STYLE == "block");
   localparam W_DIST = (RAM_STYLE == "distributed");
+  localparam W_ULTRA = (RAM_STYLE == "ultra");
   localparam HAVE_WFILE = (WEIGHT_FILE != "");
   /* verilator lint_on WIDTHEXPAND */
 
@@ -111,9 +134,9 @@ module qloom_mvau #(
   reg ov;
   wire en = !ov || m_axis_tready;
   wire need_in = (nf == {NFW{1'b0}});
-  wire issue = need_in ? s_axis_tvalid : 1'b1;
+  wire issue = need_in ? s_axis_tvalid && loaded : 1'b1;
   wire fire = en && issue;
-  assign s_axis_tready = en && need_in;
+  assign s_axis_tready = en && need_in && loaded;
 
   wire [SIMD*IBITS-1:0] x_sel;
   generate
@@ -156,8 +179,59 @@ module qloom_mvau #(
     if (!ap_rst_n) v1 <= 1'b0;
     else if (en) v1 <= fire;
   end
+  // weight memory write port (WLOAD = 1): the loader's
+  wire wl_we;
+  wire [WAW-1:0] wl_addr;
+  wire [WWORD-1:0] wl_data;
   generate
-    if (W_BLOCK) begin : g_wmem_block
+    if (WLOAD != 0) begin : g_wload
+      qloom_wload #(
+          .WIDTH(WWORD),
+          .DEPTH(WD)
+      ) u_wload (
+          .ap_clk(ap_clk),
+          .ap_rst_n(ap_rst_n),
+          .s_axis_tdata(w_axis_tdata),
+          .s_axis_tvalid(w_axis_tvalid),
+          .s_axis_tready(w_axis_tready),
+          .m_axis_tdata(wo_axis_tdata),
+          .m_axis_tvalid(wo_axis_tvalid),
+          .m_axis_tready(wo_axis_tready),
+          .we(wl_we),
+          .addr(wl_addr),
+          .data(wl_data),
+          .loaded(loaded)
+      );
+    end else begin : g_const
+      assign {wl_we, wl_addr, wl_data} = {(1 + WAW + WWORD) {1'b0}};
+      assign w_axis_tready = 1'b0;
+      assign wo_axis_tdata = 32'd0;
+      assign wo_axis_tvalid = 1'b0;
+      assign loaded = 1'b1;
+      /* verilator lint_off UNUSEDSIGNAL */
+      wire unused_w = &{1'b0, w_axis_tdata, w_axis_tvalid, wo_axis_tready, wl_we, wl_addr,
+                        wl_data};
+      /* verilator lint_on UNUSEDSIGNAL */
+    end
+  endgenerate
+  generate
+    if (WLOAD != 0 && W_ULTRA) begin : g_wram_ultra
+      (* ram_style = "ultra" *) reg [WWORD-1:0] wmem[0:WD-1];
+      always @(posedge ap_clk) if (wl_we) wmem[wl_addr] <= wl_data;
+      always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
+    end else if (WLOAD != 0 && W_BLOCK) begin : g_wram_block
+      (* ram_style = "block" *) reg [WWORD-1:0] wmem[0:WD-1];
+      always @(posedge ap_clk) if (wl_we) wmem[wl_addr] <= wl_data;
+      always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
+    end else if (WLOAD != 0 && W_DIST) begin : g_wram_dist
+      (* ram_style = "distributed" *) reg [WWORD-1:0] wmem[0:WD-1];
+      always @(posedge ap_clk) if (wl_we) wmem[wl_addr] <= wl_data;
+      always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
+    end else if (WLOAD != 0) begin : g_wram_auto
+      reg [WWORD-1:0] wmem[0:WD-1];
+      always @(posedge ap_clk) if (wl_we) wmem[wl_addr] <= wl_data;
+      always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
+    end else if (W_BLOCK) begin : g_wmem_block
       (* rom_style = "block", ram_style = "block" *) reg [WWORD-1:0] wmem[0:WD-1];
       initial if (HAVE_WFILE) $readmemh(WEIGHT_FILE, wmem);
       always @(posedge ap_clk) if (en) w1 <= wmem[waddr];
@@ -214,7 +288,8 @@ module qloom_mvau #(
     if ((MW % SIMD != 0) || (MH % PE != 0) ||
         ((BINARY != 0) && ((IBITS != 1) || (WBITS != 1))) ||
         ((IBIPOLAR != 0) && (IBITS != 1)) || ((WBIPOLAR != 0) && (WBITS != 1)) ||
-        ((NT > 0) && (OBITS > 32)) || ((ONES_COMP != 0) && ((WBIPOLAR == 0) || (NT == 0))))
+        ((NT > 0) && (OBITS > 32)) || ((ONES_COMP != 0) && ((WBIPOLAR == 0) || (NT == 0))) ||
+        ((WLOAD == 0) && W_ULTRA))
     begin : g_bad
       qloom_mvau_error_bad_parameters u_err ();
     end
