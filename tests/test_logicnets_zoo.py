@@ -120,6 +120,28 @@ def test_solver_chooses_truth_tables_where_they_are_cheaper(exports):
         np.testing.assert_array_equal(got[t], ref[t])
 
 
+def test_pnr_on_a_part_the_tables_overfill_is_refused_before_simulation(exports, tmp_path, capsys):
+    """JSC-M as truth tables (1e8 FPS) needs ~140 k LUT4 of random 12-bit tables: `qloom
+    build --pnr LFE5U-85F` says so at once (estimate at 2.6 LUT4 per LUT6 for tables above 6
+    address bits, 4 for 6-bit ones), instead of simulating and synthesizing for an hour before
+    nextpnr fails; JSC-S's 6-bit tables still fit."""
+    import qloom
+    from qloom.cli import main
+    from qloom.fold.estimate import estimate_stage
+
+    d = qloom.load(exports["jsc-s"]).fold(target_fps=1e4, part="xcu280")
+    s = next(s for s in d.stages if s.kind == "TruthTable")
+    assert s.address_bits == 6
+    assert estimate_stage(s, "LFE5U-85F").lut == pytest.approx(4 * s.estimate(None).lut)
+    rc = main(["--quiet", "build", str(exports["jsc-m"]), "--part", "xcu280", "--target-fps",
+               "1e8", "--pnr", "LFE5U-85F", "--out", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "--pnr LFE5U-85F: the design does not fit the part LFE5U-85F" in err
+    assert "(over)" in err and "Traceback" not in err
+    assert not (tmp_path / "jsc-m").exists()
+
+
 def test_tiny_training_beats_chance(tmp_path):
     """jsc-s's shape on scikit-learn's wine (13 features, 3 classes, 45 test rows), 30 epochs:
     well above the majority class (40 %); the export still has exactly 3 nonzeros per neuron."""

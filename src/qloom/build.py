@@ -462,6 +462,8 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
         else:
             folding, how, budget = _folding_across(opts, compiled.integer, devices, say)
         design = to_dataflow(compiled.integer, folding)
+        if opts.pnr_part and not opts.board and devices is None:
+            _check_pnr_fits(design, opts.pnr_part)
         if opts.runtime_weights:
             design = _with_runtime_weights(design, say)
         if design.runtime_weight_stages() and (devices is not None or opts.board):
@@ -705,6 +707,14 @@ def _synthesize(design, device, rtl, work: Path, report: BuildReport, say,
         _memory_files(rtl),
         freq_mhz=report.clock_mhz,
     )
+
+
+def _check_pnr_fits(design, part: str) -> None:
+    """Refuse a --pnr part the design's estimate already overfills, before simulation and the
+    synthesis for it (which on big designs take long before nextpnr would fail to place)."""
+    from qloom.fold import check_fits
+
+    check_fits(design, part, 1.0, f"--pnr {part}: the design")
 
 
 def _place_and_route(rtl, opts: BuildOptions, work: Path, report: BuildReport, say) -> None:

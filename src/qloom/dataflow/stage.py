@@ -285,6 +285,11 @@ class Stage:
             kw["ram_style"] = ram_style
         return dataclasses.replace(self, **kw)
 
+    def lut4_factor(self) -> float | None:
+        """LUT4 per LUT6 of this stage's logic on 4-input-LUT parts (ECP5, iCE40), where the
+        stage knows it better than the estimator's generic factor (None: that one)."""
+        return None
+
     def memory_styles_on(self, device: Device) -> tuple[str | None, ...]:
         """The memory styles the solver tries on `device` (default: `memory_styles`)."""
         return self.memory_styles

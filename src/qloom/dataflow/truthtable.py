@@ -258,6 +258,14 @@ class TruthTable(Stage):
         luts = CONTROL_LUTS + sum(lut_cost(int(x), self.out_dtype.bits) for x in x_bits)
         return Resources(lut=luts, ff=self.mh * self.out_dtype.bits + 1)
 
+    def lut4_factor(self) -> float:
+        """A K-input table is one LUT6 per output bit up to K = 6 but 2^(K-4) LUT4 (1, 2, 4
+        for K = 4, 5, 6); bigger tables measured with Yosys synth_ecp5 against synth_xilinx
+        (LUT4 / LUT6 per neuron of the same tables): 2.6 for JSC-M's 12-bit tables, 2.5 for
+        NID-S's 14-bit, 3.4 for its 7-bit (bench/logicnets.py, 2026-12-06)."""
+        k = self.address_bits
+        return float(2 ** max(0, k - 4)) if k <= 6 else 2.6
+
     # -- RTL -------------------------------------------------------------------------------------
     def rtl_params(self) -> dict:
         return {

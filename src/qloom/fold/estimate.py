@@ -39,9 +39,10 @@ Memories (Yosys memory_libmap, xc7 library costs: RAMB18 129, RAMB36 257, logic 
     the folding solver therefore only emits "auto" or "block" for them.)
 
 Other families: the LUT model is for 6-input LUTs; for 4-input-LUT parts (ECP5, iCE40) LUTs are
-scaled by LUT4_FACTOR (uncalibrated) and BRAM is tiled over the family's block size
-(ECP5 DP16KD 18 kbit, iCE40 EBR 4 kbit). DSPs are counted for products that Yosys maps to DSP
-blocks (product width >= DSP_MIN_PRODUCT_BITS, operands >= 2 bits), xc7 only.
+scaled by LUT4_FACTOR (uncalibrated; a stage may give its own, `Stage.lut4_factor`) and BRAM
+is tiled over the family's block size (ECP5 DP16KD 18 kbit, iCE40 EBR 4 kbit). DSPs are
+counted for products that Yosys maps to DSP blocks (product width >= DSP_MIN_PRODUCT_BITS,
+operands >= 2 bits), xc7 only.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def estimate_stage(stage: Stage, device: Device | str = "xc7z020") -> Resources:
     dev = get_device(device)
     r = stage.estimate(dev)
     if not dev.is_xilinx:
-        r = Resources(r.lut * LUT4_FACTOR, r.ff, r.bram, 0, r.lutram * LUT4_FACTOR, r.uram)
+        f = stage.lut4_factor() or LUT4_FACTOR
+        r = Resources(r.lut * f, r.ff, r.bram, 0, r.lutram * LUT4_FACTOR, r.uram)
     return r
 
 
