@@ -221,6 +221,11 @@ class Stage:
     fold_params: ClassVar[tuple[str, ...]] = ()
     #: memory styles the solver tries (None: the stage has no memory to place)
     memory_styles: ClassVar[tuple[str | None, ...]] = (None,)
+    #: an elastic stage takes an input beat in every cycle its registered output is free
+    #: (s_axis_tready = !m_axis_tvalid || m_axis_tready) and holds nothing else: between two
+    #: of them a glue FIFO adds no throughput, only LUTs and a slower path, so the top joins
+    #: them directly (`qloom.rtl.top.glue_streams`)
+    elastic: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)

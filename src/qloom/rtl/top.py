@@ -3,7 +3,8 @@
 `generate_top(design, out_dir)` writes into `out_dir` (the *run directory*):
 
     <top>.v          generated glue: one library-module instance per stage (parameters from
-                     `rtl_params()`), a `qloom_fifo` on every stream between two stages, the
+                     `rtl_params()`), a `qloom_fifo` on every stream between two stages
+                     (`glue_streams`: not between two elastic ones, joined directly), the
                      top's AXI-Stream ports `s_axis_*` (the design's input stream) and `m_axis_*`
                      (its output stream; `m0_axis_*`, `m1_axis_*`, ... when it has several)
     mem/*.hex        `$readmemh` weight/threshold files (`DataflowDesign.write_memories`)
@@ -574,11 +575,14 @@ def generate_top(
 
 
 def glue_streams(design: DataflowDesign) -> list[str]:
-    """The streams that get a glue FIFO (between two stages, neither of them a FIFO stage)."""
-    kind_of_producer = {s: st.kind for st in design.stages for s in st.outputs}
-    kind_of_consumer = {s: st.kind for st in design.stages for s in st.inputs}
+    """The streams that get a glue FIFO: between two stages, neither of them a FIFO stage
+    and not both elastic (`Stage.elastic`: those are joined directly)."""
+    producer = {s: st for st in design.stages for s in st.outputs}
+    consumer = {s: st for st in design.stages for s in st.inputs}
     return [
         s
-        for s in kind_of_producer
-        if s in kind_of_consumer and "FIFO" not in (kind_of_producer[s], kind_of_consumer[s])
+        for s, a in producer.items()
+        if s in consumer
+        and "FIFO" not in (a.kind, consumer[s].kind)
+        and not (a.elastic and consumer[s].elastic)
     ]
