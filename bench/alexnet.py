@@ -7,7 +7,8 @@ Verilator simulation through link models (issue 17; the streaming AlexNet of Bas
         [--devices 4xxczu9eg] [--fallback-devices 4xxcu250] [--link aurora-10g]
         [--max-utilization 0.9] [--frames 2] [--compare 2] [--seed 0]
         [--synth] [--synth-timeout 300] [--synth-budget 1800] [--synth-workers 1]
-        [--out-dir DIR] [--results FILE] [--quiet]
+        [--out-dir DIR] [--results FILE] [--quiet] [--runtime-weights] [--single]
+        [--skip qonnx,chain]
 
 The network is the zoo's `alexnet` (qloom.train.zoo: conv 11x11/4 96 -> 3x3/2 max pool ->
 conv 5x5 256 -> pool -> conv 3x3 384, 384, 256 -> pool -> FC 4096, 4096, 1000, each conv and
@@ -20,6 +21,12 @@ The steps, the table and the exit status are those of bench/resnet18.py (this sc
 `main` with other defaults); results in bench/results/alexnet.json, builds under
 build/bench-alexnet/. `--in-size 64` (the smallest AlexNet input is 63) gives a network whose
 chained simulation takes seconds, not minutes.
+
+With run-time weights the weights may live in UltraRAM (an xcu250 has 1,280 URAM288, 360 Mbit)
+and AlexNet w2a2 fits one U250 (results in bench/results/alexnet_runtime.json):
+
+    .venv/bin/python bench/alexnet.py --models alexnet-w2a2 --runtime-weights --single \
+        --skip qonnx,chain --frames 4 --results bench/results/alexnet_runtime.json
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ simulation through link models (issue 17; the streaming ResNet of Baskin et al.)
         [--fallback-devices 4xxczu9eg] [--link aurora-10g] [--max-utilization 0.9]
         [--frames 2] [--compare 5] [--seed 0]
         [--synth] [--synth-timeout 300] [--synth-budget 1800] [--synth-workers 1]
-        [--out-dir DIR] [--quiet]
+        [--out-dir DIR] [--quiet] [--runtime-weights] [--single] [--skip qonnx,chain]
 
 Per model (each step announced with the elapsed time unless --quiet):
   1. `qloom export` of the untrained zoo model at `--in-size` x `--in-size` with `--classes`
@@ -25,14 +25,25 @@ Per model (each step announced with the elapsed time unless --quiet):
      folding, partition over the fewest of `--devices` at `--max-utilization`, FIFO sizing,
      segment RTL, the chained Verilator simulation of `--frames` random frames through the
      link models checked against the integer executor, every segment alone): per device the
-     estimated LUT / FF / BRAM18 / DSP (URAM: the estimator does not place weights in
-     UltraRAM, so 0), per link its cycles per frame, the chain's cycles per frame measured
+     estimated LUT / FF / BRAM18 / DSP (constant weights: no URAM), per link its cycles per
+     frame, the chain's cycles per frame measured
      against the formula and its latency (links included); when the design does not fit
      `--devices`, the same across `--fallback-devices` (the reason recorded);
   5. with --synth: per-stage out-of-context Yosys (each stage for its segment's part) as Ray
      tasks (an embedded Ray with `--synth-workers` CPUs; qloom.fold.synth.synth_stage, cached
      by content), each stage limited to `--synth-timeout` s and the whole step to
      `--synth-budget` s: which stages finished, their totals per segment, the wall time.
+With --runtime-weights (issue 17: every MVAU loads its weights after reset over the top's
+32-bit weight stream, so the solver may put them in UltraRAM, URAM288 counted), step 3 folds
+that design and counts its weight words (one per cycle at best: the load), and step 4 is an
+estimate only (the multi-device build has no weight stream yet): the solver's folding across
+devices cut over the fewest of `--devices` (else `--fallback-devices`). --single (where step
+3 fits) builds on one xcu250 as `qloom build --part xcu250 [--runtime-weights]` does and
+simulates `--frames` random frames in Verilator, the weights streamed in first, against the
+integer executor (the first frame's latency includes the load; with 2 frames the second is
+already waiting inside the pipeline, so give 4 for a steady-state cycles per frame).
+--per-frame simulates that build again and records each frame's latency and when the load
+ended. --skip leaves out the qonnx comparison of step 2 and / or the chain (steps 4 and 5).
 Prints a markdown table, writes bench/results/resnet18.json (models and builds under
 --out-dir, default build/bench-resnet18/). Not a test: no timing thresholds; exit 1 when an
 output differs (RTL vs integer; integer vs qonnx beyond float rounding where, at some
@@ -48,6 +59,7 @@ import os
 import platform
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +100,13 @@ def _u250(args, compiled) -> dict[str, Any]:
 
     dev = get_device("xcu250")
     cap = dev.capacity()
-    out: dict[str, Any] = {"target_fps": args.u250_fps}
+    out: dict[str, Any] = {"target_fps": args.u250_fps, "runtime_weights": args.runtime_weights}
+    # --runtime-weights: every MVAU loads its weights after reset, so the solver may put them
+    # in UltraRAM (qloom build --runtime-weights folds the same design)
+    source = _runtime_design(compiled.integer) if args.runtime_weights else compiled.integer
     t = time.monotonic()
     try:
-        r = fold_design(compiled.integer, args.u250_fps, args.clock_mhz, dev)
+        r = fold_design(source, args.u250_fps, args.clock_mhz, dev)
         tot = _res(r.estimate["total"])
         out.update(
             fits=True,
@@ -100,14 +115,17 @@ def _u250(args, compiled) -> dict[str, Any]:
             bottleneck=r.design.bottleneck().name,
             estimate=tot,
             utilization_percent={
-                k: round(100 * tot[k.lower()] / cap[k], 1) for k in ("LUT", "FF", "BRAM", "DSP")
+                k: round(100 * tot.get(k.lower(), 0) / cap[k], 1)
+                for k in ("LUT", "FF", "BRAM", "DSP", "URAM")
+                if cap.get(k)
             },
+            weight_words=len(r.design.weight_words()),
         )
     except QloomError as e:  # does not fit / not reachable
         out.update(fits=False, error=str(e))
     out["solver_s"] = round(time.monotonic() - t, 1)
     try:  # far beyond any stage: the error names the bound
-        fold_design(compiled.integer, 1e9, args.clock_mhz, dev)
+        fold_design(source, 1e9, args.clock_mhz, dev)
     except QloomError as e:
         out["fastest"] = str(e)
     return out
@@ -187,6 +205,174 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
     }, report
 
 
+def _percent(r, device) -> dict[str, float]:
+    """A qloom.fold estimate in percent of `device`, per resource it uses (URAM included)."""
+    cap = device.capacity()
+    return {k: round(100 * v / cap[k], 1) for k, v in r.as_dict().items() if cap.get(k)}
+
+
+def _runtime_design(integer):
+    """`integer`'s minimal design with every MVAU's weights loaded at run time."""
+    from qloom.build import _runtime_design as runtime_design
+
+    return runtime_design(integer)
+
+
+def _build_single(args, name: str, onnx: Path, out_dir: Path) -> dict[str, Any]:
+    """`qloom build --part xcu250 --target-fps --u250-fps [--runtime-weights]` (Model.build's
+    path): the solver's folding on one Alveo U250 at 80 %, the RTL, and the Verilator
+    simulation of --frames random frames (after the weight stream, with --runtime-weights)
+    checked against the integer executor."""
+    from qloom.build import BuildOptions, build
+    from qloom.errors import QloomError
+
+    rt = "-runtime" if args.runtime_weights else ""
+    opts = BuildOptions(
+        model=onnx,
+        out_dir=out_dir,
+        name=f"{name}-{args.u250_fps:g}fps-xcu250{rt}",
+        part="xcu250",
+        clock_mhz=args.clock_mhz,
+        target_fps=args.u250_fps,
+        runtime_weights=args.runtime_weights,
+        data="random",
+        sim_frames=args.frames,
+        quiet=True,
+    )
+    t = time.monotonic()
+    try:
+        report = build(opts)
+    except QloomError as e:
+        return {"ok": False, "error_type": type(e).__name__, "error": str(e),
+                "wall_s": round(time.monotonic() - t, 1)}  # fmt: skip
+    wall = round(time.monotonic() - t, 1)
+    tot, sim = report.totals, report.sim
+    words = report.dir / "weights.bin"
+    return {
+        "ok": True,
+        "dir": str(report.dir),
+        "part": report.part,
+        "runtime_weights": args.runtime_weights,
+        "stages": len(report.stages),
+        "estimate_stages": tot.est.to_json(),
+        "estimate_glue_fifos": tot.fifos.to_json() if tot.fifos else None,
+        "estimate_accelerator": tot.accelerator.to_json(),
+        "utilization_percent": tot.utilization,
+        "uram_stages": {s.name: s.est.uram for s in report.stages if s.est.uram},
+        # the weight stream: uint32 words, one per cycle at best: the load's cycles
+        "weight_words": words.stat().st_size // 4 if words.exists() else 0,
+        "cycles_per_frame_formula": tot.cycles_per_frame,
+        "bottleneck": tot.bottleneck,
+        "fps_at_clock": round(tot.fps_at_clock, 2),
+        "latency_estimate_cycles": tot.latency_estimate_cycles,
+        "frames": sim.frames if sim else 0,
+        "mismatches": sim.mismatches if sim else None,
+        "cycles_per_frame_measured": sim.cycles_per_frame if sim else None,
+        # first frame: its first input beat .. its last output beat; with run-time weights it
+        # waits inside the pipeline for the MVAUs' weights
+        "latency_cycles_measured": sim.latency_cycles if sim else None,
+        "total_cycles": sim.total_cycles if sim else None,
+        "verdict": sim.verdict if sim else None,
+        "problems": sim.problems if sim else [],
+        "time_per_step": json.loads((report.dir / "time_per_step.json").read_text()),
+        "wall_s": wall,
+    }
+
+
+def per_frame(build_dir: Path, frames: int) -> dict[str, Any]:
+    """The built design (its folding and glue FIFO depths) simulated again for `frames` random
+    frames, frame by frame: when each frame's first input beat is taken and its last output
+    beat leaves, when the weight stream's last word is taken, and the frames equal to the
+    integer executor's. The build's report keeps only the first frame's latency and the median
+    interval; with run-time weights the frames that enter during the load wait inside the
+    pipeline, so these show where the load ends and what the frames behind it see."""
+    from qloom.data.inputs import load_inputs
+    from qloom.dataflow import to_dataflow
+    from qloom.flow import compile_model, run_integer
+    from qloom.report.model import BuildReport
+    from qloom.sim.design import simulate
+
+    rep = BuildReport.read(build_dir)
+    c = compile_model(build_dir / "model.onnx")
+    design = to_dataflow(c.integer, json.loads((build_dir / "folding.json").read_text()))
+    images = c.hardware_input(load_inputs("random", c.domain, c.imported, frames).x)
+    t = time.monotonic()
+    res = simulate(design, images, fifo_depths=rep.sim.fifo_depths, quiet=True,
+                   time_stages=False)  # fmt: skip
+    wall = time.monotonic() - t
+    want = run_integer(c.integer, images)
+    equal = sum(
+        all(np.array_equal(np.asarray(res.outputs[n])[i], np.asarray(want[n])[i])
+            for n in c.integer.outputs)
+        for i in range(frames)
+    )  # fmt: skip
+    ins, ends = res.raw.in_cycles[0], res.frame_end_cycles
+    beats = len(ins) // frames
+    first = [ins[i * beats] for i in range(frames)]
+    weights = res.raw.in_cycles[1] if len(res.raw.in_cycles) > 1 else []
+    return {
+        "ok": res.ok,
+        "frames": frames,
+        "frames_equal": int(equal),
+        "weight_words": len(weights),
+        "weights_last_word_cycle": weights[-1] if weights else None,
+        "first_input_beat": first,
+        "frame_end": ends,
+        "latency_per_frame": [e - f + 1 for e, f in zip(ends, first, strict=True)],
+        "intervals": [b - a for a, b in pairwise(ends)],
+        "total_cycles": res.total_cycles,
+        "sim_wall_s": round(wall, 1),
+    }
+
+
+def _partition_estimate(args, compiled, devices: str) -> dict[str, Any]:
+    """--runtime-weights: the chain as estimates only (the multi-device build has no weight
+    stream yet): the solver's folding across devices (as `qloom build --devices` folds) of
+    the design with every MVAU's weights loaded at run time, cut over the fewest of
+    `devices` at --max-utilization, without glue FIFOs (they are sized by simulation)."""
+    import math
+
+    from qloom.errors import QloomError
+    from qloom.fold import fold_design
+    from qloom.fold.partition import parse_devices, partition
+
+    devs = parse_devices(devices)
+    t = time.monotonic()
+    try:
+        res = fold_design(_runtime_design(compiled.integer), args.target_fps, args.clock_mhz,
+                          devs[0], math.inf, (1.0,))  # fmt: skip
+        part = partition(res.design, devs, args.link, args.max_utilization, args.clock_mhz,
+                         res.budget_cycles, "the run-time weight design")  # fmt: skip
+    except QloomError as e:
+        return {"ok": False, "devices_given": devices, "error_type": type(e).__name__,
+                "error": str(e), "wall_s": round(time.monotonic() - t, 1)}  # fmt: skip
+    rows = [
+        {
+            "index": g.index,
+            "part": g.device.name,
+            "stages": len(g.stages),
+            "first_stage": g.stages[0],
+            "last_stage": g.stages[-1],
+            "estimate": _res(g.estimate),
+            "utilization_percent": _percent(g.estimate, g.device),
+            "load_of_cap": round(g.load, 4),
+            "cycles_per_frame": g.cycles_per_frame,
+        }
+        for g in part.segments
+    ]
+    return {
+        "ok": True,
+        "estimate_only": True,
+        "devices_given": devices,
+        "devices": rows,
+        "links": [lk.cycles_per_frame for lk in part.links],
+        "cycles_per_frame_formula": part.cycles_per_frame(),
+        "bottleneck": part.bottleneck(),
+        "weight_words": len(res.design.weight_words()),
+        "wall_s": round(time.monotonic() - t, 1),
+    }
+
+
 def _synth(args, report, t0: float) -> dict[str, Any]:
     """Per-stage Yosys as Ray tasks (qloom.fold.synth.synth_stage, as synth_stages runs it),
     each stage under --synth-timeout, the whole under --synth-budget; what finished."""
@@ -262,7 +448,6 @@ def _res_key(report, name: str) -> int:
 
 def _run_model(args, name: str, out_dir: Path, t0: float) -> dict[str, Any]:
     from qloom.flow import compile_model
-    from qloom.frontend.reference import qonnx_outputs
 
     rec: dict[str, Any] = {"model": name, "trained": False}
     say(args.quiet, t0, f"1/{STEPS} {name}: export (untrained, seed {args.seed})")
@@ -270,12 +455,58 @@ def _run_model(args, name: str, out_dir: Path, t0: float) -> dict[str, Any]:
     rec["onnx"] = str(onnx)
     rec["export_s"] = sec
     say(args.quiet, t0, f"2/{STEPS} {name}: compile, integer executor vs qonnx on "
-         f"{args.compare} random inputs")  # fmt: skip
+         f"{0 if 'qonnx' in args.skip else args.compare} random inputs")  # fmt: skip
     t = time.monotonic()
     c = compile_model(onnx)
     rec["compile_s"] = round(time.monotonic() - t, 2)
     ops = [n.op for n in c.integer.nodes]
     rec["integer_nodes"] = len(ops)
+    if "qonnx" not in args.skip:
+        _qonnx(args, rec, onnx, c, t0)
+    say(args.quiet, t0, f"3/{STEPS} {name}: solver for {args.u250_fps:g} FPS on one xcu250"
+         + (" (run-time weights)" if args.runtime_weights else ""))  # fmt: skip
+    rec["u250"] = _u250(args, c)
+    u = rec["u250"]
+    say(args.quiet, t0, "   " + (f"fits: {u['estimate']}" if u["fits"] else u["error"]))
+    if args.single and u["fits"]:
+        say(args.quiet, t0, f"   build on one xcu250 at {args.u250_fps:g} FPS, {args.frames} "
+             "frames through Verilator")  # fmt: skip
+        rec["single"] = s = _build_single(args, name, onnx, out_dir)
+        if args.per_frame and s["ok"]:
+            say(args.quiet, t0, f"   again, frame by frame ({args.frames} frames)")
+            s["per_frame"] = per_frame(Path(s["dir"]), args.frames)
+        done = (f"{s['frames'] - s['mismatches']} / {s['frames']} frames equal, cycles/frame "
+                f"{s['cycles_per_frame_measured']} (formula {s['cycles_per_frame_formula']}), "
+                f"{s['wall_s']} s") if s["ok"] else s["error"]  # fmt: skip
+        say(args.quiet, t0, "   " + done)
+    if "chain" not in args.skip and args.runtime_weights:
+        for devices in (args.devices, args.fallback_devices):
+            say(args.quiet, t0, f"4/{STEPS} {name}: run-time weights across {devices} "
+                 "(estimate only)")  # fmt: skip
+            e = _partition_estimate(args, c, devices)
+            rec.setdefault("chain_estimate", []).append(e)
+            est = "; ".join(str(d["estimate"]) for d in e.get("devices", []))
+            say(args.quiet, t0, f"   {len(e['devices'])} devices: {est}" if e["ok"]
+                else f"   {e['error']}")  # fmt: skip
+            if e["ok"] or not args.fallback_devices:
+                break
+    elif "chain" not in args.skip:
+        report = _chain(args, rec, name, onnx, out_dir, t0)
+        if args.synth and report is not None:
+            say(
+                args.quiet,
+                t0,
+                f"5/{STEPS} {name}: per-stage Yosys on Ray ({args.synth_workers} "
+                f"CPUs, {args.synth_timeout:g} s per stage, {args.synth_budget:g} s in all)",
+            )
+            rec["synth"] = _synth(args, report, t0)
+    return rec
+
+
+def _qonnx(args, rec: dict[str, Any], onnx: Path, c, t0: float) -> None:
+    """Step 2's comparison: the integer executor against qonnx on --compare random inputs."""
+    from qloom.frontend.reference import qonnx_outputs
+
     shape = (args.compare, *c.imported.tensors[c.imported.inputs[0]].shape)  # per sample
     x = np.random.default_rng(args.seed).random(shape, dtype=np.float32)
     t = time.monotonic()
@@ -310,11 +541,10 @@ def _run_model(args, name: str, out_dir: Path, t0: float) -> dict[str, Any]:
     say(args.quiet, t0, f"   compile {rec['compile_s']} s; integer == qonnx on "
          f"{rec['qonnx_equal']} / {len(x)}")  # fmt: skip
 
-    say(args.quiet, t0, f"3/{STEPS} {name}: solver for {args.u250_fps:g} FPS on one xcu250")
-    rec["u250"] = _u250(args, c)
-    u = rec["u250"]
-    say(args.quiet, t0, "   " + (f"fits: {u['estimate']}" if u["fits"] else u["error"]))
 
+def _chain(args, rec: dict[str, Any], name: str, onnx: Path, out_dir: Path, t0: float):
+    """Step 4: the multi-device build (constant weights), across --fallback-devices when
+    --devices cannot hold it; its BuildReport (None when it failed)."""
     say(args.quiet, t0, f"4/{STEPS} {name}: build at {args.target_fps:g} FPS across "
          f"{args.devices} ({args.link}, cap {args.max_utilization:g}), {args.frames} frames "
          "through the chained Verilator simulation")  # fmt: skip
@@ -332,15 +562,7 @@ def _run_model(args, name: str, out_dir: Path, t0: float) -> dict[str, Any]:
              f"(formula {ch['cycles_per_frame_formula']}), {ch['wall_s']} s")  # fmt: skip
     else:
         say(args.quiet, t0, f"   build failed: {ch['error']}")
-    if args.synth and report is not None:
-        say(
-            args.quiet,
-            t0,
-            f"5/{STEPS} {name}: per-stage Yosys on Ray ({args.synth_workers} "
-            f"CPUs, {args.synth_timeout:g} s per stage, {args.synth_budget:g} s in all)",
-        )
-        rec["synth"] = _synth(args, report, t0)
-    return rec
+    return report
 
 
 def _table(results: list[dict[str, Any]], args) -> None:
@@ -385,16 +607,56 @@ def _table(results: list[dict[str, Any]], args) -> None:
         if not u["fits"]:
             return "does not fit: " + u["error"][:160]
         e, p = u["estimate"], u["utilization_percent"]
+        uram = f", {e['uram']:,} URAM ({p['URAM']} %)" if e.get("uram") else ""
         return (f"{u['target_fps']:g} FPS: {e['lut']:,} LUT ({p['LUT']} %), {e['bram']:,} BRAM18 "
-                f"({p['BRAM']} %), {e['dsp']:,} DSP; {u['cycles_per_frame']:,} cycles/frame "
+                f"({p['BRAM']} %){uram}, {e['dsp']:,} DSP; {u['cycles_per_frame']:,} cycles/frame "
                 f"(solver {u['solver_s']:.0f} s)")  # fmt: skip
 
-    row("one xcu250 (estimate, cap 80 %)", u250)
+    rt = " (run-time weights)" if args.runtime_weights else ""
+    row(f"one xcu250{rt} (estimate, cap 80 %)", u250)
+    row("weight stream (words = load cycles)", lambda r: f"{r['u250']['weight_words']:,}")
+
+    def single(r) -> str:
+        s = r["single"]
+        if not s["ok"]:
+            return "FAILED: " + s["error"][:300]
+        e = s["estimate_accelerator"]
+        return (f"{e['lut']:,} LUT, {e['bram']:,} BRAM18, {e.get('uram', 0):,} URAM, "
+                f"{e['dsp']:,} DSP (glue FIFOs incl.; {s['utilization_percent']} %); RTL == "
+                f"integer {s['frames'] - s['mismatches']} / {s['frames']} frames; cycles/frame "
+                f"{s['cycles_per_frame_formula']:,} / {n(s['cycles_per_frame_measured'])}; first "
+                f"frame latency {n(s['latency_cycles_measured'])} cycles (estimate "
+                f"{s['latency_estimate_cycles']:,}); {s['total_cycles']:,} cycles in all; "
+                f"{s['wall_s']:.0f} s")  # fmt: skip
+
+    row(f"one xcu250{rt}: build + Verilator", single)
+
+    def frames(r) -> str:
+        f = r["single"]["per_frame"]
+        return (f"{f['frames_equal']} / {f['frames']} equal; weights loaded at cycle "
+                f"{n(f['weights_last_word_cycle'])}; latency per frame "
+                f"{', '.join(f'{v:,}' for v in f['latency_per_frame'])}; intervals "
+                f"{', '.join(f'{v:,}' for v in f['intervals'])}")  # fmt: skip
+
+    row("  frame by frame (--per-frame)", frames)
+
+    def chain_estimate(r) -> str:
+        e = r["chain_estimate"][-1]
+        if not e["ok"]:
+            return "does not fit: " + e["error"][:200]
+        devs = "; ".join(f"{d['part']} {d['stages']} stages: {d['estimate']}"
+                         for d in e["devices"])  # fmt: skip
+        return (f"{len(e['devices'])} x {e['devices'][0]['part']} (cap "
+                f"{args.max_utilization:g}): {devs}; {e['cycles_per_frame_formula']:,} "
+                "cycles/frame")  # fmt: skip
+
+    row("chain with run-time weights (estimate only)", chain_estimate)
     row("fastest folding", lambda r: r["u250"]["fastest"].split(": stage ")[1][:150])
     row("chain", lambda r: (f"{len(r['chain']['devices'])} x {r['chain']['devices'][0]['part']}"
         f", {args.link}, cap {args.max_utilization:g}") if r["chain"]["ok"]
         else "FAILED: " + r["chain"]["error"][:300])  # fmt: skip
-    for i in range(max((len(r["chain"].get("devices", [])) for r in results), default=0)):
+    chains = [r.get("chain") or {} for r in results]
+    for i in range(max((len(c.get("devices", [])) for c in chains), default=0)):
 
         def dev(r, i=i) -> str:
             d = r["chain"]["devices"][i]
@@ -472,6 +734,28 @@ def main(
     ap.add_argument("--out-dir", default=str(ROOT / "build" / "bench-resnet18"))
     ap.add_argument("--results", default=str(ROOT / "bench" / "results" / "resnet18.json"))
     ap.add_argument("--quiet", action="store_true", help="only the table")
+    ap.add_argument(
+        "--runtime-weights",
+        action="store_true",
+        help="every MVAU loads its weights after reset: the one-xcu250 solver and --single "
+        "may put them in UltraRAM (the chain keeps constant weights)",
+    )
+    ap.add_argument(
+        "--single",
+        action="store_true",
+        help="where step 3 fits: build on one xcu250 and simulate --frames frames",
+    )
+    ap.add_argument(
+        "--per-frame",
+        action="store_true",
+        help="--single: simulate the build again and record each frame's latency",
+    )
+    ap.add_argument(
+        "--skip",
+        default="",
+        type=lambda v: {x.strip() for x in v.split(",") if x.strip()},
+        help="steps to leave out: qonnx (the comparison of step 2), chain (step 4, 5)",
+    )
     ap.set_defaults(**(defaults or {}))
     args = ap.parse_args(argv)
     if args.frames < 2:
@@ -502,8 +786,9 @@ def main(
             for q in rec.get("exact", {}).get("local_rounding_differences", [])
             if q["qloom_off_exact"] > q["qonnx_off_exact"]
         ]
-        ok &= rec["qonnx_equal"] == rec["qonnx_inputs"] or ("exact" in rec and not worse)
-        ok &= not rec["chain"]["ok"] or rec["chain"]["mismatches"] == 0
+        ok &= rec.get("qonnx_equal") == rec.get("qonnx_inputs") or ("exact" in rec and not worse)
+        for build in (rec.get("chain"), rec.get("single")):
+            ok &= not (build and build["ok"]) or build["mismatches"] == 0
         result["load_average_end"] = load_average()
         result["total_minutes"] = round((time.monotonic() - t0) / 60, 1)
         path.write_text(json.dumps(result, indent=2, default=str) + "\n")  # after each model

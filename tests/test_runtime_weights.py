@@ -367,3 +367,76 @@ def test_folding_for_a_target_takes_ultraram_when_block_ram_is_short():
     assert short.estimate["total"].uram == 2 and short.estimate["total"].bram == 0
     with pytest.raises(FoldingError):  # constant weights cannot go there: it does not fit
         fold_design(to_dataflow(big_fc_graph()), 1e4, 100.0, "u250", {"BRAM": 0.005})
+
+
+# -- the build report: URAM where the design has any -----------------------------------------------
+def test_build_report_shows_uram(tmp_path, capsys):
+    """Run-time weights folded to UltraRAM on a ZCU104's xczu7ev: report.json (totals, stage
+    rows, utilization), report.html and the CLI summary count the URAM288 blocks; a report
+    without them keeps the four keys and an old report.json (no "uram") still loads."""
+    import json
+
+    from tfc_data import tfc_path
+
+    from qloom.cli import main
+    from qloom.flow import compile_model
+    from qloom.report.html import render
+    from qloom.report.model import BuildReport, Resources
+
+    model = tfc_path("TFC_1W1A")
+    names = [s.name for s in to_dataflow(compile_model(model).integer).of_kind("MVAU")]
+    folding = tmp_path / "ultra.json"
+    folding.write_text(json.dumps({n: {"weights": "runtime", "ram_style": "ultra"} for n in names}))
+    argv = ["build", str(model), "--out", str(tmp_path), "--name", "u", "--part", "xczu7ev",
+            "--folding", str(folding), "--sim-frames", "0"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "LUT / FF / BRAM18 / DSP / URAM" in out  # the summary's label (rich may wrap it)
+
+    d = tmp_path / "u"
+    data = json.loads((d / "report.json").read_text())
+    per_stage = {s["name"]: s["est"].get("uram", 0) for s in data["stages"]}
+    assert all(per_stage[n] >= 1 for n in names)
+    total = data["totals"]["est"]["uram"]
+    assert total == sum(per_stage.values())
+    assert data["totals"]["utilization_percent"]["URAM"] == round(100 * total / 96, 2)
+    assert {"lut", "ff", "bram", "dsp"} <= set(data["totals"]["est"])  # the old keys stay
+    report = BuildReport.read(d)
+    assert report.totals.est.uram == total and report.totals.accelerator.uram == total
+    page = (d / "report.html").read_text()
+    assert "URAM288" in page and "URAM est" in page
+    assert render(report) == render(data)
+    assert f" / {total:,}" in out  # the summary's estimate row ends in the URAM count
+
+    # a design without UltraRAM: no "uram" key; an old report's resources load with 0
+    assert Resources(1, 2, 3, 4).to_json() == {"lut": 1, "ff": 2, "bram": 3, "dsp": 4}
+    old = {"lut": 1, "ff": 2, "bram": 3, "dsp": 4}
+    assert Resources.from_json(old).uram == 0
+    assert "URAM288" not in render(_without_uram(data))
+
+
+def _without_uram(report: dict) -> dict:
+    """report.json as a build before URAM was reported wrote it (no "uram" keys)."""
+    import json
+
+    text = json.dumps(report)
+    data = json.loads(text)
+    for row in data["stages"]:
+        row["est"].pop("uram", None)
+    data["totals"]["est"].pop("uram", None)
+    data["totals"].get("utilization_percent", {}).pop("URAM", None)
+    return data
+
+
+def test_partition_load_counts_uram_under_the_block_ram_cap():
+    """A segment's load (what the partitioner balances and reports) counts UltraRAM as its
+    fit check does: under the block RAM's cap."""
+    from qloom.dataflow.resources import Resources as Estimate
+    from qloom.fold.partition import _load
+    from qloom.fold.solver import _caps
+    from qloom.synth.devices import get_device
+
+    zcu104 = get_device("xczu7ev")  # 96 URAM288
+    assert _load(Estimate(lut=1, uram=48), zcu104, _caps({"BRAM": 0.5})) == 1.0
+    assert _load(Estimate(lut=1, uram=48), zcu104, _caps(1.0)) == 0.5
+    assert _load(Estimate(lut=1, uram=1), get_device("xc7z020"), _caps(1.0)) == float("inf")

@@ -659,12 +659,16 @@ def _utilization(report: BuildReport, device) -> None:
     t = report.totals
     if t is None:
         return
-    used = t.accelerator.to_json()
+    t.utilization = _percent(t.accelerator, device)
+
+
+def _percent(used: Resources, device) -> dict[str, float]:
+    """`used` in percent of `device`, per resource the part has: LUT, FF, BRAM, DSP, and URAM
+    where the design uses any (run-time weights in UltraRAM)."""
     cap = device.capacity()
-    t.utilization = {
-        k: round(100.0 * used[k.lower()] / cap[k], 2) for k in ("LUT", "FF", "BRAM", "DSP")
-        if cap.get(k)
-    }  # fmt: skip
+    kinds = ("LUT", "FF", "BRAM", "DSP") + (("URAM",) if used.uram else ())
+    counts = used.to_json()
+    return {k: round(100.0 * counts.get(k.lower(), 0) / cap[k], 2) for k in kinds if cap.get(k)}
 
 
 def _sum(items) -> Resources:
@@ -692,7 +696,7 @@ def _synthesize(design, device, rtl, work: Path, report: BuildReport, say,
     say(f"synthesizing {len(design.stages)} stages for {device.name} with Yosys{where}")
     results = synth_stages([(s, device) for s in design.stages], ray_address=ray_address)
     for st, r in zip(report.stages, results, strict=True):
-        st.synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp)
+        st.synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp, uram=r.uram)
     report.totals.synth = _sum(st.synth for st in report.stages)
     (work / "synth").mkdir(exist_ok=True)
     (work / "synth" / "yosys_stages.json").write_text(
@@ -857,13 +861,7 @@ def _scale_out(part, work: Path, report: BuildReport, fifo_depths, images, sourc
     if opts.synth:
         _synthesize_segments(part, tops, work, report, say, opts.ray_address)
     for row, seg in zip(rows, part.segments, strict=True):
-        used = (row.synth or row.est) + row.fifos
-        cap = seg.device.capacity()
-        row.utilization = {
-            k: round(100.0 * used.to_json()[k.lower()] / cap[k], 2)
-            for k in ("LUT", "FF", "BRAM", "DSP")
-            if cap.get(k)
-        }
+        row.utilization = _percent((row.synth or row.est) + row.fifos, seg.device)
         _warn_over(row.utilization, f"segment {seg.index}'s {seg.device.name}", say)
 
 
@@ -950,7 +948,7 @@ def _synthesize_segments(part, tops, work: Path, report: BuildReport, say,
     where = f" on Ray ({ray_address})" if ray_address else ""
     say(f"synthesizing {len(jobs)} stages of {len(part.segments)} segments with Yosys{where}")
     for (s, _), r in zip(jobs, synth_stages(jobs, ray_address=ray_address), strict=True):
-        rows[s.name].synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp)
+        rows[s.name].synth = Resources(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp, uram=r.uram)
     for seg, rtl, srow in zip(part.segments, tops, report.partition.devices, strict=True):
         srow.synth = _sum(rows[n].synth for n in seg.stages)
         d = work / srow.dir / "synth"

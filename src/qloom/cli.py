@@ -264,13 +264,13 @@ def _print_build(r: BuildReport) -> None:
             f"RTL == {sim.reference if sim else 'integer model'}",
             f"{sim.verdict} ({sim.frames} frames of {sim.inputs})" if sim else "-",
         ),
-        ("LUT / FF / BRAM18 / DSP (estimate)", _counts(t.est)),
+        (f"{_labels(t.est)} (estimate)", _counts(t.est)),
     ]
     if sim and sim.differ_from_integer is not None:
         rows.insert(-1, ("don't-care tables vs integer model",
                          f"{sim.differ_from_integer} of {sim.frames} frames differ"))  # fmt: skip
     if t.synth is not None:
-        rows.append(("LUT / FF / BRAM18 / DSP (Yosys)", _counts(t.synth)))
+        rows.append((f"{_labels(t.synth)} (Yosys)", _counts(t.synth)))
     if t.fifos is not None and r.partition is None:
         pct = " / ".join(f"{v:.1f}" for v in (t.utilization or {}).values())
         rows.append(
@@ -326,7 +326,14 @@ def _partition_rows(r: BuildReport) -> list[tuple[str, str]]:
 
 
 def _counts(res: Resources) -> str:
-    return " / ".join(f"{v:,.0f}" for v in (res.lut, res.ff, res.bram, res.dsp))
+    """LUT / FF / BRAM18 / DSP, and URAM288 where the design has run-time weights there."""
+    vals = (res.lut, res.ff, res.bram, res.dsp) + ((res.uram,) if res.uram else ())
+    return " / ".join(f"{v:,.0f}" for v in vals)
+
+
+def _labels(res: Resources) -> str:
+    """What `_counts` lists, in its order."""
+    return "LUT / FF / BRAM18 / DSP" + (" / URAM" if res.uram else "")
 
 
 def _devices(args: argparse.Namespace) -> int:

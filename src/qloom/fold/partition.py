@@ -380,6 +380,9 @@ def _load(total: Resources, device: Device, caps: dict[str, float]) -> float:
         if used[k]:
             avail = caps[k] * capd[k]
             worst = max(worst, used[k] / avail if avail > 0 else math.inf)
+    if used.get("URAM"):  # run-time weights in UltraRAM: under the block RAM's cap, as `fits`
+        avail = caps["BRAM"] * capd.get("URAM", 0)
+        worst = max(worst, used["URAM"] / avail if avail > 0 else math.inf)
     return worst
 
 

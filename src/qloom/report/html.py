@@ -121,12 +121,15 @@ def _utilization_table(r: BuildReport) -> str:
     if t is None:
         return ""
     rows = []
-    for key, title in (("lut", "LUT"), ("ff", "FF"), ("bram", "BRAM18"), ("dsp", "DSP")):
-        est = t.est.to_json()[key]
-        syn = t.synth.to_json()[key] if t.synth else None
-        fifo = t.fifos.to_json()[key] if t.fifos else None
-        total = t.accelerator.to_json()[key]
-        pct = (t.utilization or {}).get(title.rstrip("18"))
+    kinds = [("lut", "LUT"), ("ff", "FF"), ("bram", "BRAM18"), ("dsp", "DSP")]
+    if t.accelerator.uram:  # run-time weights in UltraRAM
+        kinds.append(("uram", "URAM288"))
+    for key, title in kinds:
+        est = t.est.to_json().get(key, 0)
+        syn = t.synth.to_json().get(key, 0) if t.synth else None
+        fifo = t.fifos.to_json().get(key, 0) if t.fifos else None
+        total = t.accelerator.to_json().get(key, 0)
+        pct = (t.utilization or {}).get(title.removesuffix("18").removesuffix("288"))
         rows.append([title, est, syn, fifo, total, None if pct is None else f"{pct:.1f} %"])
     head = ["", "stages (estimate)", "stages (Yosys)", f"glue FIFOs ({t.fifo_count or 0}, "
             "estimate)", "accelerator", f"of {r.part}"]  # fmt: skip
@@ -168,8 +171,9 @@ def _partition_section(r: BuildReport) -> list[str]:
         used = " / ".join(f"{v:.1f}" for v in d.utilization.values())
         first, last = short_name(d.stages[0]), short_name(d.stages[-1])
         sim = d.sim or {}
+        used += " %" + (" (the last: URAM)" if "URAM" in d.utilization else "")
         devices.append([d.index, d.part, len(d.stages), Raw(f"{first} .. {last}"),
-                        d.cycles_per_frame, sim.get("cycles_per_frame"), f"{used} %"])  # fmt: skip
+                        d.cycles_per_frame, sim.get("cycles_per_frame"), used])  # fmt: skip
     links = []
     for lk in p.links:
         sim = lk.sim or {}
@@ -271,6 +275,9 @@ def render(report: BuildReport | dict) -> str:
     head = ["stage", "kind", "PE", "SIMD", "ram", "cycles/frame", "latency", "latency sim",
             "LUT est", "LUT synth", "BRAM est", "BRAM synth", "FF est", "FF synth",
             "DSP"]  # fmt: skip
+    uram = any(s.est.uram for s in stages)  # run-time weights in UltraRAM: a column of its own
+    if uram:
+        head.insert(head.index("FF est"), "URAM est")
     rows = []
     for s in stages:
         f, y = s.folding, s.synth
@@ -288,6 +295,7 @@ def render(report: BuildReport | dict) -> str:
                 y.lut if y else None,
                 s.est.bram,
                 y.bram if y else None,
+                *([s.est.uram] if uram else []),
                 s.est.ff,
                 y.ff if y else None,
                 y.dsp if y else None,

@@ -33,23 +33,33 @@ from qloom.errors import QloomError
 
 @dataclass
 class Resources:
-    """LUT / FF / BRAM18 / DSP counts: a stage's estimate or Yosys result, or their totals."""
+    """LUT / FF / BRAM18 / DSP counts, and URAM288 blocks (run-time weights in UltraRAM): a
+    stage's estimate or Yosys result, or their totals. `uram` is in the JSON only where it is
+    not 0, so that the reports of designs without UltraRAM keep their four keys."""
 
     lut: int
     ff: int
     bram: int
     dsp: int
+    uram: int = 0
 
     def to_json(self) -> dict:
-        return {"lut": self.lut, "ff": self.ff, "bram": self.bram, "dsp": self.dsp}
+        d = {"lut": self.lut, "ff": self.ff, "bram": self.bram, "dsp": self.dsp}
+        if self.uram:
+            d["uram"] = self.uram
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> Resources:
-        return cls(lut=d["lut"], ff=d["ff"], bram=d["bram"], dsp=d["dsp"])
+        return cls(lut=d["lut"], ff=d["ff"], bram=d["bram"], dsp=d["dsp"], uram=d.get("uram", 0))
 
     def __add__(self, other: Resources) -> Resources:
         return Resources(
-            self.lut + other.lut, self.ff + other.ff, self.bram + other.bram, self.dsp + other.dsp
+            self.lut + other.lut,
+            self.ff + other.ff,
+            self.bram + other.bram,
+            self.dsp + other.dsp,
+            self.uram + other.uram,
         )
 
 
