@@ -27,8 +27,9 @@ Run-time weights: when stages load their weights after reset (`Stage.runtime_wei
 MVAU folding's "weights": "runtime"), the top gets a 32-bit AXI-Stream input `s_axis_weights`
 chained through their loaders in stage order (each takes its own words and passes the rest
 on; `DataflowDesign.weight_words` gives the whole stream) and an output `weights_loaded`, the
-AND of their `loaded` flags. Those stages take no input until loaded. A design without such
-stages gets neither port: its top is what it was.
+AND of their `loaded` flags; the top takes no frame before (the input port's ready is gated
+by it), so frames do not pile up in the glue FIFOs in front of the MVAUs while the weights
+load. A design without such stages gets neither port: its top is what it was.
 
 Fault injection (simulation only, `fault_masks`): a `qloom_fault` stage on each named stream,
 between its producer (or the input port) and everything that reads it, XORs every beat with
@@ -166,6 +167,15 @@ _BIND_IN = Template(
 assign ${w}_tdata = ${p}_tdata;
 assign ${w}_tvalid = ${p}_tvalid;
 assign ${p}_tready = ${w}_tready;
+"""
+)
+# run-time weights: frames wait at the input port until every weight is loaded, not in the
+# glue FIFOs in front of the MVAUs (which FIFO sizing would then make deep enough to hold them)
+_BIND_IN_LOADED = Template(
+    """\
+assign ${w}_tdata = ${p}_tdata;
+assign ${w}_tvalid = ${p}_tvalid & weights_loaded;
+assign ${p}_tready = ${w}_tready & weights_loaded;
 """
 )
 _BIND_OUT = Template(
@@ -457,7 +467,8 @@ def generate_top(
     if loaders:
         all_loaded = " & ".join(loaded[st.name] for st in loaders)
         text.append(_WEIGHT_END.substitute(w=links[-1], loaded=all_loaded))
-    text.append(_BIND_IN.substitute(w=src_wire[design.input_stream], p=in_port))
+    bind_in = _BIND_IN_LOADED if loaders else _BIND_IN
+    text.append(bind_in.substitute(w=src_wire[design.input_stream], p=in_port))
     for p, s in zip(out_port_names, out_streams, strict=True):
         text.append(_BIND_OUT.substitute(w=q_wire[s], p=p))
     text.append("\n")
