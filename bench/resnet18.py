@@ -131,9 +131,24 @@ def _u250(args, compiled) -> dict[str, Any]:
     return out
 
 
-def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[dict[str, Any], Any]:
-    from qloom.build import BuildOptions, build
+def _timed_build(opts, **on_refusal) -> tuple[Any, float, dict[str, Any] | None]:
+    """qloom.build.build(opts), timed: (report, wall seconds, None), or (None, wall seconds,
+    the refusal as a result row with `on_refusal`'s fields) when the build says no."""
+    from qloom.build import build
     from qloom.errors import QloomError
+
+    t = time.monotonic()
+    try:
+        report = build(opts)
+    except QloomError as e:
+        wall = round(time.monotonic() - t, 1)
+        row = {"ok": False, **on_refusal, "error_type": type(e).__name__, "error": str(e)}
+        return None, wall, row | {"wall_s": wall}
+    return report, round(time.monotonic() - t, 1), None
+
+
+def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[dict[str, Any], Any]:
+    from qloom.build import BuildOptions
 
     opts = BuildOptions(
         model=onnx,
@@ -148,18 +163,9 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
         links=args.link,
         quiet=True,
     )
-    t = time.monotonic()
-    try:
-        report = build(opts)
-    except QloomError as e:
-        return {
-            "ok": False,
-            "devices_given": devices,
-            "error_type": type(e).__name__,
-            "error": str(e),
-            "wall_s": round(time.monotonic() - t, 1),
-        }, None
-    wall = round(time.monotonic() - t, 1)
+    report, wall, refused = _timed_build(opts, devices_given=devices)
+    if refused:
+        return refused, None
     steps = json.loads((report.dir / "time_per_step.json").read_text())
     p, sim, tot = report.partition, report.sim, report.totals
     rows = []
@@ -223,8 +229,7 @@ def _build_single(args, name: str, onnx: Path, out_dir: Path) -> dict[str, Any]:
     path): the solver's folding on one Alveo U250 at 80 %, the RTL, and the Verilator
     simulation of --frames random frames (after the weight stream, with --runtime-weights)
     checked against the integer executor."""
-    from qloom.build import BuildOptions, build
-    from qloom.errors import QloomError
+    from qloom.build import BuildOptions
 
     rt = "-runtime" if args.runtime_weights else ""
     opts = BuildOptions(
@@ -239,13 +244,9 @@ def _build_single(args, name: str, onnx: Path, out_dir: Path) -> dict[str, Any]:
         sim_frames=args.frames,
         quiet=True,
     )
-    t = time.monotonic()
-    try:
-        report = build(opts)
-    except QloomError as e:
-        return {"ok": False, "error_type": type(e).__name__, "error": str(e),
-                "wall_s": round(time.monotonic() - t, 1)}  # fmt: skip
-    wall = round(time.monotonic() - t, 1)
+    report, wall, refused = _timed_build(opts)
+    if refused:
+        return refused
     tot, sim = report.totals, report.sim
     words = report.dir / "weights.bin"
     return {
@@ -268,8 +269,8 @@ def _build_single(args, name: str, onnx: Path, out_dir: Path) -> dict[str, Any]:
         "frames": sim.frames if sim else 0,
         "mismatches": sim.mismatches if sim else None,
         "cycles_per_frame_measured": sim.cycles_per_frame if sim else None,
-        # first frame: its first input beat .. its last output beat; with run-time weights it
-        # waits inside the pipeline for the MVAUs' weights
+        # first frame: its first input beat .. its last output beat (with run-time weights the
+        # top takes it only once the weights are loaded)
         "latency_cycles_measured": sim.latency_cycles if sim else None,
         "total_cycles": sim.total_cycles if sim else None,
         "verdict": sim.verdict if sim else None,
