@@ -444,3 +444,23 @@ def test_partition_load_counts_uram_under_the_block_ram_cap():
     assert _load(Estimate(lut=1, uram=48), zcu104, _caps({"BRAM": 0.5})) == 1.0
     assert _load(Estimate(lut=1, uram=48), zcu104, _caps(1.0)) == 0.5
     assert _load(Estimate(lut=1, uram=1), get_device("xc7z020"), _caps(1.0)) == float("inf")
+
+
+def test_fifo_sizing_twin_has_constant_weights_and_the_same_schedule():
+    """The build sizes glue FIFOs on the constant-weight twin (no weight load to simulate
+    first): same stages, glue streams, beats and cycles, no weight port."""
+    from qloom.build import _timing_twin
+    from qloom.rtl.top import glue_streams
+
+    design = to_dataflow(tiny_cnn("none"), runtime_folding())
+    twin = _timing_twin(design)
+    assert design.runtime_weight_stages() and not twin.runtime_weight_stages()
+    assert [s.name for s in twin.stages] == [s.name for s in design.stages]
+    assert glue_streams(twin) == glue_streams(design)
+    assert {k: v.beats for k, v in twin.streams.items()} == {
+        k: v.beats for k, v in design.streams.items()
+    }
+    assert [s.cycles_per_frame() for s in twin.stages] == [
+        s.cycles_per_frame() for s in design.stages
+    ]
+    assert [s.latency_cycles() for s in twin.stages] == [s.latency_cycles() for s in design.stages]

@@ -376,6 +376,15 @@ def _with_runtime_weights(design, say):
     return design.refold({n: {"weights": "runtime"} for n in names})
 
 
+def _timing_twin(design):
+    """The design with constant weights, for FIFO sizing: the same stages, streams and
+    schedule (an MVAU's cycles and pipeline do not depend on where its weights come from),
+    without the weight load (millions of idle cycles on big nets) that simulating the
+    run-time-weight design would go through first. The depths are per stream, in beats."""
+    loaders = design.runtime_weight_stages()
+    return design.refold({s.name: {"weights": "constant"} for s in loaders}) if loaders else design
+
+
 def _write_weights(design, path: Path, say) -> None:
     """The weight stream's words (`DataflowDesign.weight_words`) as uint32 little-endian."""
     words = design.weight_words()
@@ -493,7 +502,7 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             # size_fifos simulates its own instrumented copies of the top (in a temporary
             # directory) with generous glue FIFOs: a different design from the one built,
             # which gets the depths it measured
-            fifo_depths = size_fifos(design, images[:8], quiet=opts.quiet)
+            fifo_depths = size_fifos(_timing_twin(design), images[:8], quiet=opts.quiet)
         if part is not None:
             if fifo_depths:  # cut again with the glue FIFOs: deep ones can outweigh stages
                 part = cut(fifo_depths)
