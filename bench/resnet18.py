@@ -40,8 +40,8 @@ estimate only (the multi-device build has no weight stream yet): the solver's fo
 devices cut over the fewest of `--devices` (else `--fallback-devices`). --single (where step
 3 fits) builds on one xcu250 as `qloom build --part xcu250 [--runtime-weights]` does and
 simulates `--frames` random frames in Verilator, the weights streamed in first, against the
-integer executor (the first frame's latency includes the load; with 2 frames the second is
-already waiting inside the pipeline, so give 4 for a steady-state cycles per frame).
+integer executor (the top takes no frame before the weights are loaded, so latency and
+cycles per frame are measured from the first frame it takes).
 --per-frame simulates that build again and records each frame's latency and when the load
 ended. --skip leaves out the qonnx comparison of step 2 and / or the chain (steps 4 and 5).
 Prints a markdown table, writes bench/results/resnet18.json (models and builds under
