@@ -179,7 +179,7 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
                 "last_stage": row.stages[-1],
                 "estimate": row.est.to_json(),
                 "glue_fifos": row.fifos.to_json() if row.fifos else None,
-                "uram": 0,
+                "uram": row.est.uram,
                 "utilization_percent": row.utilization,
                 "load_of_cap": row.load,
                 "cycles_per_frame": row.cycles_per_frame,
@@ -213,8 +213,9 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
 
 def _percent(r, device) -> dict[str, float]:
     """A qloom.fold estimate in percent of `device`, per resource it uses (URAM included)."""
-    cap = device.capacity()
-    return {k: round(100 * v / cap[k], 1) for k, v in r.as_dict().items() if cap.get(k)}
+    from qloom.fold.estimate import utilization
+
+    return {k: round(100 * v, 1) for k, v in utilization(r, device).items()}
 
 
 def _runtime_design(integer):

@@ -302,7 +302,6 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
     from qloom.synth import get_device
 
     device = get_device(opts.part)
-    source = _runtime_design(integer) if opts.runtime_weights else integer
     if opts.folding or not (opts.max_fps or opts.target_fps):
         if str(opts.folding) == "parallel":
             folding, how = load_folding("parallel", integer).folding, "fully parallel"
@@ -320,6 +319,8 @@ def _folding(opts: BuildOptions, integer, say) -> tuple[dict, str]:
             design = _with_runtime_weights(design, lambda _: None)
         check_fits(design, device, opts.max_utilization, f"the {how} folding")
         return folding, how
+    # the solver folds the run-time-weight design itself: its memories may go to UltraRAM
+    source = _runtime_design(integer) if opts.runtime_weights else integer
     if opts.max_fps:
         say(
             f"folding for the highest FPS that fits {device.name} "
@@ -367,13 +368,15 @@ def _runtime_design(integer):
 
 
 def _with_runtime_weights(design, say):
-    """--runtime-weights: every MVAU of the design loads its weights after reset."""
-    names = [s.name for s in design.of_kind("MVAU")]
-    if not names:
+    """--runtime-weights: every MVAU of the design loads its weights after reset (a folding
+    the solver chose for them already says so: then nothing is lowered again)."""
+    mvaus = design.of_kind("MVAU")
+    if not mvaus:
         say("--runtime-weights: the design has no MVAU; all its weights stay constant")
         return design
-    say(f"run-time weights: {len(names)} MVAU(s) load theirs over s_axis_weights ({WEIGHTS_FILE})")
-    return design.refold({n: {"weights": "runtime"} for n in names})
+    say(f"run-time weights: {len(mvaus)} MVAU(s) load theirs over s_axis_weights ({WEIGHTS_FILE})")
+    constant = [s.name for s in mvaus if not s.runtime_weights]
+    return design.refold({n: {"weights": "runtime"} for n in constant}) if constant else design
 
 
 def _timing_twin(design):

@@ -346,6 +346,14 @@ def seen_mask(addr: np.ndarray, k: int) -> np.ndarray:
     return seen
 
 
+def check_fill(fill: str, where: str = "") -> None:
+    """FoldingError unless `fill` is one of DONT_CARE_FILLS (`where`: who asked, as a prefix)."""
+    if fill not in DONT_CARE_FILLS:
+        raise FoldingError(
+            f"{where}dont_care_fill={fill!r} is not one of {', '.join(DONT_CARE_FILLS)}"
+        )
+
+
 def fill_dont_cares(
     tables: np.ndarray, addr: np.ndarray, k: int, fill: str = "table"
 ) -> np.ndarray:
@@ -369,8 +377,7 @@ def fill_dont_cares(
        is kept only as the comparison.
     Every seen address keeps its output, so the filled tables equal the originals on every
     calibration input."""
-    if fill not in DONT_CARE_FILLS:
-        raise FoldingError(f"dont_care_fill={fill!r} is not one of {', '.join(DONT_CARE_FILLS)}")
+    check_fill(fill)
     tables = np.asarray(tables, dtype=np.int64)
     seen = seen_mask(addr, k)
     out = tables.copy()
@@ -478,11 +485,7 @@ def lower_truth_table(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
     if fold["dont_care"] is not None and fold["dont_care"] is not False:
         spec = fold["dont_care"]
         fill = fold["dont_care_fill"]
-        if fill not in DONT_CARE_FILLS:
-            raise FoldingError(
-                f"TruthTable '{lin.name}': dont_care_fill={fill!r} is not one of "
-                f"{', '.join(DONT_CARE_FILLS)}"
-            )
+        check_fill(fill, f"TruthTable '{lin.name}': ")  # before running the calibration data
         vectors, source = _layer_inputs(ctx, lin.name, spec, x)
         stage = stage.with_dont_cares(vectors, fill, source)
     ctx.place(stage, [x], out)
@@ -493,7 +496,7 @@ def lower_truth_table(ctx: LoweringContext, nodes: tuple[Node, ...]) -> None:
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _calibration(ctx: LoweringContext, layer: str, spec) -> tuple[np.ndarray, str]:
+def _calibration(layer: str, spec) -> tuple[np.ndarray, str]:
     """The calibration inputs named by a "dont_care" folding value: an array, or a .npy /
     .npz file (its one array, or the one named "x") of the integer graph's hardware inputs."""
     if isinstance(spec, np.ndarray):
@@ -530,7 +533,7 @@ def _layer_inputs(ctx: LoweringContext, layer: str, spec, tensor: str) -> tuple[
     runs = _RUNS.setdefault(ctx, {})
     key = ("array", id(spec)) if isinstance(spec, np.ndarray) else ("file", str(spec))
     if key not in runs:
-        data, source = _calibration(ctx, layer, spec)
+        data, source = _calibration(layer, spec)
         g = ctx.g
         want = g.tensors[g.inputs[0]]
         if data.ndim < 1 or len(data) == 0 or tuple(data.shape[1:]) != tuple(want.shape):
