@@ -292,6 +292,10 @@ def test_build_with_runtime_weights_writes_weights_bin(tmp_path):
     design = to_dataflow(compile_model(tfc_path("TFC_1W1A")).integer, folding)
     words = np.frombuffer((d / "weights.bin").read_bytes(), dtype="<u4")
     assert words.tolist() == design.weight_words().tolist() and len(words) > 0
+    # the report says the top needs its weight stream
+    report = json.loads((d / "report.json").read_text())
+    assert report["rtl"]["weight_words"] == len(words)
+    assert f"{len(words):,} words into s_axis_weights" in (d / "report.html").read_text()
     top = next((d / "rtl").glob("qloom_top_*.v")).read_text()
     assert "s_axis_weights_tdata" in top and "WEIGHT_FILE" not in top
     assert not list((d / "rtl" / "mem").glob("*_weights.hex"))

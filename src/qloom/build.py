@@ -388,11 +388,13 @@ def _timing_twin(design):
     return design.refold({s.name: {"weights": "constant"} for s in loaders}) if loaders else design
 
 
-def _write_weights(design, path: Path, say) -> None:
-    """The weight stream's words (`DataflowDesign.weight_words`) as uint32 little-endian."""
+def _write_weights(design, path: Path, say) -> int:
+    """The weight stream's words (`DataflowDesign.weight_words`) as uint32 little-endian;
+    returns how many."""
     words = design.weight_words()
     path.write_bytes(words.astype("<u4").tobytes())
     say(f"{WEIGHTS_FILE}: {len(words):,} words for {len(design.runtime_weight_stages())} MVAU(s)")
+    return len(words)
 
 
 def _compare(sim_outputs: dict, reference: dict, frames: int) -> int:
@@ -552,12 +554,14 @@ def _build_locked(opts: BuildOptions, model: Path, final: Path) -> BuildReport:
             # the RTL, generated once: the simulation, Yosys/Vivado and nextpnr all read rtl/
             say("generating the RTL (rtl/)")
             rtl = generate_top(design, work / "rtl", fifo_depths)
+            words = 0
             if rtl.weight_port is not None:
-                _write_weights(design, work / WEIGHTS_FILE, say)
+                words = _write_weights(design, work / WEIGHTS_FILE, say)
             _count_glue_fifos(rtl, device, report)
             report.rtl = RtlSummary(
                 top=rtl.top,
                 files=[str(p.relative_to(work)) for p in rtl.sources if work in p.parents],
+                weight_words=words,
             )
             from qloom.deploy import write_driver
 

@@ -266,6 +266,8 @@ def _print_build(r: BuildReport) -> None:
         ),
         (f"{_labels(t.est)} (estimate)", _counts(t.est)),
     ]
+    if r.rtl is not None and r.rtl.weight_words:
+        rows.insert(-1, ("run-time weights", f"{r.rtl.weight_words:,} words (weights.bin)"))
     if sim and sim.differ_from_integer is not None:
         rows.insert(-1, ("don't-care tables vs integer model",
                          f"{sim.differ_from_integer} of {sim.frames} frames differ"))  # fmt: skip

@@ -242,6 +242,14 @@ def _latency_section(r: BuildReport) -> list[str]:
             _table(rows, LATENCY_HEAD)]  # fmt: skip
 
 
+def _weights_row(r: BuildReport) -> list[list]:
+    """A row for run-time weights (the top then needs its weight stream), none without."""
+    if r.rtl is None or not r.rtl.weight_words:
+        return []
+    return [["run-time weights", f"{r.rtl.weight_words:,} words into s_axis_weights after "
+             "reset (weights.bin)"]]  # fmt: skip
+
+
 def render(report: BuildReport | dict) -> str:
     """The page for a build's report (a BuildReport, or report.json's content)."""
     r = report if isinstance(report, BuildReport) else BuildReport.from_json(report)
@@ -263,6 +271,7 @@ def render(report: BuildReport | dict) -> str:
         ["Fmax (MHz, nextpnr)", t.fmax_mhz if t else None],
         ["timing", _timing(r) or "not placed and routed (--pnr PART)"],
         ["FPS at Fmax", t.fps_at_fmax if t else None],
+        *_weights_row(r),
         ["simulated frames", f"{sim.frames:,} ({sim.inputs})" if sim else None],
         [
             f"RTL outputs equal to the {sim.reference if sim else 'integer model'}",

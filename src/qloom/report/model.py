@@ -360,16 +360,22 @@ class RtlSummary:
     top: str
     files: list[str]
     deployment: list[str] = field(default_factory=list)
+    # run-time weights: the words the host streams into s_axis_weights after reset (the
+    # build's weights.bin); 0: every weight is a constant of the bitstream
+    weight_words: int = 0
 
     def to_json(self) -> dict:
         d: dict[str, Any] = {"top": self.top, "files": self.files}
         if self.deployment:
             d["deployment"] = self.deployment
+        if self.weight_words:
+            d["weight_words"] = self.weight_words
         return d
 
     @classmethod
     def from_json(cls, d: dict) -> RtlSummary:
-        return cls(top=d["top"], files=list(d["files"]), deployment=list(d.get("deployment", [])))
+        return cls(top=d["top"], files=list(d["files"]), deployment=list(d.get("deployment", [])),
+                   weight_words=d.get("weight_words", 0))  # fmt: skip
 
 
 @dataclass
