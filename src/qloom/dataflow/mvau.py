@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,8 +279,11 @@ class MVAU(Stage):
     @property
     def dot_cut(self) -> bool:
         """Register the middle of the adder tree (qloom_dot CUT_REG) unless the tree is at most
-        two adder levels over cheap products (XNOR popcounts, or a +-1 / 1-bit operand): there
-        the register adds a cycle of latency and serves no clock."""
+        two adder levels over cheap products (XNOR full adders, or a +-1 / 1-bit operand):
+        there the register adds a cycle of latency and serves no clock. Where it is deeper the
+        register also saves LUTs: Yosys merges an unbroken adder tree into one $macc and maps
+        that to full adders, dearer than the carry-chain adders of the two halves (XNOR, 8 PE x
+        64 lanes: 984 LUT whole, 768 cut)."""
         p = self.rtl_params(cuts=False)
         cheap = p["BINARY"] or p["WBIPOLAR"] or p["IBIPOLAR"] or min(p["IBITS"], p["WBITS"]) == 1
         return not (cheap and clog2(tree_leaves(self)) <= 2)
@@ -450,6 +454,7 @@ MVAU_LUT = {
     "sign": 1.5271,  # per input bit of a +-1-weight lane on multi-bit inputs (x or ~x)
     "tree": 0.2769,  # per adder-tree bit (PE * (SIMD-1) adders of PSW bits)
     "xnor": 0.0,  # per XNOR-popcount input (PE * SIMD): binary MVAUs use MVAU_XNOR_LUT
+    "xnor_depth": 0.0,  # per XNOR lane and tree level (PE * SIMD * log2 SIMD): binary only
     "acc": 0.0,  # per accumulator bit (PE * ACC_BITS): absorbed by the tree and comparators
     "cmp": 0.6978,  # per threshold comparator bit (PE * NT * CW)
     "outadd": 0.0,  # per output bit (PE * OBITS): count of passed thresholds + OUT_BASE
@@ -458,24 +463,25 @@ MVAU_LUT = {
 }
 
 #: XNOR-popcount MVAU LUTs (BINARY = 1): fitted on the binary configurations alone (a PE x
-#: SIMD sweep at equal lanes), whose cost is the XNOR + 16-bit popcounts per lane, the tree
-#: over the popcounts (PE * (L2 - 1) adders of PSW bits) and small per-PE terms. With the
-#: multi-bit coefficients (fitted on two binary runs) the per-PE terms were ~2.5x too dear
-#: and wide popcounts ~1.7x too cheap, so the solver preferred PE 2 x SIMD 1024 where PE 32 x
-#: SIMD 64 is cheaper. Fitted (`fit("XNOR", drop=("const", "outadd"))`) on the 17 binary
-#: configurations: within 15 % above 700 LUTs (11 of 14 within 10 %), -25 % .. +9 % below 200.
+#: SIMD sweep at equal lanes). Refitted 2026-12-06 for the full-adder leaves (3 lanes per
+#: 6-input LUT pair) and the tree cut above 12 lanes (`fit("XNOR", drop=("const", "outadd"))`
+#: on the 17 binary configurations): the lanes and their tree depth carry the cost (Yosys
+#: builds each half of the tree as one $macc of full adders, dearer per lane the deeper it
+#: is), so PE 32 x SIMD 64 (3,813 LUT) ranks below PE 2 x SIMD 1024 (5,334) as in Yosys;
+#: within 15 % above 700 LUTs but PE 1 x SIMD 256 (-20 %), -29 % .. +11 % below 200.
 MVAU_XNOR_LUT = {
     "const": 0.0,
-    "ctrl_bits": 1.5031,
+    "ctrl_bits": 1.4772,
     "mul": 0.0,
     "sign": 0.0,
-    "tree": 1.5001,
-    "xnor": 1.9102,
-    "acc": 1.3286,
-    "cmp": 0.2412,
+    "tree": 0.0,  # the adders' bits follow the lanes: absorbed by "xnor" and "xnor_depth"
+    "xnor": 0.3259,
+    "xnor_depth": 0.239,
+    "acc": 2.0259,
+    "cmp": 0.0,
     "outadd": 0.0,
-    "rom_cols": 0.0,
-    "rom_bits": 3.9101,
+    "rom_cols": 0.0052,
+    "rom_bits": 4.0513,
 }
 
 #: Yosys maps a signed product to a DSP48 when it is at least this wide (mul2dsp Y_MINWIDTH)
@@ -484,8 +490,24 @@ DSP_MIN_PRODUCT_BITS = 9
 
 def tree_leaves(s: MVAU) -> int:
     """Leaves of the RTL's per-PE adder tree (NL): the SIMD products, or in XNOR mode the
-    popcounts of 16-bit chunks; every node of the tree is PSW bits wide."""
-    return -(-s.simd // 16) if s.binary else s.simd
+    full adders counting the matches of 3 lanes; every node of the tree is PSW bits wide."""
+    return tree_leaves_binary(s.simd) if s.binary else s.simd
+
+
+def _xnor_tree_bits(simd: int, psw: int) -> int:
+    """Output bits of the adders of one PE's XNOR tree: full-adder leaves of 2 bits summed in
+    pairs, each sum one bit wider up to PSW (padding leaves are zero: synthesis drops them)."""
+    n, width, bits = tree_leaves_binary(simd), 2, 0
+    while n > 1:
+        width = min(width + 1, psw)
+        bits += (n // 2) * width
+        n = -(-n // 2)
+    return bits
+
+
+def tree_leaves_binary(simd: int) -> int:
+    """XNOR mode's leaves: one full adder per 3 lanes (qloom_dot CB)."""
+    return -(-simd // 3)
 
 
 def mvau_features(s: MVAU) -> dict[str, float]:
@@ -500,7 +522,6 @@ def mvau_features(s: MVAU) -> dict[str, float]:
     cw = max(acc + 1, p["TBITS"]) + 1
     lanes = pe * simd
     dsp_lanes = _dsp_lanes(s)
-    l2 = 1 << clog2(tree_leaves(s))  # the tree is padded to a power of two of leaves
     # +-1 weights on multi-bit inputs: no product, x or ~x (ones' complement) into the tree
     sign = not binary and bool(p["WBIPOLAR"]) and not p["IBIPOLAR"]
     return {
@@ -508,8 +529,12 @@ def mvau_features(s: MVAU) -> dict[str, float]:
         "ctrl_bits": counter_bits(s.sf) + counter_bits(s.nf) + counter_bits(s.nf * s.sf),
         "mul": 0.0 if binary or sign else (lanes - dsp_lanes) * xw * yw,
         "sign": float(lanes * xw) if sign else 0.0,
-        "tree": pe * (l2 - 1) * psw if binary else pe * (simd - 1) * psw,
+        "tree": pe * _xnor_tree_bits(simd, psw) if binary else pe * (simd - 1) * psw,
         "xnor": float(lanes) if binary else 0.0,
+        # Yosys merges each half of the tree (cut register) into one $macc that it builds from
+        # full adders: dearer per lane the deeper the tree (PE 2 x SIMD 1024: 2.6 LUT per
+        # lane, PE 32 x SIMD 64: 1.9)
+        "xnor_depth": lanes * math.log2(max(simd, 2)) if binary else 0.0,
         "acc": pe * acc,
         "cmp": pe * nt * cw,
         "outadd": pe * p["OBITS"] if nt else 0.0,

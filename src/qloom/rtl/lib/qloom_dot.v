@@ -1,5 +1,5 @@
 // qloom_dot: one PE lane's dot product of SIMD elements, as qloom_mvau computes it: the
-// products (or, in XNOR mode, the popcounts of 16-bit chunks of input XNOR weight) summed by
+// products (or, in XNOR mode, the match counts of 3-lane groups of input XNOR weight) summed by
 // an adder tree with one register level. No handshake: the parent's stall enable `en` clocks
 // the register level.
 //
@@ -15,7 +15,7 @@
 //   BINARY        1: XNOR-popcount (IBITS = WBITS = 1): ps = #{i : x[i] == w[i]}
 //   PSW           output width: $clog2(SIMD + 1) when BINARY, else PW + $clog2(SIMD) + 1 with
 //                 PW the product width of qloom_mul (the exact sum always fits)
-// Timing: the tree's NL leaves (SIMD products, or ceil(SIMD / 16) chunk popcounts) are padded
+// Timing: the tree's NL leaves (SIMD products, or ceil(SIMD / 3) full-adder counts) are padded
 // to L2 = 2^LEVELS leaves and stored heap-ordered (node i has children 2i and 2i+1, leaves at
 // L2..2*L2-1; the root is level 0). The nodes of level CUT = ceil(LEVELS / 2) are registers
 // loaded when en = 1: ps is the sum of the registers' values, combinational (one cycle of
@@ -49,7 +49,7 @@ module qloom_dot #(
   localparam integer YW = (WBIPOLAR != 0) ? 2 : WBITS + 1;
   localparam integer PW = XW + YW;  // product
   localparam integer PSW_OK = (BINARY != 0) ? $clog2(SIMD + 1) : PW + $clog2(SIMD) + 1;
-  localparam integer CB = 16;  // XNOR chunk width
+  localparam integer CB = 3;  // XNOR lanes per leaf (a full adder)
   localparam integer NL = (BINARY != 0) ? (SIMD + CB - 1) / CB : SIMD;
   localparam integer L2 = (NL > 1) ? (1 << $clog2(NL)) : 1;
   localparam integer LEVELS = $clog2(L2);
@@ -78,21 +78,23 @@ module qloom_dot #(
   /* verilator lint_off LATCH */
   generate
     if (BINARY != 0) begin : g_xnor
-      // popcounts of 16-bit chunks: one $countones over hundreds of bits exhausts Yosys'
-      // recursion (wasm stack), chunks keep Verilator fast; the last chunk's missing bits are 0
+      // leaves: the matches of 3 lanes counted by one full adder (sum = parity, carry =
+      // majority of the 3 XNORs: each a 6-input function, one LUT6), so the XNORs cost no LUTs
+      // of their own and the tree starts from 2-bit leaves; the last leaf's missing lanes are 0.
+      // (16-lane $countones chunks cost 2.06 LUT per lane on a 64 x 8 popcount, these 1.50.)
       wire [NL*CB-1:0] eq = {{(NL * CB - SIMD) {1'b0}}, ~(x ^ w)};
-      reg [CB-1:0] ch;
+      reg [CB-1:0] e;
       /* verilator lint_off UNUSEDSIGNAL */
-      reg [31:0] pc;
+      reg [PSW+1:0] fa;  // the full adder's 2 bits, widened (PSW is 1 when SIMD = 1)
       /* verilator lint_on UNUSEDSIGNAL */
       integer j;
       always @* begin
         /* verilator unroll_disable */
         for (j = 0; j < L2; j = j + 1) begin
           if (j < NL) begin
-            ch = eq[j*CB+:CB];
-            pc = $countones(ch);
-            lo[L2+j] = pc[PSW-1:0];
+            e = eq[j*CB+:CB];
+            fa = {{PSW{1'b0}}, (e[0] & e[1]) | (e[0] & e[2]) | (e[1] & e[2]), e[0] ^ e[1] ^ e[2]};
+            lo[L2+j] = fa[PSW-1:0];
           end else begin
             lo[L2+j] = {PSW{1'b0}};
           end

@@ -279,8 +279,8 @@ module qloom_mvau #(
   endgenerate
 
   // ---------------------------------------------------------------- stage 2: dot products
-  // One qloom_dot per PE: an adder tree over the SIMD products (or the popcounts of 16-bit
-  // chunks in XNOR mode) whose middle level (CUT) is registered: stage 2a ends there, stage 2b
+  // One qloom_dot per PE: an adder tree over the SIMD products (or the match counts of 3-lane
+  // groups in XNOR mode) whose middle level (CUT) is registered: stage 2a ends there, stage 2b
   // (the rest of the tree) ends in ps2.
   wire [PE*PSW-1:0] ps;
   genvar p;
