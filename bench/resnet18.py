@@ -9,6 +9,7 @@ simulation through link models (issue 17; the streaming ResNet of Baskin et al.)
         [--frames 2] [--compare 5] [--seed 0]
         [--synth] [--synth-timeout 300] [--synth-budget 1800] [--synth-workers 1]
         [--out-dir DIR] [--quiet] [--runtime-weights] [--single] [--skip qonnx,chain]
+        [--reuse-builds]
 
 Per model (each step announced with the elapsed time unless --quiet):
   1. `qloom export` of the untrained zoo model at `--in-size` x `--in-size` with `--classes`
@@ -32,7 +33,9 @@ Per model (each step announced with the elapsed time unless --quiet):
   5. with --synth: per-stage out-of-context Yosys (each stage for its segment's part) as Ray
      tasks (an embedded Ray with `--synth-workers` CPUs; qloom.fold.synth.synth_stage, cached
      by content), each stage limited to `--synth-timeout` s and the whole step to
-     `--synth-budget` s: which stages finished, their totals per segment, the wall time.
+     `--synth-budget` s: which stages finished, their totals per segment and in all, the
+     wall time. With --reuse-builds step 4 reads the report of a finished build of the same
+     options under --out-dir (no new build or simulation; its recorded figures and wall time).
 With --runtime-weights (issue 17: every MVAU loads its weights after reset over the top's
 32-bit weight stream, so the solver may put them in UltraRAM, URAM288 counted), step 3 folds
 that design and counts its weight words (one per cycle at best: the load), and step 4 is an
@@ -163,7 +166,15 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
         links=args.link,
         quiet=True,
     )
-    report, wall, refused = _timed_build(opts, devices_given=devices)
+    prior = out_dir / opts.name
+    reused = args.reuse_builds and (prior / "report.json").is_file()
+    if reused:  # a finished build of these options: its report, not a new build
+        from qloom.report.model import BuildReport
+
+        report, refused = BuildReport.read(prior), None
+        wall = json.loads((prior / "time_per_step.json").read_text()).get("total_s")
+    else:
+        report, wall, refused = _timed_build(opts, devices_given=devices)
     if refused:
         return refused, None
     steps = json.loads((report.dir / "time_per_step.json").read_text())
@@ -208,6 +219,7 @@ def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[di
         "problems": sim.problems,
         "time_per_step": steps,
         "wall_s": wall,
+        "reused": reused,
     }, report
 
 
@@ -420,7 +432,8 @@ def _synth(args, report, t0: float) -> dict[str, Any]:
         row: dict[str, Any] = {"name": s.name, "kind": s.kind, "part": part}
         if i in done:
             r = done[i]
-            row.update(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp, uram=r.uram)
+            row.update(lut=r.luts, ff=r.ffs, bram=r.bram, dsp=r.dsp, uram=r.uram,
+                       yosys_s=r.seconds, cached=r.cached)  # fmt: skip
             seg = per_seg.setdefault(seg_of[s.name], {"lut": 0, "ff": 0, "bram": 0, "dsp": 0,
                                                       "uram": 0, "stages": 0})  # fmt: skip
             for k in ("lut", "ff", "bram", "dsp", "uram"):
@@ -429,6 +442,7 @@ def _synth(args, report, t0: float) -> dict[str, Any]:
         else:
             row["status"] = failed.get(i, "not finished within --synth-budget")
         stages.append(row)
+    total = {k: sum(v[k] for v in per_seg.values()) for k in ("lut", "ff", "bram", "dsp", "uram")}
     return {
         "workers": args.synth_workers,
         "timeout_per_stage_s": args.synth_timeout,
@@ -439,6 +453,8 @@ def _synth(args, report, t0: float) -> dict[str, Any]:
         "not_finished": len(jobs) - len(done) - len(failed),
         "stages_total": len(jobs),
         "per_segment_finished": per_seg,
+        "total_finished": total,
+        "load_average_end": load_average(),
         "stages": stages,
     }
 
@@ -693,11 +709,14 @@ def _table(results: list[dict[str, Any]], args) -> None:
 
     def synth(r) -> str:
         s = r["synth"]
-        segs = "; ".join(f"dev {k}: {v['stages']} stages {v['lut']:,} LUT {v['bram']:,} BRAM18 "
-                         f"{v['uram']} URAM {v['dsp']} DSP"
+        segs = "; ".join(f"dev {k}: {v['stages']} stages {v['lut']:,} LUT {v['ff']:,} FF "
+                         f"{v['bram']:,} BRAM18 {v['uram']} URAM {v['dsp']} DSP"
                          for k, v in sorted(s["per_segment_finished"].items()))  # fmt: skip
+        t = s.get("total_finished")
+        tot = (f"; all: {t['lut']:,} LUT {t['ff']:,} FF {t['bram']:,} BRAM18 {t['uram']} URAM "
+               f"{t['dsp']} DSP" if t else "")  # fmt: skip
         return (f"{s['finished']} / {s['stages_total']} stages in {s['wall_s']:.0f} s "
-                f"({s['failed']} failed/timed out): {segs}")  # fmt: skip
+                f"({s['failed']} failed/timed out): {segs}{tot}")  # fmt: skip
 
     row("Yosys per stage (Ray)", synth)
 
@@ -751,6 +770,12 @@ def main(
         "--per-frame",
         action="store_true",
         help="--single: simulate the build again and record each frame's latency",
+    )
+    ap.add_argument(
+        "--reuse-builds",
+        action="store_true",
+        help="step 4: where --out-dir already holds the finished build of these options, read "
+        "its report instead of building and simulating again (e.g. for --synth alone)",
     )
     ap.add_argument(
         "--skip",

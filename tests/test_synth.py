@@ -426,3 +426,48 @@ def test_ray_address_option_is_checked():
 
     with pytest.raises(QloomError, match="--ray-address must be 'local' or a Ray address"):
         check_options(BuildOptions(model=Path("m.onnx"), ray_address=""))
+
+
+BRAM_ROM_V = """\
+module qt_brom #(parameter MEM_FILE = "") (
+    input  wire        clk,
+    input  wire [11:0] addr,
+    output reg  [35:0] q
+);
+  (* rom_style = "block" *) reg [35:0] rom [0:4095];
+  initial if (MEM_FILE != "") $readmemh(MEM_FILE, rom);
+  always @(posedge clk) q <= rom[addr];
+endmodule
+"""
+
+
+@needs_yosys
+def test_synth_large_brams_drop_init_before_their_techmap(tmp_path, monkeypatch):
+    """Memory files of BRAM_INIT_STRIP_BYTES or more: synth_xilinx runs split around
+    map_memory with the block RAM cells' INIT dropped before their techmap (one template for
+    all blocks instead of one per initialised block); the cell counts are those of the whole
+    synth_xilinx. Smaller memories and netlists keep the plain command."""
+    import qloom.synth.yosys as Y
+
+    src = tmp_path / "qt_brom.v"
+    src.write_text(BRAM_ROM_V)
+    mem = tmp_path / "brom.hex"
+    mem.write_text("".join(f"{(i * 2654435761) % (1 << 36):09x}\n" for i in range(4096)))
+    cache = tmp_path / "cache"
+    params = {"MEM_FILE": mem}
+    for part in ("xc7z020", "xczu7ev"):
+        whole = synthesize([src], "qt_brom", params, part, tmp_path / f"w-{part}", cache_dir=cache)
+        assert "setparam" not in (tmp_path / f"w-{part}" / "synth.ys").read_text()
+        monkeypatch.setattr(Y, "BRAM_INIT_STRIP_BYTES", 1)
+        split = synthesize([src], "qt_brom", params, part, tmp_path / f"s-{part}", cache_dir=cache)
+        script = (tmp_path / f"s-{part}" / "synth.ys").read_text()
+        assert "setparam -unset INIT t:$__XILINX_BLOCKRAM_*" in script
+        assert "-run :map_memory" in script and "-run map_ffram:" in script
+        assert "memory_libmap " in script and not split.cached
+        assert split.cells == whole.cells and split.bram == whole.bram == 8  # 4 RAMB36
+        if part == "xc7z020":  # a netlist keeps the contents: the plain command
+            n = synthesize([src], "qt_brom", params, part, tmp_path / "n", netlist=True,
+                           cache_dir=cache)  # fmt: skip
+            assert "setparam" not in (tmp_path / "n" / "synth.ys").read_text()
+            assert n.cells == whole.cells
+        monkeypatch.setattr(Y, "BRAM_INIT_STRIP_BYTES", 1 << 16)

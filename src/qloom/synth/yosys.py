@@ -27,10 +27,19 @@ LUT4 + 2 per CCU2C (a carry cell holds two LUT4s) as LUTs, TRELLIS_FF, DP16KD, M
 TRELLIS_DPR16X4 (distributed RAM, 4 LUT4 each). iCE40: SB_LUT4, SB_DFF*, SB_RAM40_4K,
 SB_MAC16, SB_SPRAM256KA. The iCE40 has no distributed RAM, so memories marked
 ``ram_style``/``rom_style = "distributed"`` are built from logic there (Yosys would refuse them).
+
+Large initialised block RAMs (Xilinx, no netlist asked for, memory files of `BRAM_INIT_STRIP_BYTES`
+or more): ``synth_xilinx``'s ``map_memory`` step is run as its own commands with the block RAM
+cells' ``INIT`` dropped between ``memory_libmap`` and the block RAM techmap. That techmap
+elaborates its template once per distinct parameter set, and every initialised 36-Kbit block has
+its own ``INIT``: ~1.1 s per block (a 4,608 x 512 2-bit MVAU: 128 RAMB36, 149 of its 174 s).
+Without ``INIT`` the blocks share a template (25 s in all); the cell counts are the same, since
+nothing after ``memory_libmap`` reads a block RAM's contents (only the netlist would miss them).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -45,6 +54,7 @@ from qloom.errors import QloomError
 from qloom.synth.devices import Device, get_device
 from qloom.synth.tools import (
     Hasher,
+    Tool,
     ToolError,
     cached_tool_run,
     default_cache_dir,
@@ -347,6 +357,61 @@ def _synth_command(device: Device, top: str, extra: Sequence[str]) -> str:
     return " ".join([cmd, *extra])
 
 
+# memory files at least this large (bytes, all together) have their block RAMs' INIT dropped
+# after memory_libmap (module docstring): below it the script is plain synth_xilinx
+BRAM_INIT_STRIP_BYTES = 1 << 16
+
+
+@functools.cache
+def _map_memory_commands(cmd: tuple[str, ...], synth: str) -> tuple[str, ...] | None:
+    """The commands `synth`'s ``map_memory`` step runs (``memory_libmap ...``, then its
+    techmaps), as Yosys echoes them for a one-register module; None if they do not look like
+    that (the caller then keeps `synth` whole)."""
+    with tempfile.TemporaryDirectory(prefix="qloom-mapmem-") as tmp:
+        wd = Path(tmp)
+        (wd / "probe.v").write_text(
+            "module qloom_probe(input clk, input d, output reg q);\n"
+            "  always @(posedge clk) q <= d;\nendmodule\n"
+        )
+        log = wd / "probe.log"
+        try:
+            Tool("yosys", cmd, "").run(
+                ["-p", f"read_verilog probe.v; echo on; {synth} -run map_memory:map_ffram"],
+                cwd=wd, log=log, timeout=300, what="Yosys (map_memory commands)",
+            )  # fmt: skip
+        except ToolError:
+            return None
+        echoed = [ln[len("yosys> "):].strip() for ln in log.read_text(errors="replace")
+                  .splitlines() if ln.startswith("yosys> ")]  # fmt: skip
+    steps = [c for c in echoed if not c.startswith(("read_verilog", "echo", "synth_"))]
+    if (
+        not steps
+        or not steps[0].startswith("memory_libmap ")
+        or not all(c.startswith("techmap -map ") for c in steps[1:])
+    ):
+        return None
+    return tuple(steps)
+
+
+def _xilinx_synth_script(yosys, dev: Device, top: str, extra: Sequence[str]) -> list[str]:
+    """``synth_xilinx`` split around ``map_memory``: the block RAM cells' INIT dropped before
+    their techmap (see the module docstring); the whole command where the split is unknown."""
+    whole = _synth_command(dev, top, extra)
+    if any("-run" in a.split() for a in extra):
+        return [whole]
+    steps = _map_memory_commands(tuple(yosys.cmd), _synth_command(dev, "qloom_probe", extra))
+    if steps is None:
+        return [whole]
+    return [
+        f"{whole} -run :map_memory",
+        steps[0],
+        "# contents do not change the counts; every initialised block would be its own template",
+        "setparam -unset INIT t:$__XILINX_BLOCKRAM_*",
+        *steps[1:],
+        f"{whole} -run map_ffram:",
+    ]
+
+
 def _write_files(staged: _Staged, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     for name, data in staged.files.items():
@@ -406,13 +471,17 @@ def synthesize(
             'setattr -set ram_style "logic" a:ram_style=distributed',
             'setattr -set rom_style "logic" a:rom_style=distributed',
         ]
-    script.append(_synth_command(dev, top, extra_synth_args))
+    yosys = find_tool("yosys")
+    mem_bytes = sum(len(d) for n, d in staged.files.items() if n not in staged.sources)
+    if dev.is_xilinx and not netlist and mem_bytes >= BRAM_INIT_STRIP_BYTES:
+        script += _xilinx_synth_script(yosys, dev, top, extra_synth_args)
+    else:
+        script.append(_synth_command(dev, top, extra_synth_args))
     script.append("tee -q -o stat.json stat -json")
     if netlist:
         script.append("write_json netlist.json")
     script_text = "\n".join(script) + "\n"
 
-    yosys = find_tool("yosys")
     key = (
         Hasher()
         .feed(SYNTH_VERSION, yosys.version, dev.name, dev.family, top, script_text)
