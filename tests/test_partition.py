@@ -146,7 +146,8 @@ def test_fewest_devices_then_balanced(tfc, cap):
         assert len(p.segments) == 2  # MatMul_20 (7 BRAM18) alone on the first device
         assert p.segments[0].stages == ("MatMul_20",)
         (link,) = p.links
-        assert (link.stream, link.bits_per_frame, link.cycles_per_frame) == ("51", 128, 32)
+        # MatMul_20 at PE 4 (the solver's folding): 8-bit beats, 16 per frame
+        assert (link.stream, link.bits_per_frame, link.cycles_per_frame) == ("51", 128, 16)
         assert p.cycles_per_frame() == 896 and p.bottleneck() == "MatMul_20"
 
 
@@ -276,13 +277,13 @@ def test_chain_is_bit_exact_at_the_pace_of_its_slowest_stage_or_link(tfc, tfc_in
     assert np.array_equal(full.outputs[compiled.integer.outputs[0]], want)
     assert full.cycles_per_frame == p.cycles_per_frame() == 896
     (lk,) = full.links
-    assert lk.latency_min == lk.latency_formula == 41  # 4 bits at 100 bits/cycle, then 40
+    assert lk.latency_min == lk.latency_formula == 41  # 8 bits at 100 bits/cycle, then 40
     # a link slower than every stage sets the pace: 128 bits/frame at 0.1 bits/cycle
     slow = partition(fold.design, "4xxc7a35t", "0.01:300", 0.08, 100.0)
     res = simulate_chain(slow, q, fifo_depths=depths).check()
     assert np.array_equal(res.outputs[compiled.integer.outputs[0]], want)
     assert slow.cycles_per_frame() == 1280 and abs(res.cycles_per_frame - 1280) <= 1
-    assert res.links[0].latency_min == 40 + 300  # 4 bits at 0.1 bits/cycle, then 300
+    assert res.links[0].latency_min == 80 + 300  # 8 bits at 0.1 bits/cycle, then 300
     # each segment top alone: bit-exact at its cut; the first runs at its formula, the second
     # (FIFOs sized for the chain's pace) at most at the chain's pace
     alone = simulate_segments(p, q, fifo_depths=depths)
@@ -331,7 +332,7 @@ def test_build_writes_segments_and_lists_them(tfc_inputs, tmp_path, capsys):
     assert [s["part"] for s in part["devices"]] == ["xc7a35t", "xc7a35t"]
     assert all(s["load"] <= 1 and s["utilization_percent"]["LUT"] > 0 for s in part["devices"])
     (link,) = part["links"]
-    assert (link["stream"], link["cycles_per_frame"], link["bits_per_frame"]) == ("51", 32, 128)
+    assert (link["stream"], link["cycles_per_frame"], link["bits_per_frame"]) == ("51", 16, 128)
     assert link["sim"]["mismatches"] == 0 and link["sim"]["beat_delay_min"] == 41
     assert report["sim"]["verdict"] == "yes" and report["sim"]["cycles_per_frame"] == 896
     assert report["totals"]["cycles_per_frame"] == part["cycles_per_frame"] == 896
@@ -340,7 +341,7 @@ def test_build_writes_segments_and_lists_them(tfc_inputs, tmp_path, capsys):
         assert s["sim"]["mismatches"] == 0
     assert not (d / "rtl").exists()  # a chain has no one-part top
     back = BuildReport.read(d)
-    assert back.to_json() == report and back.partition.links[0].cycles_per_frame == 32
+    assert back.to_json() == report and back.partition.links[0].cycles_per_frame == 16
     # a one-part report has no partition section (report.json unchanged)
     one = BuildReport.from_json({k: v for k, v in report.items() if k != "partition"})
     assert "partition" not in one.to_json()

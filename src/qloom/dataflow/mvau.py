@@ -443,23 +443,28 @@ class MVAU(Stage):
 
 # -- resource estimate (LUT coefficients fitted to Yosys: see qloom.fold.estimate) ---------
 #: MVAU LUTs = sum(coef * feature) + memories (see `_mvau_features`). Refitted 2026-12-06
-#: (`fit("MVAU")` on the 19 multi-bit calibration configurations, with the loop-based dot
-#: product, ones' complement and pipeline cuts of the current RTL): within 12 % of Yosys on
-#: every configuration (the earlier fit: -27 % on wide SIMD, +64 % with DSPs, and no "sign"
-#: feature: +-1 weights on 8-bit pixels were priced as multipliers, +76 % on CNV's first conv).
+#: (`fit("MVAU", drop=("const", "outadd", "rom_cols"))` on the 25 multi-bit calibration
+#: configurations: the 19 before, 5 from ResNet-18 (two 8-bit DSP stems, 128 4-bit lanes at
+#: PE 1 x SIMD 128 / PE 2 x SIMD 64, a 1x1 conv with 14 thresholds) and PE 64 x SIMD 1) with
+#: "mul" counting partial-product bits (IBITS * WBITS, 1/16 more per tree level) instead of
+#: (IBITS+1) * (WBITS+1), and "acc" fitted: within 12 % of Yosys on every configuration but
+#: the w2a2 DSP stem (-17 %; the w4a4 one +12 %). The fit before: -35 % / -31 % on the 4-bit
+#: 128-lane ones (ResNet-18 w4a4's 3x3 convs -24 % on xczu9eg), -38 % at PE 64 x SIMD 1;
+#: earlier still: -27 % on wide SIMD, +64 % with DSPs, and no "sign" feature: +-1 weights on
+#: 8-bit pixels were priced as multipliers, +76 % on CNV's first conv.
 MVAU_LUT = {
     "const": 0.0,  # control (issue logic, valid pipeline): absorbed by the other terms
-    "ctrl_bits": 1.2432,  # per counter bit (sf, nf, weight address)
-    "mul": 1.2241,  # per multiplier operand bit pair (XW * YW) per LUT lane
-    "sign": 1.5271,  # per input bit of a +-1-weight lane on multi-bit inputs (x or ~x)
-    "tree": 0.2769,  # per adder-tree bit (PE * (SIMD-1) adders of PSW bits)
+    "ctrl_bits": 1.1039,  # per counter bit (sf, nf, weight address)
+    "mul": 2.1368,  # per partial-product bit (IBITS * WBITS) per LUT lane, +1/16 per level
+    "sign": 1.5075,  # per input bit of a +-1-weight lane on multi-bit inputs (x or ~x)
+    "tree": 0.2685,  # per adder-tree bit (PE * (SIMD-1) adders of PSW bits)
     "xnor": 0.0,  # per XNOR-popcount input (PE * SIMD): binary MVAUs use MVAU_XNOR_LUT
     "xnor_depth": 0.0,  # per XNOR lane and tree level (PE * SIMD * log2 SIMD): binary only
-    "acc": 0.0,  # per accumulator bit (PE * ACC_BITS): absorbed by the tree and comparators
-    "cmp": 0.6978,  # per threshold comparator bit (PE * NT * CW)
+    "acc": 0.8689,  # per accumulator bit (PE * ACC_BITS): alone at SIMD 1 (PE 64: -38 % without)
+    "cmp": 0.5221,  # per threshold comparator bit (PE * NT * CW)
     "outadd": 0.0,  # per output bit (PE * OBITS): count of passed thresholds + OUT_BASE
     "rom_cols": 0.0,  # per (distinct) output bit of a ROM built from logic
-    "rom_bits": 4.1627,  # per 64 ROM bits built from logic (in context: ~5x a bare ROM)
+    "rom_bits": 4.3562,  # per 64 ROM bits built from logic (in context: ~5x a bare ROM)
 }
 
 #: XNOR-popcount MVAU LUTs (BINARY = 1): fitted on the binary configurations alone (a PE x
@@ -474,7 +479,7 @@ MVAU_XNOR_LUT = {
     "ctrl_bits": 1.4772,
     "mul": 0.0,
     "sign": 0.0,
-    "tree": 0.0,  # the adders' bits follow the lanes: absorbed by "xnor" and "xnor_depth"
+    "tree": 0.0,  # the adders' bits follow the lanes: priced by "xnor" and "xnor_depth"
     "xnor": 0.3259,
     "xnor_depth": 0.239,
     "acc": 2.0259,
@@ -492,17 +497,6 @@ def tree_leaves(s: MVAU) -> int:
     """Leaves of the RTL's per-PE adder tree (NL): the SIMD products, or in XNOR mode the
     full adders counting the matches of 3 lanes; every node of the tree is PSW bits wide."""
     return tree_leaves_binary(s.simd) if s.binary else s.simd
-
-
-def _xnor_tree_bits(simd: int, psw: int) -> int:
-    """Output bits of the adders of one PE's XNOR tree: full-adder leaves of 2 bits summed in
-    pairs, each sum one bit wider up to PSW (padding leaves are zero: synthesis drops them)."""
-    n, width, bits = tree_leaves_binary(simd), 2, 0
-    while n > 1:
-        width = min(width + 1, psw)
-        bits += (n // 2) * width
-        n = -(-n // 2)
-    return bits
 
 
 def tree_leaves_binary(simd: int) -> int:
@@ -524,12 +518,18 @@ def mvau_features(s: MVAU) -> dict[str, float]:
     dsp_lanes = _dsp_lanes(s)
     # +-1 weights on multi-bit inputs: no product, x or ~x (ones' complement) into the tree
     sign = not binary and bool(p["WBIPOLAR"]) and not p["IBIPOLAR"]
+    # Multiplier lanes: priced per partial-product bit (IBITS x WBITS per lane), dearer the
+    # deeper the tree (+1/16 per level: the ratio a separate per-level feature took in the fit,
+    # 0.067; Yosys sums each half of the tree with its products in full adders). The earlier
+    # (IBITS+1) x (WBITS+1) priced 4-bit lanes too close to 2-bit ones: 128 4-bit lanes at
+    # PE 1 x SIMD 128 were -35 % of Yosys, 2-bit ones -11 %.
+    pp = p["IBITS"] * p["WBITS"] * (1 + math.log2(max(simd, 2)) / 16)
     return {
         "const": 1.0,
         "ctrl_bits": counter_bits(s.sf) + counter_bits(s.nf) + counter_bits(s.nf * s.sf),
-        "mul": 0.0 if binary or sign else (lanes - dsp_lanes) * xw * yw,
+        "mul": 0.0 if binary or sign else (lanes - dsp_lanes) * pp,
         "sign": float(lanes * xw) if sign else 0.0,
-        "tree": pe * _xnor_tree_bits(simd, psw) if binary else pe * (simd - 1) * psw,
+        "tree": 0.0 if binary else pe * (simd - 1) * psw,  # XNOR: in "xnor" / "xnor_depth"
         "xnor": float(lanes) if binary else 0.0,
         # Yosys merges each half of the tree (cut register) into one $macc that it builds from
         # full adders: dearer per lane the deeper the tree (PE 2 x SIMD 1024: 2.6 LUT per

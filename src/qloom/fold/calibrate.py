@@ -158,6 +158,17 @@ for _args in [
     ],
     dict(mw=64, mh=32, pe=4, simd=8, ibits=4, wbits=4, nt=15),
     dict(mw=128, mh=64, pe=8, simd=16, ibits=8, wbits=4, nt=3),
+    # ResNet-18's MVAUs: the stems (8-bit pixels, PE 1 x SIMD 147, a DSP48 per lane), the 4-bit
+    # 3x3 convs (128 lanes at PE 1 x SIMD 128 / PE 2 x SIMD 64, 14 thresholds; MW / MH scaled
+    # down) and a 1x1 shortcut with 14 thresholds per row (weights 4096 x 32)
+    dict(mw=147, mh=64, pe=1, simd=147, ibits=8, wbits=2, nt=2, ram_style="auto"),
+    dict(mw=147, mh=64, pe=1, simd=147, ibits=8, wbits=4, nt=14, ram_style="auto"),
+    dict(mw=256, mh=32, pe=1, simd=128, ibits=4, wbits=4, nt=14),
+    dict(mw=256, mh=32, pe=2, simd=64, ibits=4, wbits=4, nt=14),
+    dict(mw=128, mh=256, pe=1, simd=8, ibits=4, wbits=4, nt=14, ram_style="auto"),
+    # PE 64 x SIMD 1 (TFC's hidden layers at 1e6 FPS): no tree, a product and an accumulator
+    # per PE
+    dict(mw=64, mh=64, pe=64, simd=1, nt=3),
 ]:
     _add(lambda a=_args: make_mvau(**a))
 
