@@ -102,7 +102,6 @@ def _u250(args, compiled) -> dict[str, Any]:
     from qloom.synth import get_device
 
     dev = get_device("xcu250")
-    cap = dev.capacity()
     out: dict[str, Any] = {"target_fps": args.u250_fps, "runtime_weights": args.runtime_weights}
     # --runtime-weights: every MVAU loads its weights after reset, so the solver may put them
     # in UltraRAM (qloom build --runtime-weights folds the same design)
@@ -117,11 +116,7 @@ def _u250(args, compiled) -> dict[str, Any]:
             fps=round(r.fps, 1),
             bottleneck=r.design.bottleneck().name,
             estimate=tot,
-            utilization_percent={
-                k: round(100 * tot.get(k.lower(), 0) / cap[k], 1)
-                for k in ("LUT", "FF", "BRAM", "DSP", "URAM")
-                if cap.get(k)
-            },
+            utilization_percent=_percent(r.estimate["total"], dev),
             weight_words=len(r.design.weight_words()),
         )
     except QloomError as e:  # does not fit / not reachable
@@ -145,9 +140,14 @@ def _timed_build(opts, **on_refusal) -> tuple[Any, float, dict[str, Any] | None]
         report = build(opts)
     except QloomError as e:
         wall = round(time.monotonic() - t, 1)
-        row = {"ok": False, **on_refusal, "error_type": type(e).__name__, "error": str(e)}
-        return None, wall, row | {"wall_s": wall}
+        return None, wall, _refusal(e, wall, **on_refusal)
     return report, round(time.monotonic() - t, 1), None
+
+
+def _refusal(e: Exception, wall: float, **fields) -> dict[str, Any]:
+    """A result row for a step qloom refused (`fields` say what was asked)."""
+    return {"ok": False, **fields, "error_type": type(e).__name__, "error": str(e),
+            "wall_s": wall}  # fmt: skip
 
 
 def _build(args, name: str, onnx: Path, out_dir: Path, devices: str) -> tuple[dict[str, Any], Any]:
@@ -358,8 +358,7 @@ def _partition_estimate(args, compiled, devices: str) -> dict[str, Any]:
         part = partition(res.design, devs, args.link, args.max_utilization, args.clock_mhz,
                          res.budget_cycles, "the run-time weight design")  # fmt: skip
     except QloomError as e:
-        return {"ok": False, "devices_given": devices, "error_type": type(e).__name__,
-                "error": str(e), "wall_s": round(time.monotonic() - t, 1)}  # fmt: skip
+        return _refusal(e, round(time.monotonic() - t, 1), devices_given=devices)
     rows = [
         {
             "index": g.index,

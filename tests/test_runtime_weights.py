@@ -7,6 +7,7 @@ what a design with those weights as constants computes."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -425,10 +426,7 @@ def test_build_report_shows_uram(tmp_path, capsys):
 
 def _without_uram(report: dict) -> dict:
     """report.json as a build before URAM was reported wrote it (no "uram" keys)."""
-    import json
-
-    text = json.dumps(report)
-    data = json.loads(text)
+    data = copy.deepcopy(report)
     for row in data["stages"]:
         row["est"].pop("uram", None)
     data["totals"]["est"].pop("uram", None)
